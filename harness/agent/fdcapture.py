@@ -1,0 +1,47 @@
+"""Capture what native code writes to file descriptors 1 and 2.
+
+Engines print their diagnostics (MNN's backend fallback, ncnn's Vulkan probing) from C++ straight
+to the descriptors, bypassing sys.stdout, so the only way to read them is to swap the descriptors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from typing import Iterator, List
+
+
+class Captured:
+    def __init__(self) -> None:
+        self.text = ""
+
+
+@contextlib.contextmanager
+def capture_native_output(echo_fd: int = 2) -> Iterator[Captured]:
+    """Send fds 1 and 2 to a temp file for the block; afterwards the text is on .text.
+
+    The captured text is echoed to ``echo_fd`` so that nothing the engine said is lost.
+    """
+    cap = Captured()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved: List[int] = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        try:
+            os.dup2(tmp.fileno(), 1)
+            os.dup2(tmp.fileno(), 2)
+            yield cap
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            tmp.seek(0)
+            data = tmp.read()
+            cap.text = data.decode("utf-8", "replace")
+            if data:
+                os.write(echo_fd, data)

@@ -1,0 +1,173 @@
+"""One measurement, start to finish, in this (fresh) process.
+
+Usage: python -m harness.agent JOB.json   (or '-' to read the job from stdin)
+
+Prints progress lines and exactly one result line, each prefixed with a marker, on the original
+stdout; everything the engine prints goes to stderr so it can never corrupt the result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Dict, List
+
+from . import PROTOCOL, RESULT_MARKER
+from .memory import PhaseMeter
+
+PROGRESS_MARKER = "@@HARNESS-PROGRESS "
+
+
+class _Out:
+    def __init__(self) -> None:
+        # Keep the real stdout for our lines and point fd 1 at stderr: native code prints there.
+        self.fd = os.dup(1)
+        os.dup2(2, 1)
+
+    def line(self, marker: str, obj: Dict[str, object]) -> None:
+        data = (marker + json.dumps(obj, default=_jsonable) + "\n").encode()
+        os.write(self.fd, data)
+
+
+def _jsonable(x):
+    if hasattr(x, "item"):
+        return x.item()
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    return str(x)
+
+
+def _ms(ns: int) -> float:
+    return ns / 1e6
+
+
+def _phase(res: Dict[str, object], name: str, mem: Dict[str, object]) -> None:
+    for k, v in mem.items():
+        res["rss_%s_%s" % (name, k)] = v
+
+
+def measure(job: Dict[str, object], out: _Out) -> Dict[str, object]:
+    import numpy as np
+
+    from . import outputs as outm
+    from . import sysinfo
+    from .engines import load_adapter
+    from .engines.base import Unsupported
+
+    res: Dict[str, object] = {"protocol": PROTOCOL, "status": "error", "phase": "start",
+                              "started_at": time.time(), "agent_pid": os.getpid()}
+    res.update(sysinfo.static_info(job.get("state_dir")))
+    start_dyn = sysinfo.dynamic_info()
+    res.update({k + "_start": v for k, v in start_dyn.items()})
+    meter = PhaseMeter()
+    res["rss_process_start_peak_kb"] = meter.process_peak_kb
+    adapter = None
+    try:
+        res["phase"] = "import"
+        adapter = load_adapter(str(job["engine"]))(job)
+        res["engine_version"] = adapter.version()
+        inputs = [np.load(p) for p in job["inputs"]]
+        res["phase"] = "load"
+        meter.start()
+        t0 = time.perf_counter_ns()
+        adapter.load(dict(job["files"]), str(job["backend"]), str(job["precision"]),
+                     int(job["threads"]), dict(job.get("options") or {}),
+                     [list(s) for s in job.get("input_shapes") or [x.shape for x in inputs]])
+        res["load_ms"] = _ms(time.perf_counter_ns() - t0)
+        _phase(res, "load", meter.end())
+        res["backend"], res["precision"] = adapter.effective_backend, adapter.effective_precision
+        out.line(PROGRESS_MARKER, {"phase": "load", "rss_peak_kb": res.get("rss_load_peak_kb")})
+
+        res["phase"] = "first"
+        meter.start()
+        t0 = time.perf_counter_ns()
+        first = adapter.run(inputs)
+        res["first_ms"] = _ms(time.perf_counter_ns() - t0)
+        _phase(res, "first", meter.end())
+        out.line(PROGRESS_MARKER, {"phase": "first", "rss_peak_kb": res.get("rss_first_peak_kb")})
+
+        res["phase"] = "warmup"
+        warm = int(job.get("warmup", 0))
+        t0 = time.perf_counter_ns()
+        for _ in range(warm):
+            adapter.run(inputs)
+        res["warmup_ms"] = _ms(time.perf_counter_ns() - t0)
+        res["warmup_iterations"] = warm
+
+        res["phase"] = "steady"
+        min_iters = int(job.get("min_iterations", 1))
+        min_ns = int(float(job.get("min_seconds", 0.0)) * 1e9)
+        max_iters = int(job.get("max_iterations", 100000))
+        samples: List[int] = []
+        meter.start()
+        perf = time.perf_counter_ns
+        loop_start = perf()
+        last = first
+        while len(samples) < max_iters:
+            t0 = perf()
+            last = adapter.run(inputs)
+            t1 = perf()
+            samples.append(t1 - t0)
+            if len(samples) >= min_iters and t1 - loop_start >= min_ns:
+                break
+        timed_ns = perf() - loop_start
+        _phase(res, "steady", meter.end())
+        res["latency_ms"] = [_ms(s) for s in samples]
+        res["iterations"] = len(samples)
+        res["timed_s"] = timed_ns / 1e9
+
+        res["phase"] = "outputs"
+        refs = [np.load(p) for p in job.get("references") or []]
+        descs = []
+        for i, arr in enumerate(first):
+            d = outm.describe(arr)
+            d["name"] = (adapter.output_names[i] if i < len(adapter.output_names) else str(i))
+            if i < len(refs):
+                d.update(outm.compare(arr, refs[i]))
+            descs.append(d)
+        res["outputs"] = descs
+        res.update(outm.summarize(descs))
+        res["out_deterministic"] = all(
+            outm.describe(a)["sha256"] == d["sha256"] for a, d in zip(last, descs))
+        fell_back = (adapter.effective_backend != job["backend"]
+                     or adapter.effective_precision != job["precision"])
+        res["status"] = "fallback" if fell_back else "ok"
+        res["phase"] = "done"
+    except Unsupported as e:
+        res["status"], res["error"] = "unsupported", str(e)
+    except MemoryError:
+        res["status"], res["error"] = "oom", "MemoryError in phase %s" % res["phase"]
+    except Exception as e:  # the row must say what failed; the traceback goes to the log
+        traceback.print_exc()
+        res["status"], res["error"] = "error", "%s in phase %s: %s" % (
+            type(e).__name__, res["phase"], e)
+    finally:
+        if adapter is not None:
+            res["backend"] = res.get("backend") or adapter.effective_backend
+            res["precision"] = res.get("precision") or adapter.effective_precision
+            res["notes"] = adapter.notes
+            res.update(adapter.details)
+        res["rss_process_peak_kb"] = meter.process_peak_kb
+        res.update({k + "_end": v for k, v in sysinfo.dynamic_info().items()})
+        res["ended_at"] = time.time()
+    return res
+
+
+def main(argv: List[str]) -> int:
+    out = _Out()
+    if len(argv) != 1:
+        sys.stderr.write("usage: python -m harness.agent JOB.json|-\n")
+        return 2
+    try:
+        text = sys.stdin.read() if argv[0] == "-" else open(argv[0]).read()
+        job = json.loads(text)
+    except (OSError, ValueError) as e:
+        out.line(RESULT_MARKER, {"protocol": PROTOCOL, "status": "error",
+                                 "error": "bad job file %s: %s" % (argv[0], e)})
+        return 2
+    res = measure(job, out)
+    out.line(RESULT_MARKER, res)
+    return 0

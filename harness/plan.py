@@ -1,0 +1,52 @@
+"""Expansion of a suite into configurations: one measurement process each."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+
+from .cache import sha256_text
+from .suite import Suite
+
+
+@dataclass(frozen=True)
+class Config:
+    model: str
+    engine: str
+    version: str  # as requested: "installed" or a version string
+    backend: str
+    precision: str
+    threads: int
+    process: int
+    host: str = "local"
+
+    @property
+    def series(self) -> str:
+        """Identity of the configuration without the process index (what repeats)."""
+        return sha256_text(self.host, self.model, self.engine, self.version, self.backend,
+                           self.precision, str(self.threads))[:16]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def expand(suite: Suite, hosts: list[str] = ("local",)) -> list[Config]:
+    """All configurations, ordered so repeated processes of one configuration are spread out.
+
+    Processes are the outer loop: process 0 of every configuration runs before process 1 of any,
+    so slow drift of a host (heat, background load) is not absorbed by one configuration.
+    """
+    base = []
+    for m in suite.models:
+        engines = m.engines or tuple(suite.engines)
+        for host, eng in itertools.product(hosts, engines):
+            versions = suite.engines.get(eng, ("installed",))
+            for ver, be, pr, th in itertools.product(
+                    versions, m.backends or suite.backends, m.precisions or suite.precisions,
+                    m.threads or suite.threads):
+                base.append((m.name, eng, ver, be, pr, th, host))
+    out = []
+    for p in range(suite.measure.processes):
+        for (m, e, v, b, pr, th, h) in base:
+            out.append(Config(m, e, v, b, pr, th, p, h))
+    return out

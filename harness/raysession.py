@@ -1,0 +1,27 @@
+"""A Ray instance for one coordinator run: private and quiet unless a cluster is named."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None) -> Iterator[object]:
+    import ray
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if ray.is_initialized():  # a caller (a notebook, a test) already owns one
+        yield ray
+        return
+    kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        # address="local" always starts a private instance: a plain init() would attach to
+        # whatever cluster RAY_ADDRESS or a running head points at.
+        ray.init(address="local", **kwargs)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

@@ -1,0 +1,82 @@
+"""One dataset row from a configuration and what the agent reported."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from . import __version__
+from .dataset import COLUMNS
+from .plan import Config
+from .verdict import output_verdict
+
+_KNOWN = {name for name, _ in COLUMNS} | {"date", "engine"}
+# Agent fields that are folded into other columns or are too bulky to keep as columns.
+_DROP = {"outputs", "protocol", "agent_pid", "notes", "engine_options",
+         "governor_end", "freq_max_mhz_end"}
+
+
+@dataclass(frozen=True)
+class RunContext:
+    run_id: str
+    suite: str
+    sweep_kind: str = "suite"
+    sweep_tag: str | None = None
+
+
+def latency_stats(samples: list[float]) -> dict:
+    if not samples:
+        return {}
+    s = sorted(samples)
+    n = len(s)
+    mean = statistics.fmean(s)
+    return {
+        "median_ms": statistics.median(s),
+        "p90_ms": s[min(n - 1, int(round(0.9 * (n - 1))))],
+        "mean_ms": mean,
+        "min_ms": s[0],
+        "cv": (statistics.stdev(s) / mean) if n > 1 and mean > 0 else 0.0,
+    }
+
+
+def make_row(ctx: RunContext, cfg: Config, result: dict, *, model_sha256: str = "",
+             artifact_sha256: str = "", converter: str = "", input_shape: str = "",
+             input_key: str = "", measure=None) -> dict:
+    started = result.get("started_at") or time.time()
+    row = {
+        "run_id": ctx.run_id, "sweep_kind": ctx.sweep_kind, "sweep_tag": ctx.sweep_tag,
+        "suite": ctx.suite, "series": cfg.series,
+        "date": datetime.fromtimestamp(started, timezone.utc).strftime("%Y-%m-%d"),
+        "engine": cfg.engine, "host": cfg.host, "harness_version": __version__,
+        "model": cfg.model, "model_sha256": model_sha256, "artifact_sha256": artifact_sha256,
+        "converter": converter, "input_shape": input_shape, "input_key": input_key,
+        "engine_version_requested": cfg.version, "backend_requested": cfg.backend,
+        "precision_requested": cfg.precision, "threads": cfg.threads, "process": cfg.process,
+        "started_at": started, "ended_at": result.get("ended_at") or time.time(),
+    }
+    if measure is not None:
+        row.update(min_iterations=measure.min_iterations, min_seconds=measure.min_seconds)
+    extra = {}
+    for k, v in result.items():
+        if k in _DROP:
+            continue
+        if k in _KNOWN and k not in row:
+            row[k] = v
+        elif k not in _KNOWN:
+            extra[k] = v
+    if "governor_end" in result:
+        row["governor_end"] = result["governor_end"]
+    if result.get("notes"):
+        row["notes"] = "; ".join(result["notes"])
+    if result.get("engine_options") is not None:
+        row["engine_options"] = json.dumps(result["engine_options"], sort_keys=True)
+    if result.get("outputs") is not None:
+        row["outputs_json"] = json.dumps(result["outputs"])
+    row.update(latency_stats(result.get("latency_ms") or []))
+    if extra:
+        row["extra_json"] = json.dumps(extra, default=str, sort_keys=True)
+    row["verdict"] = output_verdict(row)
+    return row

@@ -1,0 +1,57 @@
+"""The end-of-run table: one line per configuration (processes pooled)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+KEYS = ["model", "engine", "engine_version", "backend", "precision", "threads"]
+_VERDICT_ORDER = ["wrong", "nan/inf", "error", "timeout", "oom", "convert_error",
+                  "unsupported", "unreachable", "no-ref", "ok"]
+
+
+def _worst(vs) -> str:
+    vs = [v for v in vs if isinstance(v, str)]
+    for v in _VERDICT_ORDER:
+        if v in vs:
+            return v
+    return vs[0] if vs else ""
+
+
+def summarize(rows: list[dict]) -> pd.DataFrame:
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(rows)
+    for k in KEYS:
+        if k not in df:
+            df[k] = None
+    df["engine_version"] = df["engine_version"].fillna(df["engine_version_requested"])
+    df["backend"] = df["backend"].fillna(df["backend_requested"] + "?")
+    df["precision"] = df["precision"].fillna(df["precision_requested"] + "?")
+    out = []
+    for key, g in df.groupby(KEYS, dropna=False, sort=True):
+        samples = [s for lst in g.get("latency_ms", []) if isinstance(lst, list) for s in lst]
+        lat = pd.Series(samples, dtype=float)
+        steady = g["rss_steady_peak_kb"].dropna() if "rss_steady_peak_kb" in g else []
+        statuses = sorted(set(g["status"]))
+        out.append({
+            **dict(zip(KEYS, key)),
+            "n": len(g),
+            "median_ms": lat.median() if len(lat) else None,
+            "p90_ms": lat.quantile(0.9) if len(lat) else None,
+            "steady_peak_mib": (steady.median() / 1024.0) if len(steady) else None,
+            "status": ",".join(statuses),
+            "verdict": _worst(list(g["verdict"])),
+        })
+    return pd.DataFrame(out)
+
+
+def render(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "(no rows)"
+    show = df.copy()
+    for c in ("median_ms", "p90_ms"):
+        show[c] = show[c].map(lambda v: f"{v:.2f}" if pd.notna(v) else "-")
+    show["steady_peak_mib"] = show["steady_peak_mib"].map(
+        lambda v: f"{v:.1f}" if pd.notna(v) else "-")
+    show = show.rename(columns={"engine_version": "version", "steady_peak_mib": "steady_MiB"})
+    return show.to_string(index=False)
