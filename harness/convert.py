@@ -6,6 +6,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,7 @@ def _run(cmd: list[str], cwd: Path, timeout: float = 900) -> str:
 
 
 def _tail(text: str, n: int = 600) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
     text = " | ".join(line.strip() for line in text.strip().splitlines() if line.strip())
     return text[-n:]
 
@@ -81,6 +83,9 @@ def onnx_io_names(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return ins, tuple(o.name for o in m.graph.output)
 
 
+_MNNCONVERT = "import sys, _tools; _tools.mnnconvert(sys.argv)"
+
+
 def to_mnn(src: Path) -> Artifact:
     ver = _version("MNN")
     converter = f"mnnconvert {ver}"
@@ -88,7 +93,10 @@ def to_mnn(src: Path) -> Artifact:
     key = sha256_text(sha, "mnn", converter)[:24]
 
     def build(d: Path) -> None:
-        out = _run([sys.executable, "-m", "MNN.tools.mnnconvert", "-f", "ONNX", "--modelFile",
+        # The converter's extension is called directly: the wheel's `mnnconvert` wrapper sends
+        # usage telemetry and, when its logging SDK is missing, runs `pip install` of it, which
+        # downgrades protobuf under onnx.
+        out = _run([sys.executable, "-c", _MNNCONVERT, "mnnconvert", "-f", "ONNX", "--modelFile",
                     str(src), "--MNNModel", str(d / "model.mnn"), "--bizCode", "harness"], d)
         if "Converted Success" not in out or not (d / "model.mnn").exists():
             raise ConvertError(f"mnnconvert did not convert: {_tail(out)}")
