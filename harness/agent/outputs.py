@@ -1,32 +1,57 @@
-"""Output fingerprints and error metrics against a reference, computed on the device."""
+"""Output fingerprints and error metrics against a reference, computed on the device.
+
+Statistics are accumulated in float64 over fixed-size chunks so that checking a large output
+adds a few MiB to the process, not several copies of the output (the agent's whole-process
+peak RSS should be the engine's, not ours).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import math
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
+
+CHUNK = 1 << 18  # elements
+
+
+def _chunks(*arrays: np.ndarray) -> Iterator[Tuple[np.ndarray, ...]]:
+    flat = [a.reshape(-1) for a in arrays]
+    n = flat[0].size
+    for i in range(0, n, CHUNK):
+        yield tuple(f[i:i + CHUNK].astype(np.float64) for f in flat)
 
 
 def describe(arr: np.ndarray) -> Dict[str, object]:
     a = np.ascontiguousarray(arr)
-    finite = a[np.isfinite(a)] if a.dtype.kind == "f" else a
-    f64 = finite.astype(np.float64, copy=False)
+    nan = inf = 0
+    lo, hi, total, sq, count = math.inf, -math.inf, 0.0, 0.0, 0
+    for (c,) in _chunks(a):
+        fin = np.isfinite(c)
+        nan += int(np.isnan(c).sum())
+        inf += int(np.isinf(c).sum())
+        c = c[fin] if not fin.all() else c
+        if c.size:
+            lo, hi = min(lo, float(c.min())), max(hi, float(c.max()))
+            total += float(c.sum())
+            sq += float(np.dot(c, c))
+            count += c.size
+    mean = total / count if count else None
     return {
-        "sha256": hashlib.sha256(a.tobytes()).hexdigest(),
+        "sha256": hashlib.sha256(memoryview(a).cast("B")).hexdigest(),
         "shape": list(a.shape),
         "dtype": str(a.dtype),
-        "nan": int(np.isnan(a).sum()) if a.dtype.kind == "f" else 0,
-        "inf": int(np.isinf(a).sum()) if a.dtype.kind == "f" else 0,
-        "min": float(f64.min()) if f64.size else None,
-        "max": float(f64.max()) if f64.size else None,
-        "mean": float(f64.mean()) if f64.size else None,
-        "std": float(f64.std()) if f64.size else None,
+        "nan": nan,
+        "inf": inf,
+        "min": lo if count else None,
+        "max": hi if count else None,
+        "mean": mean,
+        "std": math.sqrt(max(sq / count - mean * mean, 0.0)) if count else None,
     }
 
 
-def _num(x: float) -> Optional[float]:
+def _num(x: Optional[float]) -> Optional[float]:
     return None if (x is None or math.isnan(x)) else float(x)
 
 
@@ -34,24 +59,32 @@ def compare(out: np.ndarray, ref: np.ndarray) -> Dict[str, object]:
     """Errors of ``out`` against ``ref``; a size mismatch is reported, never broadcast."""
     if out.size != ref.size:
         return {"ref_error": "size %d vs reference %d" % (out.size, ref.size)}
-    o = out.reshape(-1).astype(np.float64)
-    r = ref.reshape(-1).astype(np.float64)
-    diff = np.abs(o - r)
-    # NaN in either side makes the max error undefined; report it as infinite so that no
-    # tolerance can pass it.
-    max_abs = float(np.max(diff)) if diff.size else 0.0
-    if math.isnan(max_abs) or (diff.size and np.isnan(diff).any()):
-        max_abs = math.inf
-    ref_scale = float(np.max(np.abs(r))) if r.size else 0.0
-    rel = max_abs / ref_scale if ref_scale > 0 else (0.0 if max_abs == 0 else math.inf)
+    max_abs, ref_scale, dot, no2, nr2 = 0.0, 0.0, 0.0, 0.0, 0.0
+    any_nan = False
     with np.errstate(all="ignore"):
-        no, nr = float(np.linalg.norm(o)), float(np.linalg.norm(r))
-        if no == 0 and nr == 0:
-            cos = 1.0
-        elif no == 0 or nr == 0 or not (math.isfinite(no) and math.isfinite(nr)):
-            cos = float("nan")
-        else:
-            cos = float(np.dot(o, r) / (no * nr))
+        for o, r in _chunks(np.ascontiguousarray(out), np.ascontiguousarray(ref)):
+            d = np.abs(o - r)
+            if np.isnan(d).any():
+                any_nan = True
+            elif d.size:
+                max_abs = max(max_abs, float(d.max()))
+            if r.size:
+                ref_scale = max(ref_scale, float(np.abs(r).max()))
+            dot += float(np.dot(o, r))
+            no2 += float(np.dot(o, o))
+            nr2 += float(np.dot(r, r))
+    # NaN in either side makes the error undefined: report it as infinite so that no tolerance
+    # can pass it.
+    if any_nan:
+        max_abs = math.inf
+    rel = max_abs / ref_scale if ref_scale > 0 else (0.0 if max_abs == 0 else math.inf)
+    no, nr = math.sqrt(no2), math.sqrt(nr2)
+    if no == 0 and nr == 0:
+        cos = 1.0
+    elif no == 0 or nr == 0 or not (math.isfinite(no) and math.isfinite(nr)):
+        cos = float("nan")
+    else:
+        cos = dot / (no * nr)
     return {"max_abs_err": max_abs, "rel_err": rel, "cosine": _num(cos)}
 
 

@@ -150,6 +150,7 @@ def measure(job: Dict[str, object], out: _Out) -> Dict[str, object]:
             res["precision"] = res.get("precision") or adapter.effective_precision
             res["notes"] = adapter.notes
             res.update(adapter.details)
+        meter.end()  # the last window (output checks) counts towards the process peak
         res["rss_process_peak_kb"] = meter.process_peak_kb
         res.update({k + "_end": v for k, v in sysinfo.dynamic_info().items()})
         res["ended_at"] = time.time()
