@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from harness.analysis import (
@@ -19,7 +20,6 @@ from harness.analysis import (
     render_table,
     write_models_table,
 )
-from harness.analysis._onnx import onnx
 from harness.analysis.builtin_paths import DEFAULT_SHAPES, builtin_path
 from harness.analysis.cli import add_parser
 from harness.analysis.memory import Step, plan_memory
