@@ -6,7 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import HarnessError
+from .errors import HarnessError, InputError
+
+
+def _hosts(args):
+    if not getattr(args, "inventory", None):
+        if getattr(args, "devices", None):
+            raise InputError("--devices", "needs --inventory", "an inventory file")
+        return None
+    from .fleet.inventory import load_inventory, select
+    return select(load_inventory(args.inventory), args.devices)
 
 
 def _cmd_run(args) -> int:
@@ -14,12 +23,38 @@ def _cmd_run(args) -> int:
     from .summary import render, summarize
     from .suite import load_suite
     suite = load_suite(args.suite)
+    hosts = _hosts(args)
+    if args.dry_run:
+        from .plan import expand
+        configs = expand(suite, [h.name for h in hosts] if hosts else ["local"])
+        for c in configs:
+            print(f"{c.host}\t{c.model}\t{c.engine}=={c.version}\t{c.backend}\t{c.precision}"
+                  f"\t{c.threads}t\tprocess {c.process}")
+        print(f"{len(configs)} configurations on {len(hosts) if hosts else 1} host(s); "
+              "nothing was run")
+        return 0
     report = run_suite(suite, Path(args.out), ray_address=args.ray_address,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, hosts=hosts,
+                       trust_new_host_key=args.trust_new_host_key)
+    for h, info in sorted(report.hosts.items()):
+        if info.get("error"):
+            print(f"host {h}: {info['error']}", file=sys.stderr)
     print(render(summarize(report.rows)))
     bad = [r for r in report.rows if r["status"] not in ("ok", "fallback", "unsupported")]
     print(f"\nrun {report.run_id}: {len(report.rows)} rows in {report.wall_s:.1f} s -> "
           f"{args.out} ({len(report.files)} file(s)); {len(bad)} failed")
+    return 1 if bad else 0
+
+
+def _cmd_devices_check(args) -> int:
+    from .fleet.check import check_hosts
+    from .fleet.inventory import load_inventory, select
+    hosts = select(load_inventory(args.inventory), args.devices)
+    results = check_hosts(hosts, args.trust_new_host_key)
+    for r in results:
+        print(r.line())
+    bad = sum(not r.ok for r in results)
+    print(f"{len(results) - bad} of {len(results)} hosts ok")
     return 1 if bad else 0
 
 
@@ -34,7 +69,26 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ray-address", default=None,
                    help="Ray cluster to use (default: a private local instance; RAY_ADDRESS)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--inventory", help="devices inventory (TOML); default: this machine")
+    r.add_argument("--devices", help="hosts of the inventory: name1,name2 or tag:KEY[=VALUE]")
+    r.add_argument("--dry-run", action="store_true",
+                   help="print the expanded plan (configurations x hosts) without connecting")
+    r.add_argument("--trust-new-host-key", action="store_true",
+                   help="accept and record unknown SSH host keys (changed keys stay refused)")
     r.set_defaults(func=_cmd_run)
+
+    d = sub.add_parser("devices", help="inventory tools")
+    dsub = d.add_subparsers(dest="devices_command", required=True)
+    dc = dsub.add_parser("check", help="probe every host of an inventory in parallel")
+    dc.add_argument("inventory")
+    dc.add_argument("--devices", help="a subset: name1,name2 or tag:KEY[=VALUE]")
+    dc.add_argument("--trust-new-host-key", action="store_true")
+    dc.set_defaults(func=_cmd_devices_check)
+
+    m = sub.add_parser("models", help="model tools")
+    msub = m.add_subparsers(dest="models_command", required=True)
+    from .analysis.cli import add_parser as add_stats
+    add_stats(msub)
     return p
 
 

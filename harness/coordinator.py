@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import sys
 import time
 import uuid
@@ -28,6 +30,8 @@ class RunReport:
     files: list[Path]
     wall_s: float
     timings: dict = field(default_factory=dict)
+    transfers: list[dict] = field(default_factory=list)
+    hosts: dict = field(default_factory=dict)  # host -> probe info, or {"error": ...}
 
 
 def new_run_id() -> str:
@@ -35,14 +39,33 @@ def new_run_id() -> str:
 
 
 class HostWorker:
-    """Owns one host's executor; Ray runs its calls one at a time (max_concurrency=1), so
-    measurements on one host never overlap."""
+    """Owns one host's executor (and so its single SSH connection). Ray runs its calls one at
+    a time (max_concurrency=1), so measurements on one host never overlap."""
 
-    def __init__(self, executor):
-        self.executor = executor
+    def __init__(self, make_executor):
+        self.executor = make_executor()
+
+    def setup(self) -> dict:
+        try:
+            return self.executor.setup()
+        except Exception as e:
+            return {"error": str(e)}
 
     def measure(self, job: dict, timeout_s: float) -> dict:
         return self.executor.run_job(job, timeout_s)
+
+    def finish(self) -> list[dict]:
+        self.executor.close()
+        return list(getattr(self.executor, "transfers", []))
+
+
+_HOST_FIELDS = ("device_id", "hostname", "arch", "cpu_model", "cores", "mem_total_kb", "kernel",
+                "os", "python_version")
+
+
+def _host_fields(info: dict) -> dict:
+    """What the host probe knew, for rows where no agent ran (unsupported, convert errors)."""
+    return {k: info[k] for k in _HOST_FIELDS if info and k in info}
 
 
 def _static_row_fields(pm: PreparedModel, art) -> dict:
@@ -52,52 +75,67 @@ def _static_row_fields(pm: PreparedModel, art) -> dict:
                 converter=art.converter if isinstance(art, Artifact) else "")
 
 
-def _precheck(cfg: Config, pm: PreparedModel, executor) -> dict | None:
-    """A result for configurations that cannot run at all (no agent process is started)."""
-    fmt = adapter_class(cfg.engine).MODEL_FORMAT
-    art = pm.artifacts.get(fmt)
-    if isinstance(art, str):
-        return {"status": "convert_error", "error": art, "started_at": time.time()}
-    reason = executor.unsupported(cfg.engine, cfg.version) if hasattr(
-        executor, "unsupported") else None
-    if reason:
-        return {"status": "unsupported", "error": reason, "started_at": time.time()}
-    return None
+def executor_factories(hosts, run_id: str, trust_new_host_key: bool = False) -> dict:
+    """host name -> picklable factory; None or [] means the local machine."""
+    if not hosts:
+        return {"local": LocalExecutor}
+    from .fleet.executor import SshExecutor, default_owner
+    owner = default_owner(run_id)
+    return {h.name: functools.partial(SshExecutor, h, owner, trust_new_host_key) for h in hosts}
 
 
 def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
               progress: bool = True, sweep_kind: str = "suite", sweep_tag: str | None = None,
-              executors: dict | None = None, run_id: str | None = None) -> RunReport:
+              hosts=None, trust_new_host_key: bool = False,
+              run_id: str | None = None, skip: set | None = None) -> RunReport:
+    """Measure every configuration of ``suite`` on ``hosts`` (inventory HostSpecs; None: this
+    machine) and write the rows under ``out_dir``. ``skip`` holds (host, series, process)
+    tuples already measured (resume)."""
     out_dir = Path(out_dir)
     check_writable(out_dir)
     t_start = time.perf_counter()
-    executors = executors or {"local": LocalExecutor()}
     run_id = run_id or new_run_id()
+    factories = executor_factories(hosts, run_id, trust_new_host_key)
     ctx = RunContext(run_id=run_id, suite=suite.name, sweep_kind=sweep_kind,
                      sweep_tag=sweep_tag)
-    timings = {}
-    with ray_session(ray_address) as ray:
+    timings: dict = {}
+    resources = {f"harness-host:{h}": 1.0 for h in factories}
+    with ray_session(ray_address, resources=None if ray_address else resources) as ray:
         timings["ray_init_s"] = time.perf_counter() - t_start
+        actor_cls = ray.remote(num_cpus=0)(HostWorker)
+        have_res = ray.cluster_resources()
+        actors = {}
+        for h, make in factories.items():
+            opts = {"max_concurrency": 1}
+            # The per-host resource keeps a second worker (another coordinator on the same
+            # cluster) for the same host pending.
+            if f"harness-host:{h}" in have_res:
+                opts["resources"] = {f"harness-host:{h}": 1.0}
+            actors[h] = actor_cls.options(**opts).remote(make)
+        # Hosts connect, lock and probe while the coordinator converts models.
+        setups = {h: a.setup.remote() for h, a in actors.items()}
         t = time.perf_counter()
         prepared = prepare_suite(suite)
         timings["prepare_s"] = time.perf_counter() - t
-        configs = expand(suite, list(executors))
+        host_info = {h: ray.get(ref) for h, ref in setups.items()}
+        configs = expand(suite, list(factories))
         writer = RunWriter(out_dir, run_id)
-        actor_cls = ray.remote(num_cpus=0)(HostWorker)
-        actors = {h: actor_cls.options(max_concurrency=1).remote(ex)
-                  for h, ex in executors.items()}
+        bars = _Progress(configs, progress)
         pending = {}
-        bar = _progress(len(configs), progress)
         for cfg in configs:
+            if skip and (cfg.host, cfg.series, cfg.process) in skip:
+                bars.update(cfg, "skipped")
+                continue
             pm = prepared[cfg.model]
             art = pm.artifacts.get(adapter_class(cfg.engine).MODEL_FORMAT)
             static = _static_row_fields(pm, art)
-            early = _precheck(cfg, pm, executors[cfg.host])
-            if early is not None:
+            if isinstance(art, str):
+                early = {**_host_fields(host_info.get(cfg.host)), "status": "convert_error",
+                         "error": art, "started_at": time.time()}
                 writer.add(make_row(ctx, cfg, early, measure=suite.measure, **static))
-                bar.update(1)
+                bars.update(cfg, "convert_error")
                 continue
-            job = build_job(suite, cfg, pm, executors[cfg.host].where)
+            job = build_job(suite, cfg, pm)
             ref = actors[cfg.host].measure.remote(job, suite.measure.timeout_s)
             pending[ref] = (cfg, static)
         while pending:
@@ -105,19 +143,52 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
             cfg, static = pending.pop(done[0])
             try:
                 result = ray.get(done[0])
-            except Exception as e:  # the actor died: infrastructure, not the engine
+            except Exception as e:  # the worker died: infrastructure, not the engine
                 result = {"status": "error", "error": f"host worker failed: {e}"[:500]}
+            result = {**_host_fields(host_info.get(cfg.host)), **result}
             row = make_row(ctx, cfg, result, measure=suite.measure, **static)
             writer.add(row)
-            bar.update(1)
-            bar.set_postfix_str(f"{cfg.model}/{cfg.engine}/{cfg.threads}t {row['status']}")
-        bar.close()
+            bars.update(cfg, row["status"])
+        transfers = []
+        for h, a in actors.items():
+            try:
+                transfers += ray.get(a.finish.remote())
+            except Exception:
+                pass
+        bars.close()
         writer.close()
+    if transfers:
+        tdir = out_dir / "_transfers"
+        tdir.mkdir(exist_ok=True)
+        (tdir / f"{run_id}.jsonl").write_text("".join(json.dumps(t) + "\n" for t in transfers))
     return RunReport(run_id, writer.rows, sorted(writer.files), time.perf_counter() - t_start,
-                     timings)
+                     timings, transfers, host_info)
 
 
-def _progress(total: int, enabled: bool):
-    from tqdm import tqdm
-    return tqdm(total=total, disable=(not enabled) or None, file=sys.stderr, unit="cfg",
-                dynamic_ncols=True, leave=False)
+class _Progress:
+    """One bar for the whole run plus one per host when there are several."""
+
+    def __init__(self, configs: list[Config], enabled: bool):
+        from tqdm import tqdm
+        disable = (not enabled) or None  # None: tqdm decides (off when not a terminal)
+        hosts = sorted({c.host for c in configs})
+        self.total = tqdm(total=len(configs), disable=disable, file=sys.stderr, unit="cfg",
+                          desc="all", dynamic_ncols=True, leave=False, position=0)
+        self.per_host = {}
+        if len(hosts) > 1:
+            for i, h in enumerate(hosts, 1):
+                n = sum(1 for c in configs if c.host == h)
+                self.per_host[h] = tqdm(total=n, disable=disable, file=sys.stderr, unit="cfg",
+                                        desc=h[:16], dynamic_ncols=True, leave=False,
+                                        position=i)
+
+    def update(self, cfg: Config, status: str) -> None:
+        self.total.update(1)
+        self.total.set_postfix_str(f"{cfg.host}:{cfg.model}/{cfg.engine}/{cfg.threads}t {status}")
+        if cfg.host in self.per_host:
+            self.per_host[cfg.host].update(1)
+
+    def close(self) -> None:
+        for b in self.per_host.values():
+            b.close()
+        self.total.close()

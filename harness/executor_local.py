@@ -38,7 +38,19 @@ class LocalExecutor:
     def where(self, path) -> str:
         return str(path)
 
+    def setup(self) -> dict:
+        from .agent.hostctl import probe
+        return probe()
+
+    transfers: list = []
+
+    def close(self) -> None:
+        pass
+
     def run_job(self, job: dict, timeout_s: float) -> dict:
+        reason = self.unsupported(job["engine"], job.get("version", "installed"))
+        if reason:
+            return {"status": "unsupported", "error": reason}
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(job, f)
             job_path = f.name

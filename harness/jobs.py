@@ -21,6 +21,7 @@ def build_job(suite: Suite, cfg: Config, pm: PreparedModel,
     return {
         "protocol": PROTOCOL,
         "engine": cfg.engine,
+        "version": cfg.version,
         "files": {k: where(v) for k, v in art.files.items()},
         "inputs": [where(p) for p in pm.inputs.inputs],
         "input_shapes": [list(s) for s in pm.inputs.shapes],

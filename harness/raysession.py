@@ -8,7 +8,8 @@ from typing import Iterator
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None = None) -> Iterator[object]:
+def ray_session(address: str | None = None,
+                resources: dict[str, float] | None = None) -> Iterator[object]:
     import ray
     address = address or os.environ.get("RAY_ADDRESS") or None
     if ray.is_initialized():  # a caller (a notebook, a test) already owns one
@@ -20,7 +21,7 @@ def ray_session(address: str | None = None) -> Iterator[object]:
     else:
         # address="local" always starts a private instance: a plain init() would attach to
         # whatever cluster RAY_ADDRESS or a running head points at.
-        ray.init(address="local", **kwargs)
+        ray.init(address="local", resources=resources or None, **kwargs)
     try:
         yield ray
     finally:

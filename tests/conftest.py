@@ -21,3 +21,7 @@ def ray_instance():
 def write_suite(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+# Real SSH test hosts (x86 sshd, lavapipe GPU host, armv7l chroot under qemu-user).
+pytest_plugins = ["tests.hosts.fixtures"]

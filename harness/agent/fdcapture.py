@@ -13,6 +13,16 @@ import tempfile
 from typing import Iterator, List
 
 
+def _flush_c_stdio() -> None:
+    # Native code prints through C stdio, which buffers when fd 1 is a pipe: flush it while
+    # the descriptors still point at the capture file.
+    try:
+        import ctypes
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
+
+
 class Captured:
     def __init__(self) -> None:
         self.text = ""
@@ -22,7 +32,8 @@ class Captured:
 def capture_native_output(echo_fd: int = 2) -> Iterator[Captured]:
     """Send fds 1 and 2 to a temp file for the block; afterwards the text is on .text.
 
-    The captured text is echoed to ``echo_fd`` so that nothing the engine said is lost.
+    The captured text is echoed to ``echo_fd`` (unless it is negative) so that nothing the engine
+    said is lost.
     """
     cap = Captured()
     sys.stdout.flush()
@@ -36,6 +47,7 @@ def capture_native_output(echo_fd: int = 2) -> Iterator[Captured]:
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
+            _flush_c_stdio()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             for fd in saved:
@@ -43,5 +55,5 @@ def capture_native_output(echo_fd: int = 2) -> Iterator[Captured]:
             tmp.seek(0)
             data = tmp.read()
             cap.text = data.decode("utf-8", "replace")
-            if data:
+            if data and echo_fd >= 0:
                 os.write(echo_fd, data)

@@ -159,11 +159,17 @@ def measure(job: Dict[str, object], out: _Out) -> Dict[str, object]:
 
 def main(argv: List[str]) -> int:
     out = _Out()
-    if len(argv) != 1:
-        sys.stderr.write("usage: python -m harness.agent JOB.json|-\n")
+    if len(argv) == 2 and argv[0] == "--b64":
+        import base64
+        argv = ["--b64", base64.b64decode(argv[1]).decode()]
+    elif len(argv) != 1:
+        sys.stderr.write("usage: python -m harness.agent JOB.json|-|--b64 BASE64\n")
         return 2
     try:
-        text = sys.stdin.read() if argv[0] == "-" else open(argv[0]).read()
+        if argv[0] == "--b64":
+            text = argv[1]
+        else:
+            text = sys.stdin.read() if argv[0] == "-" else open(argv[0]).read()
         job = json.loads(text)
     except (OSError, ValueError) as e:
         out.line(RESULT_MARKER, {"protocol": PROTOCOL, "status": "error",

@@ -1,0 +1,278 @@
+"""compare(): pair the rows, compute every pair's statistics at once, apply the verdicts.
+
+Cost model (so a million-row dataset compares in seconds):
+  * pairing is integer factorization of the key columns (pairing.py);
+  * latency statistics for all pairs come from one sort of all samples (stats.grouped_latency):
+    ranks, Mann–Whitney U, p10/median/p90 per side;
+  * memory and correctness numbers are one pandas groupby over (pair, side);
+  * the hierarchical bootstrap (the only per-pair loop) runs first for the *candidates*: pairs
+    whose rank test and ratio already pass (verdict could become slower/faster). They get
+    `resamples` replicates unless that would exceed `bootstrap_budget` drawn samples, in which
+    case the replicates are scaled down to fit (never below `min_resamples`). The remaining
+    budget buys CIs for the other pairs (for the report only; their verdict does not depend on
+    it), scaled the same way; pairs left without budget get NaN CIs and resamples = 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..results import latency_arrays
+from .pairing import pair_rows
+from .result import CompareResult
+from .stats import bootstrap_ratio_ci, grouped_latency
+from .verdicts import (PHASES, Thresholds, correctness_verdict, latency_final, latency_prelim,
+                       memory_verdict)
+
+_MEMORY_ORDER = ("larger", "insufficient", "smaller", "same")  # worst first
+
+
+def _side_agg(frame: pd.DataFrame, n_pairs: int, spec: dict) -> dict[str, np.ndarray]:
+    """groupby(pair, side) aggregations -> {name: (2, n_pairs) array}."""
+    g = frame.groupby(["_pair", "_side"], sort=False, observed=True).agg(**spec)
+    out = {}
+    pidx = g.index.get_level_values(0).to_numpy()
+    sidx = g.index.get_level_values(1).to_numpy().astype(np.int64)
+    for name in spec:
+        col = g[name]
+        if col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
+            arr = np.full((2, n_pairs), None, dtype=object)
+            arr[sidx, pidx] = col.to_numpy(dtype=object)
+        else:
+            arr = np.full((2, n_pairs), np.nan)
+            arr[sidx, pidx] = col.to_numpy(dtype=float, na_value=np.nan)
+        out[name] = arr
+    return out
+
+
+def _num(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name not in frame.columns:
+        return pd.Series(np.nan, index=frame.index, dtype=float)
+    return pd.to_numeric(frame[name], errors="coerce").astype(float)
+
+
+def _text(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name not in frame.columns:
+        return pd.Series(None, index=frame.index, dtype=object)
+    return frame[name].astype(object)
+
+
+def _env_flags(rows: pd.DataFrame, th: Thresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: governor changed, temperature rose > temp_rise_c, throttling recorded."""
+    gs, ge = _text(rows, "governor_start"), _text(rows, "governor_end")
+    gov = (gs.notna() & ge.notna() & (gs.astype(str) != ge.astype(str))).to_numpy(dtype=bool)
+    rise = (_num(rows, "temp_max_c_end") - _num(rows, "temp_max_c_start")).to_numpy()
+    with np.errstate(invalid="ignore"):
+        hot = rise > th.temp_rise_c
+    thr = np.zeros(len(rows), dtype=bool)
+    for c in ("notes", "extra_json"):
+        if c in rows.columns:
+            s = rows[c]
+            nn = s.notna().to_numpy(dtype=bool)
+            if nn.any():
+                txt = s[nn].astype(str).str.lower()
+                hit = txt.str.contains("throttl", regex=False)
+                if c == "extra_json":  # a recorded "throttled": false is not throttling
+                    hit &= ~txt.str.contains('"throttled": false', regex=False)
+                thr[nn] = hit.to_numpy(dtype=bool)
+    return gov, hot, thr
+
+
+def _groups_by_pair_side(pair: np.ndarray, side: np.ndarray, values: np.ndarray,
+                         lengths: np.ndarray):
+    """Accessor: (pair, side) -> list of per-row finite sample arrays."""
+    offs = np.cumsum(lengths) - lengths
+    code = pair * 2 + side
+    order = np.argsort(code, kind="stable")
+    sorted_code = code[order]
+
+    def get(p: int, sd: int) -> list[np.ndarray]:
+        c = p * 2 + sd
+        a, b = np.searchsorted(sorted_code, [c, c + 1])
+        out = []
+        for r in order[a:b]:
+            v = values[offs[r]:offs[r] + lengths[r]]
+            v = v[np.isfinite(v) & (v >= 0)]
+            if len(v):
+                out.append(v)
+        return out
+    return get
+
+
+def compare(df: pd.DataFrame, dimension: str = "engine_version", base=None, head=None, *,
+            engine: str | None = None, thresholds: Thresholds | None = None,
+            **opts) -> CompareResult:
+    """Compare `head` against `base` along `dimension` (engine_version, host, precision,
+    backend, run_id/run/sweep, sweep_tag/tag). `opts` override Thresholds fields
+    (alpha=0.05, resamples=500, ...). Only ok/fallback rows enter latency and memory."""
+    th = (thresholds or Thresholds()).with_options(**opts)
+    pr = pair_rows(df, dimension, base, head, engine=engine)
+    keys = pr.keys
+    n_pairs = len(keys)
+    rows = pr.rows[pr.rows["_pair"].to_numpy() >= 0]
+    pair_r = rows["_pair"].to_numpy(dtype=np.int64)
+    side_r = rows["_side"].to_numpy(dtype=np.int64)
+
+    # ---- latency ---------------------------------------------------------------------------
+    if "latency_ms" in rows.columns:
+        values, lengths = latency_arrays(rows["latency_ms"])
+    else:
+        values, lengths = np.empty(0), np.zeros(len(rows), dtype=np.int64)
+    s_pair = np.repeat(pair_r, lengths)
+    s_side = np.repeat(side_r, lengths)
+    ok = np.isfinite(values) & (values >= 0)
+    if not ok.all():
+        values_ok, s_pair, s_side = values[ok], s_pair[ok], s_side[ok]
+    else:
+        values_ok = values
+    lat = grouped_latency(values_ok, s_pair, s_side, n_pairs, moments=th.cv_kind == "classic")
+    cv = lat.cv(th.cv_kind)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = lat.median[1] / lat.median[0]
+    rows_n = np.vstack([np.bincount(pair_r[side_r == sd], minlength=n_pairs) for sd in (0, 1)])
+
+    gov, hot, thr = _env_flags(rows, th)
+    env = np.zeros(n_pairs, dtype=bool)
+    notes: list[list[str]] = [[] for _ in range(n_pairs)]
+    for flag, what in ((gov, "governor changed"), (hot, f"temp rose > {th.temp_rise_c:g}°C"),
+                       (thr, "throttled")):
+        if flag.any():
+            for sd, name in ((0, "base"), (1, "head")):
+                cnt = np.bincount(pair_r[flag & (side_r == sd)], minlength=n_pairs)
+                for p in np.flatnonzero(cnt):
+                    notes[p].append(f"{what} ({name}×{cnt[p]})")
+            env |= np.bincount(pair_r[flag], minlength=n_pairs) > 0
+
+    prelim = latency_prelim(lat.n[0], lat.n[1], cv[0], cv[1], env, lat.p_slower, lat.p_faster,
+                            ratio, th)
+    ci_low = np.full(n_pairs, np.nan)
+    ci_high = np.full(n_pairs, np.nan)
+    boot_n = np.zeros(n_pairs, dtype=np.int64)
+    work = (lat.n[0] + lat.n[1]).astype(np.int64)
+    cand = np.flatnonzero((prelim == "slower?") | (prelim == "faster?"))
+    others = np.flatnonzero((prelim != "slower?") & (prelim != "faster?")
+                            & (lat.n[0] > 0) & (lat.n[1] > 0))
+    budget = int(th.bootstrap_budget)
+    get = None
+    for group, must in ((cand, True), (others, False)):
+        if not len(group):
+            continue
+        total = int(work[group].sum())
+        b = th.resamples if total * th.resamples <= budget else budget // max(total, 1)
+        b = min(th.resamples, max(th.min_resamples, b) if must else b)
+        if b < th.min_resamples and not must:
+            continue
+        get = get or _groups_by_pair_side(pair_r, side_r, values, lengths)
+        for p in group:
+            rng = np.random.default_rng([th.seed, int(p)])
+            ci_low[p], ci_high[p] = bootstrap_ratio_ci(get(p, 0), get(p, 1), resamples=b,
+                                                       level=th.ci_level, rng=rng)
+            boot_n[p] = b
+        budget = max(0, budget - total * b)
+    latency = latency_final(prelim, ci_low, ci_high, th)
+    with np.errstate(invalid="ignore"):
+        for p in np.flatnonzero(latency == "unstable"):
+            for sd, name in ((0, "base"), (1, "head")):
+                if cv[sd, p] > th.max_cv:
+                    notes[p].append(f"cv {name} {100 * cv[sd, p]:.1f}%")
+
+    # ---- memory and correctness: one groupby over (pair, side) -------------------------------
+    frame = pd.DataFrame({"_pair": pair_r, "_side": side_r})
+    spec = {}
+    for ph in PHASES:
+        frame[ph] = _num(rows, f"rss_{ph}_peak_kb").to_numpy()
+        spec[f"{ph}_min"] = (ph, "min")
+        spec[f"{ph}_max"] = (ph, "max")
+        spec[f"{ph}_med"] = (ph, "median")
+        spec[f"{ph}_n"] = (ph, "count")
+    has_ref = (rows["has_reference"].astype(object).eq(True).to_numpy(dtype=bool)
+               if "has_reference" in rows.columns else np.zeros(len(rows), dtype=bool))
+    rel = _num(rows, "out_rel_err").to_numpy()
+    cos = _num(rows, "out_cosine").to_numpy()
+    frame["rel"] = np.where(has_ref, np.where(np.isnan(rel), np.inf, rel), np.nan)
+    frame["cos"] = np.where(has_ref, np.where(np.isnan(cos), -np.inf, cos), np.nan)
+    frame["ref"] = has_ref.astype(np.int64)
+    frame["naninf"] = (_num(rows, "out_nan").fillna(0) + _num(rows, "out_inf").fillna(0)).to_numpy()
+    sha = _text(rows, "out_sha256")
+    frame["sha"] = sha.to_numpy(dtype=object)
+    frame["sha_n"] = sha.notna().to_numpy(dtype=np.int64)
+    frame["fallback"] = (rows["status"].astype(object) == "fallback").to_numpy(dtype=np.int64)
+    spec.update(rel=("rel", "max"), cos=("cos", "min"), ref=("ref", "sum"),
+                naninf=("naninf", "max"), sha_n=("sha_n", "sum"),
+                fallback=("fallback", "sum"))
+    agg = _side_agg(frame, n_pairs, spec)
+    # sha: min == max on both sides and equal -> identical (only over rows that have one)
+    shas = frame[frame["sha_n"] > 0]
+    sagg = _side_agg(shas, n_pairs, {"sha_min": ("sha", "min"), "sha_max": ("sha", "max")}) \
+        if len(shas) else {"sha_min": np.full((2, n_pairs), None, dtype=object),
+                           "sha_max": np.full((2, n_pairs), None, dtype=object)}
+    smin, smax = sagg["sha_min"], sagg["sha_max"]
+    identical = (pd.notna(smin[0]) & (smin[0] == smax[0]) & (smin[1] == smax[1])
+                 & (smin[0] == smin[1]) & (agg["sha_n"][0] == rows_n[0])
+                 & (agg["sha_n"][1] == rows_n[1])).astype(bool)
+
+    out = keys.copy()
+    out["rows_base"], out["rows_head"] = rows_n[0], rows_n[1]
+    out["n_base"], out["n_head"] = lat.n[0], lat.n[1]
+    for q in ("median", "p10", "p90"):
+        arr = getattr(lat, q)
+        out[f"{q}_base"], out[f"{q}_head"] = arr[0], arr[1]
+    out["ratio"] = ratio
+    out["ci_low"], out["ci_high"] = ci_low, ci_high
+    out["resamples"] = boot_n
+    out["p_slower"], out["p_faster"] = lat.p_slower, lat.p_faster
+    out["cv_base"], out["cv_head"] = cv[0], cv[1]
+    out["latency"] = latency
+
+    mem_verdicts = []
+    for ph in PHASES:
+        mb, mh = agg[f"{ph}_med"][0], agg[f"{ph}_med"][1]
+        nb = np.nan_to_num(agg[f"{ph}_n"][0]).astype(np.int64)
+        nh = np.nan_to_num(agg[f"{ph}_n"][1]).astype(np.int64)
+        v = memory_verdict(nb, nh, agg[f"{ph}_min"][0], agg[f"{ph}_max"][0],
+                           agg[f"{ph}_min"][1], agg[f"{ph}_max"][1], mb, mh, th)
+        out[f"rss_{ph}_base"], out[f"rss_{ph}_head"] = mb, mh
+        out[f"rss_{ph}_delta_kb"] = mh - mb
+        out[f"rss_{ph}"] = v
+        mem_verdicts.append(v)
+    worst = np.full(n_pairs, len(_MEMORY_ORDER) - 1, dtype=np.int64)
+    for v in mem_verdicts:
+        for i, name in enumerate(_MEMORY_ORDER):
+            worst = np.where(v == name, np.minimum(worst, i), worst)
+    out["memory"] = np.array(_MEMORY_ORDER, dtype=object)[worst]
+
+    precision = (keys["precision"].to_numpy(dtype=object) if "precision" in keys.columns
+                 else np.full(n_pairs, pr.head, dtype=object))
+    ref = np.nan_to_num(agg["ref"]).astype(np.int64)
+    corr, cnotes = correctness_verdict(
+        precision, identical, np.nan_to_num(agg["naninf"][0]), np.nan_to_num(agg["naninf"][1]),
+        ref[0], ref[1], agg["rel"][0], agg["rel"][1], agg["cos"][0], agg["cos"][1], th)
+    for sd, name in ((0, "base"), (1, "head")):
+        out[f"rel_err_{name}"] = np.where(np.isinf(agg["rel"][sd]), np.nan, agg["rel"][sd])
+        out[f"cosine_{name}"] = np.where(np.isinf(agg["cos"][sd]), np.nan, agg["cos"][sd])
+        out[f"nan_inf_{name}"] = np.nan_to_num(agg["naninf"][sd]).astype(np.int64)
+    out["correctness"] = corr
+    out["correctness_note"] = cnotes
+
+    # ---- notes: fallbacks, version changes (run/tag comparisons) ------------------------------
+    fb = np.nan_to_num(agg["fallback"]).astype(np.int64)
+    for sd, name in ((0, "base"), (1, "head")):
+        for p in np.flatnonzero(fb[sd]):
+            notes[p].append(f"fallback ({name}×{fb[sd, p]})")
+    if "engine_version" not in pr.key and pr.column != "engine_version" \
+            and "engine_version" in rows.columns:
+        ev = _side_agg(pd.DataFrame({"_pair": pair_r, "_side": side_r,
+                                     "v": rows["engine_version"].astype(object).to_numpy()}),
+                       n_pairs, {"lo": ("v", "min"), "hi": ("v", "max")})
+        changed = (ev["lo"][0] != ev["lo"][1]) | (ev["hi"][0] != ev["hi"][1])
+        for p in np.flatnonzero(changed):
+            notes[p].append(f"engine_version {ev['lo'][0, p]}→{ev['lo'][1, p]}")
+    out["latency_note"] = ["; ".join(n) for n in notes]
+
+    info = {"rows_base": int((pr.rows["_side"] == 0).sum()),
+            "rows_head": int((pr.rows["_side"] == 1).sum()),
+            "pairs": n_pairs, "missing": int(len(pr.missing)), "engine": engine,
+            "bootstrapped": int((boot_n > 0).sum())}
+    return CompareResult(dimension=pr.column, base=pr.base, head=pr.head, key=pr.key,
+                         thresholds=th, pairs=out, missing=pr.missing, info=info)

@@ -1,0 +1,147 @@
+"""A metric across sweeps, per series, and change points in it.
+
+history(df, metric="median_ms") -> one row per (series key, run) ordered by the run's start
+time: the median of the metric over that run's measured rows, plus the change-point marks.
+
+change_points(x) is robust binary segmentation:
+  * noise sigma = 1.4826 * MAD(first differences) / sqrt(2), which a level shift (one large
+    difference) or a spike (two) barely moves;
+  * for a segment, every split t with both parts >= min_seg long is scored by the difference
+    of the part medians, z = |d| / (1.2533 sigma sqrt(1/n1 + 1/n2)) (1.2533: the standard
+    error of a median relative to a mean's);
+  * the best split is a change point when z >= z_min AND |d| >= min_sigma x sigma (an effect
+    threshold relative to the noise) AND |d| >= min_rel x |median of the segment|;
+  * then both parts are searched again.
+A single spike moves neither part's median, so it is never flagged; a shift that has not yet
+lasted min_seg points is not flagged until it has (then it is flagged once, at its start).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..results import MEASURED
+from .pairing import SERIES_KEY, effective, factorize_rows
+
+_MEDIAN_SE = math.sqrt(math.pi / 2)  # 1.2533
+
+
+def robust_sigma(x: np.ndarray) -> float:
+    d = np.diff(np.asarray(x, float))
+    if len(d) == 0:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2.0))
+
+
+def change_points(x, *, min_seg: int = 3, z_min: float = 4.5, min_sigma: float = 2.0,
+                  min_rel: float = 0.02, max_points: int | None = None) -> list[int]:
+    """Indices i where a new level starts (x[i] is the first point after the shift).
+    NaN points are ignored (indices still refer to the input)."""
+    x = np.asarray(x, dtype=float)
+    idx = np.flatnonzero(np.isfinite(x))
+    v = x[idx]
+    n = len(v)
+    if n < 2 * min_seg:
+        return []
+    sigma = robust_sigma(v)
+    scale = float(np.median(np.abs(v))) or 1.0
+    sigma = max(sigma, 1e-9 * scale)
+    found: list[int] = []
+
+    def best(lo: int, hi: int):
+        m = hi - lo
+        if m < 2 * min_seg:
+            return None
+        seg = v[lo:hi]
+        ts = np.arange(min_seg, m - min_seg + 1)
+        left = np.array([np.median(seg[:t]) for t in ts])
+        right = np.array([np.median(seg[t:]) for t in ts])
+        d = right - left
+        z = np.abs(d) / (_MEDIAN_SE * sigma * np.sqrt(1.0 / ts + 1.0 / (m - ts)))
+        i = int(np.argmax(z))
+        level = abs(float(np.median(seg))) or scale
+        ok = z[i] >= z_min and abs(d[i]) >= min_sigma * sigma and abs(d[i]) >= min_rel * level
+        return (lo + int(ts[i])) if ok else None
+
+    stack = [(0, n)]
+    while stack:
+        lo, hi = stack.pop()
+        t = best(lo, hi)
+        if t is None:
+            continue
+        found.append(t)
+        if max_points is not None and len(found) >= max_points:
+            break
+        stack += [(lo, t), (t, hi)]
+    return sorted(int(idx[t]) for t in found)
+
+
+def history(df: pd.DataFrame, metric: str = "median_ms", by=None, tag: str | None = None, *,
+            detect: bool = True, **cp_opts) -> pd.DataFrame:
+    """The metric per series key and run, ordered by the run's start time.
+
+    Columns: the key columns, run_id, sweep_tag, started_at (first row of the run), engine_version
+    (effective, joined if several), n (rows), value (median of the metric over the run's
+    measured rows), step (0.. per series), change_point (True at the first run of a new
+    level), shift (relative change of the median level at a change point)."""
+    if metric not in df.columns:
+        raise InputError(f"--metric {metric!r}", "is not a column of the data",
+                         "a numeric column such as median_ms, p90_ms, rss_steady_peak_kb")
+    if not (pd.api.types.is_numeric_dtype(df[metric].dtype)):
+        raise InputError(f"--metric {metric!r}", "is not numeric", "a numeric column")
+    key = list(by) if by is not None else list(SERIES_KEY)
+    missing = [c for c in key if c not in df.columns]
+    if missing:
+        raise InputError(f"--by {missing[0]!r}", "is not a column of the data")
+    d = df
+    if tag is not None:
+        d = d[(d["sweep_tag"].astype(object) == tag).to_numpy(dtype=bool)]
+    d = d[d["status"].isin(MEASURED).to_numpy(dtype=bool)]
+    d = d[d[metric].notna().to_numpy(dtype=bool)]
+    cols = key + ["run_id", "sweep_tag", "started_at", "engine_version", metric]
+    if d.empty:
+        return pd.DataFrame(columns=cols + ["n", "value", "step", "change_point", "shift"])
+    gid, keys = factorize_rows({c: effective(d, c) for c in key})
+    frame = pd.DataFrame({"_g": gid, "run_id": d["run_id"].astype(object).to_numpy(),
+                          "sweep_tag": (d["sweep_tag"].astype(object).to_numpy()
+                                        if "sweep_tag" in d.columns else None),
+                          "started_at": d["started_at"].to_numpy(),
+                          "engine_version": effective(d, "engine_version").astype(object)
+                          .to_numpy(),
+                          "v": pd.to_numeric(d[metric], errors="coerce").to_numpy(float)})
+    agg = frame.groupby(["_g", "run_id"], sort=False, dropna=False).agg(
+        sweep_tag=("sweep_tag", "first"), started_at=("started_at", "min"),
+        engine_version=("engine_version",
+                        lambda s: ",".join(sorted({str(x) for x in s if x is not None}))),
+        n=("v", "size"), value=("v", "median")).reset_index()
+    agg = agg.sort_values(["_g", "started_at", "run_id"], kind="stable").reset_index(drop=True)
+    agg["step"] = agg.groupby("_g").cumcount()
+    agg["change_point"] = False
+    agg["shift"] = np.nan
+    if detect:
+        for g, sub in agg.groupby("_g", sort=False):
+            vals = sub["value"].to_numpy(float)
+            cps = change_points(vals, **cp_opts)
+            bounds = [0] + cps + [len(vals)]
+            for j, c in enumerate(cps):
+                before = np.median(vals[bounds[j]:c])
+                after = np.median(vals[c:bounds[j + 2]])
+                row = sub.index[c]
+                agg.loc[row, "change_point"] = True
+                agg.loc[row, "shift"] = (after - before) / before if before else np.nan
+    out = keys.iloc[agg["_g"].to_numpy()].reset_index(drop=True)
+    for c in ("run_id", "sweep_tag", "started_at", "engine_version", "n", "value", "step",
+              "change_point", "shift"):
+        out[c] = agg[c].to_numpy()
+    out.attrs["metric"] = metric
+    out.attrs["key"] = key
+    return out
+
+
+def change_table(hist: pd.DataFrame) -> pd.DataFrame:
+    """Only the change points of a history() frame, with the level before and after."""
+    return hist[hist["change_point"].astype(bool)].reset_index(drop=True)

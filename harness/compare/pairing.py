@@ -1,0 +1,174 @@
+"""Which rows are compared with which: dimension, series key, base/head sides, missing pairs.
+
+A pair is one series key (the configuration held equal) with measured rows on both sides.
+The key is SERIES_KEY minus the dimension under test, adjusted per dimension:
+  engine_version        model, input_shape, engine, backend, precision, threads, cores, host
+  host                  ... with engine_version added, and cores dropped (a host property)
+  precision / backend   ... with engine_version added
+  run_id / sweep_tag    ... with engine_version_requested added: two nightly runs of
+                        "installed" pair up even if the installed version changed (noted)
+Key values come from the effective columns (backend, precision, engine_version), filled from
+the *_requested column where the effective one is empty (rows that failed before loading).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..results import MEASURED, DatasetError
+
+SERIES_KEY = ("model", "input_shape", "engine", "backend", "precision", "threads", "cores", "host")
+DIMENSIONS = {
+    "engine_version": "engine_version", "version": "engine_version",
+    "host": "host", "precision": "precision", "backend": "backend",
+    "run_id": "run_id", "run": "run_id", "sweep": "run_id",
+    "sweep_tag": "sweep_tag", "tag": "sweep_tag",
+}
+FALLBACK = {"engine_version": "engine_version_requested", "backend": "backend_requested",
+            "precision": "precision_requested"}
+
+
+def dimension_column(dimension: str) -> str:
+    try:
+        return DIMENSIONS[dimension]
+    except KeyError:
+        raise InputError(f"dimension {dimension!r}", "is not comparable",
+                         ", ".join(sorted(set(DIMENSIONS)))) from None
+
+
+def key_columns(dimension: str) -> list[str]:
+    col = dimension_column(dimension)
+    key = list(SERIES_KEY)
+    if col != "engine_version":
+        extra = "engine_version_requested" if col in ("run_id", "sweep_tag") else "engine_version"
+        key.insert(key.index("engine") + 1, extra)
+    if col == "host":
+        key.remove("cores")
+    if col in key:
+        key.remove(col)
+    return key
+
+
+def effective(df: pd.DataFrame, name: str) -> pd.Series:
+    """Column `name`, with nulls filled from its *_requested column where there is one."""
+    if name not in df.columns:
+        return pd.Series([np.nan] * len(df), index=df.index, dtype=object)
+    s = df[name]
+    fb = FALLBACK.get(name)
+    if fb is None or fb not in df.columns or not s.isna().any():
+        return s
+    return s.astype(object).where(s.notna(), df[fb].astype(object))
+
+
+def factorize_rows(columns: dict[str, pd.Series]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Group id per row for the combination of `columns` (nulls are a value of their own),
+    and one row of key values per group (Python objects, for display and sorting)."""
+    gid = None
+    for s in columns.values():
+        codes, uniq = pd.factorize(s, use_na_sentinel=False)
+        codes = codes.astype(np.int64)
+        if gid is None:
+            gid = codes
+        else:
+            gid, _ = pd.factorize(gid * (len(uniq) + 1) + codes)
+            gid = gid.astype(np.int64)
+    n = len(next(iter(columns.values()))) if columns else 0
+    if gid is None:
+        gid = np.zeros(n, dtype=np.int64)
+    first = np.full(gid.max() + 1 if n else 0, -1, dtype=np.int64)
+    first[gid[::-1]] = np.arange(n - 1, -1, -1)  # first row of each group
+    keys = pd.DataFrame({c: np.asarray(s.to_numpy(dtype=object)[first], dtype=object)
+                         for c, s in columns.items()})
+    return gid, keys
+
+
+def _fmt_counts(pairs) -> str:
+    return " ".join(f"{k}×{v}" for k, v in pairs) if pairs else "absent"
+
+
+@dataclass
+class Pairing:
+    column: str               # dataset column under test
+    base: str
+    head: str
+    key: list[str]
+    rows: pd.DataFrame        # rows of both sides; _side 0/1, _pair (-1: not compared)
+    keys: pd.DataFrame        # one row of key values per pair, index = pair id
+    missing: pd.DataFrame     # keys without measured rows on a side, with per-side statuses
+
+
+def pair_rows(df: pd.DataFrame, dimension: str, base, head, engine: str | None = None) -> Pairing:
+    col = dimension_column(dimension)
+    base, head = str(base), str(head)
+    if base == head:
+        raise InputError(f"--base/--head {base!r}", "are the same", "two different values")
+    if engine is not None:
+        df = df[(df["engine"] == engine).to_numpy()]
+        if df.empty:
+            raise DatasetError(f"engine {engine!r}", "has no rows in the data")
+    if col not in df.columns:
+        raise DatasetError(f"dimension {col!r}", "is not a column of the data")
+    dim = effective(df, col)
+    is_base = (dim == base).to_numpy(dtype=bool, na_value=False)
+    is_head = (dim == head).to_numpy(dtype=bool, na_value=False)
+    for name, mask in (("base", is_base), ("head", is_head)):
+        if not mask.any():
+            have = sorted(map(str, pd.unique(dim.dropna())))
+            shown = ", ".join(have[:12]) + (" …" if len(have) > 12 else "")
+            raise DatasetError(f"{name} {col}={base if name == 'base' else head!r}",
+                               "has no rows in the data", f"one of: {shown or 'nothing'}")
+    keep = is_base | is_head
+    rows = df[keep]
+    side = is_head[keep].astype(np.int8)
+    key = key_columns(dimension)
+    gid, uniq = factorize_rows({c: effective(rows, c) for c in key})
+    n_groups = len(uniq)
+    measured = rows["status"].isin(MEASURED).to_numpy(dtype=bool, na_value=False)
+    m_base = np.bincount(gid[measured & (side == 0)], minlength=n_groups)
+    m_head = np.bincount(gid[measured & (side == 1)], minlength=n_groups)
+    paired = (m_base > 0) & (m_head > 0)
+
+    ranks = []
+    for c in key:  # sort keys: per-column dense ranks (nulls last), then one lexsort
+        v = uniq[c]
+        try:
+            r = pd.Series(v.to_numpy(dtype=object)).rank(method="dense", na_option="bottom")
+        except TypeError:  # mixed types in one column: order by their text
+            r = pd.Series(v.map(str)).rank(method="dense")
+        ranks.append(r.to_numpy())
+    rank_order = np.lexsort(ranks[::-1]) if ranks else np.arange(n_groups)
+    position = np.empty(n_groups, dtype=np.int64)
+    position[rank_order] = np.arange(n_groups)
+
+    def order(groups: np.ndarray) -> np.ndarray:
+        return groups[np.argsort(position[groups], kind="stable")]
+
+    pair_groups = order(np.flatnonzero(paired))
+    pair_of_group = np.full(n_groups, -1, dtype=np.int64)
+    pair_of_group[pair_groups] = np.arange(len(pair_groups))
+    rows = rows.assign(_side=side, _group=gid,
+                       _pair=np.where(measured, pair_of_group[gid], -1))
+    keys = uniq.iloc[pair_groups].reset_index(drop=True)
+
+    miss_groups = order(np.flatnonzero(~paired))
+    missing = uniq.iloc[miss_groups].reset_index(drop=True)
+    if len(miss_groups):
+        sub = rows[np.isin(gid, miss_groups)]
+        counts = sub.groupby(["_group", "_side", sub["status"].astype(object)],
+                             observed=True).size()
+        per = {}
+        for (g, sd, st), v in counts.items():
+            per.setdefault((g, sd), []).append((st, int(v)))
+        missing["base"] = [_fmt_counts(per.get((g, 0))) for g in miss_groups]
+        missing["head"] = [_fmt_counts(per.get((g, 1))) for g in miss_groups]
+        missing["missing_on"] = ["base" if m_base[g] == 0 and m_head[g] > 0 else
+                                 "head" if m_head[g] == 0 and m_base[g] > 0 else "both"
+                                 for g in miss_groups]
+    else:
+        missing = missing.assign(base=[], head=[], missing_on=[])
+    return Pairing(column=col, base=base, head=head, key=key, rows=rows, keys=keys,
+                   missing=missing)

@@ -1,0 +1,251 @@
+"""Text outputs of a CompareResult: terminal table, Markdown, JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+
+from .verdicts import PHASES
+
+# worst first; used to sort pairs and to pick a pair's headline verdict
+SEVERITY = ("wrong", "slower", "larger", "drift", "unstable", "insufficient", "faster",
+            "smaller", "no-ref", "same", "ok", "identical")
+_RANK = {v: i for i, v in enumerate(SEVERITY)}
+
+
+def _num(v):
+    """A JSON-safe scalar: NaN/inf -> None, numpy scalars -> Python."""
+    if v is None:
+        return None
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        return None if not math.isfinite(float(v)) else float(v)
+    if isinstance(v, (np.bool_,)):
+        return bool(v)
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    try:
+        if pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return v
+
+
+def fmt_ms(v) -> str:
+    if v is None or not np.isfinite(v):
+        return "-"
+    a = abs(v)
+    return f"{v:.1f}" if a >= 100 else f"{v:.2f}" if a >= 1 else f"{v:.3f}" if a >= 0.01 else f"{v:.2e}"
+
+
+def fmt_p(v) -> str:
+    if v is None or not np.isfinite(v):
+        return "-"
+    return f"{v:.1e}" if v < 1e-3 else f"{v:.3f}"
+
+
+def fmt_ratio(v) -> str:
+    return "-" if v is None or not np.isfinite(v) else f"{v:.3f}"
+
+
+def fmt_ci(lo, hi) -> str:
+    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
+        return "-"
+    return f"[{lo:.3f}, {hi:.3f}]"
+
+
+def fmt_mib_delta(kb) -> str:
+    if kb is None or not np.isfinite(kb):
+        return "-"
+    return f"{kb / 1024.0:+.1f}"
+
+
+def fmt_err(v) -> str:
+    return "-" if v is None or not np.isfinite(v) else f"{v:.1e}"
+
+
+def severity_order(pairs: pd.DataFrame) -> np.ndarray:
+    """Row order: worst verdict (over latency, memory, correctness) first, stable."""
+    if not len(pairs):
+        return np.empty(0, dtype=np.int64)
+    score = np.full(len(pairs), len(SEVERITY), dtype=np.int64)
+    for a in ("latency", "memory", "correctness"):
+        score = np.minimum(score, pairs[a].map(lambda v: _RANK.get(v, len(SEVERITY))).to_numpy())
+    return np.argsort(score, kind="stable")
+
+
+def split_key(res) -> tuple[dict, list[str]]:
+    """Key columns constant over all pairs (shown once) and the varying ones (table columns)."""
+    const, vary = {}, []
+    for c in res.key:
+        vals = pd.unique(res.pairs[c].astype(object)) if len(res.pairs) else []
+        if len(vals) == 1:
+            const[c] = vals[0]
+        else:
+            vary.append(c)
+    return const, vary
+
+
+def summary_line(res) -> str:
+    parts = []
+    for aspect, counts in res.counts().items():
+        if aspect == "missing":
+            parts.append(f"missing: {counts['pairs']}")
+            continue
+        order = sorted(counts, key=lambda v: _RANK.get(v, 99))
+        parts.append(f"{aspect}: " + (", ".join(f"{counts[v]} {v}" for v in order) or "-"))
+    return " | ".join(parts)
+
+
+def display_frame(res, max_rows: int | None = None) -> tuple[pd.DataFrame, dict, int]:
+    """The table shown in terminal/Markdown: (frame, constant key values, rows left out)."""
+    const, vary = split_key(res)
+    p = res.pairs.iloc[severity_order(res.pairs)] if len(res.pairs) else res.pairs
+    left_out = 0
+    if max_rows is not None and len(p) > max_rows:
+        left_out = len(p) - max_rows
+        p = p.iloc[:max_rows]
+    show = pd.DataFrame({c: p[c].astype(object).map(lambda v: "-" if _num(v) is None else str(v))
+                         for c in vary})
+    show[f"{res.base} ms"] = [fmt_ms(v) for v in p["median_base"]]
+    show[f"{res.head} ms"] = [fmt_ms(v) for v in p["median_head"]]
+    show["ratio"] = [fmt_ratio(v) for v in p["ratio"]]
+    show["95% CI"] = [fmt_ci(lo, hi) for lo, hi in zip(p["ci_low"], p["ci_high"])]
+    show["p"] = [fmt_p(ps if r >= 1 else pf) if np.isfinite(r) else "-"
+                 for ps, pf, r in zip(p["p_slower"], p["p_faster"], p["ratio"])]
+    show["latency"] = list(p["latency"])
+    show["steady MiB Δ"] = [fmt_mib_delta(v) for v in p["rss_steady_delta_kb"]]
+    show["memory"] = list(p["memory"])
+    show["correctness"] = list(p["correctness"])
+    notes = []
+    for ln, cn, ph in zip(p["latency_note"], p["correctness_note"],
+                          zip(*[p[f"rss_{x}"] for x in PHASES])):
+        bits = [b for b in (ln, cn) if b]
+        bits += [f"{x} {v}" for x, v in zip(PHASES, ph) if v in ("larger", "smaller")]
+        notes.append("; ".join(bits))
+    show["note"] = notes
+    return show.reset_index(drop=True), const, left_out
+
+
+def _text_table(frame: pd.DataFrame) -> str:
+    cols = list(frame.columns)
+    cells = [[str(v) for v in frame[c]] for c in cols]
+    widths = [max([len(c)] + [len(v) for v in col]) for c, col in zip(cols, cells)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    for i in range(len(frame)):
+        lines.append("  ".join(col[i].ljust(w) for col, w in zip(cells, widths)).rstrip())
+    return "\n".join(lines)
+
+
+def _header(res, const: dict) -> list[str]:
+    held = " ".join(f"{k}={v}" for k, v in const.items())
+    return [f"compare {res.dimension}: {res.base} (base) → {res.head} (head)",
+            f"held equal: {held}" if held else "held equal: (varies, see columns)",
+            summary_line(res)]
+
+
+def to_table(res, max_rows: int | None = None) -> str:
+    show, const, left_out = display_frame(res, max_rows)
+    out = _header(res, const) + [""]
+    out.append(_text_table(show) if len(show) else "(no matched pairs)")
+    if left_out:
+        out.append(f"... {left_out} more pair(s) not shown")
+    if len(res.missing):
+        out += ["", f"missing on one side ({len(res.missing)}):",
+                _text_table(_missing_frame(res))]
+    return "\n".join(out)
+
+
+def _missing_frame(res) -> pd.DataFrame:
+    m = res.missing
+    cols = [c for c in res.key if c in m.columns and m[c].astype(object).nunique(dropna=False) > 1] \
+        or [c for c in res.key if c in m.columns][:1]
+    show = pd.DataFrame({c: m[c].astype(object).map(lambda v: "-" if _num(v) is None else str(v))
+                         for c in cols})
+    show[f"base {res.base}"] = m["base"].to_numpy()
+    show[f"head {res.head}"] = m["head"].to_numpy()
+    return show
+
+
+def _md_escape(s: str) -> str:
+    return str(s).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(frame: pd.DataFrame) -> str:
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(_md_escape(c) for c in cols) + " |",
+             "|" + "|".join("---" for _ in cols) + "|"]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(_md_escape(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def to_markdown(res, max_rows: int | None = None) -> str:
+    show, const, left_out = display_frame(res, max_rows)
+    title, held, summary = _header(res, const)
+    out = [f"## {_md_escape(title)}", "", f"{_md_escape(held)}", "", f"**{_md_escape(summary)}**",
+           ""]
+    out.append(_md_table(show) if len(show) else "_no matched pairs_")
+    if left_out:
+        out.append(f"\n_{left_out} more pair(s) not shown_")
+    if len(res.missing):
+        out += ["", f"### Missing on one side ({len(res.missing)})", "",
+                _md_table(_missing_frame(res))]
+    th = res.thresholds
+    out += ["", f"_slower/faster: one-sided Mann–Whitney p < {th.alpha:g}, ratio ≥ "
+                f"{th.min_ratio:g} (≤ 1/{th.min_ratio:g}), {100 * th.ci_level:g}% hierarchical "
+                f"bootstrap CI beyond {1 + th.ci_margin:g}; unstable: {th.cv_kind} CV > "
+                f"{100 * th.max_cv:g}% or governor/temperature/throttling; insufficient: < "
+                f"{th.min_samples} samples._"]
+    return "\n".join(out) + "\n"
+
+
+def to_dict(res) -> dict:
+    pairs = []
+    p = res.pairs
+    for i in range(len(p)):
+        r = p.iloc[i]
+        item = {"key": {c: _num(r[c]) for c in res.key}}
+        item["latency"] = {
+            "verdict": r["latency"], "ratio": _num(r["ratio"]),
+            "ci": [_num(r["ci_low"]), _num(r["ci_high"])], "resamples": _num(r["resamples"]),
+            "p_slower": _num(r["p_slower"]), "p_faster": _num(r["p_faster"]),
+            "base": {"n": _num(r["n_base"]), "rows": _num(r["rows_base"]),
+                     "median_ms": _num(r["median_base"]), "p10_ms": _num(r["p10_base"]),
+                     "p90_ms": _num(r["p90_base"]), "cv": _num(r["cv_base"])},
+            "head": {"n": _num(r["n_head"]), "rows": _num(r["rows_head"]),
+                     "median_ms": _num(r["median_head"]), "p10_ms": _num(r["p10_head"]),
+                     "p90_ms": _num(r["p90_head"]), "cv": _num(r["cv_head"])},
+            "note": r["latency_note"],
+        }
+        item["memory"] = {"verdict": r["memory"]}
+        for ph in PHASES:
+            item["memory"][ph] = {"verdict": r[f"rss_{ph}"],
+                                  "base_peak_kb": _num(r[f"rss_{ph}_base"]),
+                                  "head_peak_kb": _num(r[f"rss_{ph}_head"]),
+                                  "delta_kb": _num(r[f"rss_{ph}_delta_kb"])}
+        item["correctness"] = {
+            "verdict": r["correctness"], "note": r["correctness_note"],
+            "base": {"rel_err": _num(r["rel_err_base"]), "cosine": _num(r["cosine_base"]),
+                     "nan_inf": _num(r["nan_inf_base"])},
+            "head": {"rel_err": _num(r["rel_err_head"]), "cosine": _num(r["cosine_head"]),
+                     "nan_inf": _num(r["nan_inf_head"])},
+        }
+        pairs.append(item)
+    missing = [{"key": {c: _num(r[c]) for c in res.key if c in res.missing.columns},
+                "base": r["base"], "head": r["head"], "missing_on": r["missing_on"]}
+               for _, r in res.missing.iterrows()]
+    return {"dimension": res.dimension, "base": res.base, "head": res.head, "key": res.key,
+            "thresholds": res.thresholds.as_dict(), "counts": res.counts(),
+            "info": {k: _num(v) for k, v in res.info.items()},
+            "pairs": pairs, "missing": missing}
+
+
+def to_json(res, indent: int | None = 2) -> str:
+    return json.dumps(to_dict(res), indent=indent, ensure_ascii=False, default=_num)

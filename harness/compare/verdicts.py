@@ -1,0 +1,168 @@
+"""Verdict rules for latency, peak memory and correctness, all thresholds in `Thresholds`.
+
+The functions here take per-pair arrays (one element per matched pair) and return arrays of
+verdict strings; core.py computes the inputs.
+
+Latency (first rule that applies wins):
+  insufficient  fewer than `min_samples` measured samples on either side;
+  unstable      either side's CV > `max_cv` (robust CV by default, see stats.GroupedLatency.cv),
+                or a row recorded a governor change, a temperature rise > `temp_rise_c` or
+                throttling during its measurement;
+  slower        one-sided Mann–Whitney p < alpha AND ratio of medians >= min_ratio AND the
+                bootstrap CI's lower bound > 1 + ci_margin;
+  faster        the mirror image (p < alpha the other way, ratio <= 1/min_ratio, CI upper
+                bound < 1/(1 + ci_margin));
+  same          otherwise.
+Peak RSS, per phase (load, first, steady):
+  insufficient  no value on a side; larger: min(head) > max(base) and the median delta
+                > max(rss_abs_kb, rss_rel x median(base)); smaller: the mirror; same otherwise.
+Correctness (tolerances from harness.verdict by the head's precision):
+  identical     the same single out_sha256 on both sides;
+  wrong         NaN/Inf in the head output (new or not), or the head's worst metric outside the
+                tolerance;
+  drift         inside the tolerance but clearly worse than base: 1 - cosine grew by more than
+                drift_factor x and by more than drift_cos_abs, or rel_err grew by more than
+                drift_factor x and by more than drift_rel_abs;
+  no-ref        no reference output to judge against (and no NaN/Inf);
+  ok            otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+
+from ..errors import InputError
+from ..verdict import tolerance_for
+
+LATENCY_VERDICTS = ("slower", "unstable", "insufficient", "faster", "same")
+MEMORY_VERDICTS = ("larger", "insufficient", "smaller", "same")
+CORRECTNESS_VERDICTS = ("wrong", "drift", "no-ref", "ok", "identical")
+GATE_VERDICTS = ("slower", "larger", "wrong", "drift", "unstable", "insufficient", "missing")
+PHASES = ("load", "first", "steady")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    alpha: float = 0.01          # one-sided Mann–Whitney significance level
+    min_ratio: float = 1.05      # |effect| on the ratio of medians
+    ci_margin: float = 0.02      # CI bound must clear 1 + margin (or 1/(1 + margin))
+    ci_level: float = 0.95
+    resamples: int = 2000        # hierarchical bootstrap resamples
+    seed: int = 0
+    # bootstrap work cap, in drawn samples (resamples x samples of both sides, summed over
+    # pairs); pairs that can reach slower/faster get the budget first (see core.py)
+    bootstrap_budget: int = 40_000_000
+    min_resamples: int = 200
+    max_cv: float = 0.10
+    cv_kind: str = "robust"      # "robust" (p10-p90 spread) or "classic" (sd/mean)
+    min_samples: int = 30
+    temp_rise_c: float = 10.0    # within one row (temp_max_c_end - temp_max_c_start)
+    rss_abs_kb: float = 1024.0   # 1 MiB
+    rss_rel: float = 0.02
+    drift_factor: float = 10.0
+    drift_cos_abs: float = 1e-6
+    drift_rel_abs: float = 1e-6
+
+    def __post_init__(self):
+        if self.cv_kind not in ("robust", "classic"):
+            raise InputError("cv_kind", f"unknown value {self.cv_kind!r}", "robust or classic")
+        if not 0 < self.ci_level < 1:
+            raise InputError("ci_level", f"{self.ci_level} is out of range", "0 < level < 1")
+        if self.min_ratio < 1:
+            raise InputError("min_ratio", f"{self.min_ratio} is below 1", "a ratio >= 1")
+
+    def with_options(self, **opts) -> "Thresholds":
+        names = {f.name for f in fields(self)}
+        bad = sorted(set(opts) - names)
+        if bad:
+            raise InputError(f"option {bad[0]!r}", "is not a compare threshold",
+                             ", ".join(sorted(names)))
+        return replace(self, **{k: v for k, v in opts.items() if v is not None})
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def latency_prelim(n_base, n_head, cv_base, cv_head, env_unstable, p_slower, p_faster, ratio,
+                   th: Thresholds):
+    """Verdicts without the CI: 'insufficient', 'unstable', 'same', or the candidates
+    'slower?'/'faster?' that still need the bootstrap CI."""
+    out = np.full(len(ratio), "same", dtype=object)
+    cand_slow = (p_slower < th.alpha) & (ratio >= th.min_ratio)
+    cand_fast = (p_faster < th.alpha) & (ratio <= 1.0 / th.min_ratio)
+    out[cand_slow] = "slower?"
+    out[cand_fast] = "faster?"
+    with np.errstate(invalid="ignore"):
+        noisy = (cv_base > th.max_cv) | (cv_head > th.max_cv)
+    out[noisy | env_unstable] = "unstable"
+    out[(n_base < th.min_samples) | (n_head < th.min_samples)] = "insufficient"
+    return out
+
+
+def latency_final(prelim, ci_low, ci_high, th: Thresholds):
+    out = prelim.copy()
+    with np.errstate(invalid="ignore"):
+        slow = (prelim == "slower?") & (ci_low > 1.0 + th.ci_margin)
+        fast = (prelim == "faster?") & (ci_high < 1.0 / (1.0 + th.ci_margin))
+    out[(prelim == "slower?") | (prelim == "faster?")] = "same"
+    out[slow] = "slower"
+    out[fast] = "faster"
+    return out
+
+
+def memory_verdict(n_base, n_head, min_base, max_base, min_head, max_head, med_base, med_head,
+                   th: Thresholds):
+    out = np.full(len(n_base), "same", dtype=object)
+    delta = med_head - med_base
+    with np.errstate(invalid="ignore"):
+        margin = np.maximum(th.rss_abs_kb, th.rss_rel * np.abs(med_base))
+        larger = (min_head > max_base) & (delta > margin)
+        smaller = (max_head < min_base) & (-delta > margin)
+    out[larger] = "larger"
+    out[smaller] = "smaller"
+    out[(n_base == 0) | (n_head == 0)] = "insufficient"
+    return out
+
+
+def correctness_verdict(precision, identical, nan_inf_base, nan_inf_head, ref_base, ref_head,
+                        rel_base, rel_head, cos_base, cos_head, th: Thresholds):
+    """Arrays per pair: precision (head's), identical (bool), nan_inf_* (max NaN+Inf count),
+    ref_* (rows with a reference), rel_* (worst rel_err), cos_* (worst cosine).
+    Returns (verdicts, notes)."""
+    n = len(identical)
+    out = np.full(n, "ok", dtype=object)
+    notes = np.full(n, "", dtype=object)
+    tol_cos = np.array([tolerance_for(p).cosine for p in precision], dtype=float)
+    tol_rel = np.array([np.inf if tolerance_for(p).rel_err is None else tolerance_for(p).rel_err
+                        for p in precision], dtype=float)
+    with np.errstate(invalid="ignore"):
+        has_ref = ref_head > 0
+        cos_h = np.where(np.isnan(cos_head), -np.inf, cos_head)
+        rel_h = np.where(np.isnan(rel_head), np.inf, rel_head)
+        out_of_tol = has_ref & ((cos_h < tol_cos) | (rel_h > tol_rel))
+        err_b, err_h = 1.0 - cos_base, 1.0 - cos_head
+        both_ref = has_ref & (ref_base > 0)
+        drift_cos = both_ref & (err_h > th.drift_factor * np.maximum(err_b, 0.0)) & (
+            err_h - err_b > th.drift_cos_abs)
+        drift_rel = both_ref & (rel_head > th.drift_factor * rel_base) & (
+            rel_head - rel_base > th.drift_rel_abs)
+        base_out = (ref_base > 0) & ((np.where(np.isnan(cos_base), -np.inf, cos_base) < tol_cos)
+                                     | (np.where(np.isnan(rel_base), np.inf, rel_base) > tol_rel))
+    out[~has_ref] = "no-ref"
+    out[drift_cos | drift_rel] = "drift"
+    notes[drift_cos] = "1-cos grew"
+    notes[drift_rel & ~drift_cos] = "rel_err grew"
+    notes[drift_rel & drift_cos] = "1-cos and rel_err grew"
+    out[out_of_tol] = "wrong"
+    notes[out_of_tol] = "outside tolerance"
+    notes[out_of_tol & base_out] = "outside tolerance (also in base)"
+    nan_head = nan_inf_head > 0
+    new_nan = nan_head & ~(nan_inf_base > 0)
+    out[nan_head] = "wrong"
+    notes[nan_head & ~new_nan] = "NaN/Inf (also in base)"
+    notes[new_nan] = "new NaN/Inf"
+    out[identical] = "identical"
+    notes[identical] = ""
+    return out, notes

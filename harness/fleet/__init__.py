@@ -1,0 +1,1 @@
+"""Remote hosts: inventories, SSH transport, pushing, engine runtimes, host locks."""

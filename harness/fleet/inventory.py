@@ -1,0 +1,114 @@
+"""Device inventories (devices/*.toml): one [[hosts]] table per board."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_SECRET_KEYS = ("password", "passphrase", "secret", "token")
+_KEYS = ("name", "host", "port", "user", "identity_file", "known_hosts", "ssh_config_alias",
+         "arch", "workdir", "python", "tags", "trust_host_key", "ray_resource")
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str
+    host: str
+    port: int = 22
+    user: str | None = None
+    identity_file: str | None = None
+    known_hosts: str | None = None  # default: ~/.ssh/known_hosts
+    ssh_config_alias: bool = False  # host is a ~/.ssh/config alias; fabric resolves it
+    arch: str | None = None  # expected; a mismatch is reported
+    workdir: str = "~/.harness-work"
+    python: str = "python3"
+    tags: dict = field(default_factory=dict)
+    trust_host_key: bool = False  # explicit trust: an unknown key is accepted and saved
+    ray_resource: str | None = None  # a Ray custom resource of the node that reaches this host
+
+    @property
+    def target(self) -> str:
+        u = f"{self.user}@" if self.user else ""
+        return f"{u}{self.host}:{self.port}"
+
+
+def validate_name(name, where: str, what: str = "name") -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise InputError(where, f"{what} {name!r} is not a valid name",
+                         "letters, digits and -_. (at most 63, not starting with - _ .)")
+    return name
+
+
+def parse_hosts(data: dict, where: str) -> list[HostSpec]:
+    from ..suite import _V  # the same typed accessors and key-path messages as suites
+    v = _V(where, data, "")
+    v.keys(("hosts",))
+    raw = data.get("hosts")
+    if not isinstance(raw, list) or not raw:
+        v.fail("hosts", "at least one [[hosts]] table", "nothing")
+    out, seen = [], set()
+    for i, t in enumerate(raw):
+        hv = _V(where, t, f"hosts[{i}]")
+        for k in t if isinstance(t, dict) else ():
+            if any(s in k.lower() for s in _SECRET_KEYS):
+                raise InputError(where, f"hosts[{i}].{k}: secrets do not belong in an inventory",
+                                 "an identity_file or an ssh-agent")
+        hv.keys(_KEYS)
+        name = validate_name(hv.get("name", str, required=True), where, f"hosts[{i}].name")
+        if name in seen:
+            raise InputError(where, f"hosts[{i}].name: duplicate host name {name!r}",
+                             "unique names")
+        seen.add(name)
+        tags = t.get("tags", {})
+        if not isinstance(tags, dict) or not all(isinstance(x, str) for x in tags.values()):
+            hv.fail("tags", "a table of strings", repr(tags))
+        port = hv.get("port", int, 22)
+        if not 0 < port < 65536:
+            hv.fail("port", "a TCP port", repr(port))
+        trust = t.get("trust_host_key", False)
+        if not isinstance(trust, bool):
+            hv.fail("trust_host_key", "true or false", repr(trust))
+        out.append(HostSpec(
+            name=name, host=hv.get("host", str, required=True), port=port,
+            user=hv.get("user", str), identity_file=hv.get("identity_file", str),
+            known_hosts=hv.get("known_hosts", str),
+            ssh_config_alias=bool(t.get("ssh_config_alias", False)),
+            arch=hv.get("arch", str), workdir=hv.get("workdir", str, "~/.harness-work"),
+            python=hv.get("python", str, "python3"), tags=dict(tags), trust_host_key=trust,
+            ray_resource=hv.get("ray_resource", str)))
+    return out
+
+
+def load_inventory(path: str | Path) -> list[HostSpec]:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(str(path), "inventory file not found", "a TOML inventory file")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(str(path), f"not valid TOML: {e}") from None
+    return parse_hosts(data, str(path))
+
+
+def select(hosts: list[HostSpec], selector: str | None, where: str = "--devices") -> list[HostSpec]:
+    """`name1,name2` or `tag:gpu` / `tag:gpu=vulkan`; None selects all."""
+    if not selector:
+        return hosts
+    out = []
+    for part in selector.split(","):
+        part = part.strip()
+        if part.startswith("tag:"):
+            k, _, val = part[4:].partition("=")
+            match = [h for h in hosts if k in h.tags and (not val or h.tags[k] == val)]
+        else:
+            match = [h for h in hosts if h.name == part]
+        if not match:
+            raise InputError(where, f"{part!r} matches no host in the inventory",
+                             "a host name or tag:KEY[=VALUE]: " + ", ".join(h.name for h in hosts))
+        out += [h for h in match if h not in out]
+    return out

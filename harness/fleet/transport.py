@@ -1,0 +1,110 @@
+"""SSH to a host with fabric, with the security defaults fabric lacks.
+
+fabric's Connection accepts any host key (AutoAddPolicy) and loads no known_hosts file; here
+only keys already in known_hosts are accepted, unless the inventory trusts the host explicitly.
+Every remote command is built from an argument list, each argument shell-quoted.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import HarnessError
+from .inventory import HostSpec
+
+
+class HostUnreachable(HarnessError):
+    """The host could not be reached or refused us (network, auth, host key)."""
+
+
+@dataclass
+class Result:
+    rc: int
+    stdout: str
+    stderr: str
+
+
+def quote_argv(argv: list[str]) -> str:
+    return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+class SshTransport:
+    def __init__(self, spec: HostSpec, trust_new_host_key: bool = False):
+        self.spec = spec
+        self.trust = spec.trust_host_key or trust_new_host_key
+        self._conn = None
+        self.bytes_sent = 0
+
+    @property
+    def conn(self):
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _connect(self):
+        import paramiko
+        from fabric import Config, Connection
+        s = self.spec
+        kw = {"look_for_keys": s.identity_file is None, "allow_agent": True,
+              "banner_timeout": 15, "auth_timeout": 15}
+        if s.identity_file:
+            kw["key_filename"] = os.path.expanduser(s.identity_file)
+        cfg = Config(overrides={"load_ssh_configs": True})
+        host = s.host if s.ssh_config_alias else s.host
+        conn = Connection(host, user=s.user, port=None if s.ssh_config_alias else s.port,
+                          connect_kwargs=kw, config=cfg, connect_timeout=15)
+        client = conn.client
+        kh = os.path.expanduser(s.known_hosts or "~/.ssh/known_hosts")
+        if os.path.exists(kh):
+            client.load_host_keys(kh)
+        if self.trust:
+            # Explicitly trusted: accept a new key and record it, so the next run verifies it.
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        else:
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        try:
+            conn.open()
+        except paramiko.BadHostKeyException:
+            raise HostUnreachable(f"{s.name}: the host key of {s.target} CHANGED (not the one "
+                                  f"in {kh}); refusing to connect") from None
+        except paramiko.SSHException as e:
+            if "not found in known_hosts" in str(e) or "Server" in str(e) and "not found" in str(e):
+                raise HostUnreachable(
+                    f"{s.name}: unknown host key for {s.target} (not in {kh}); add it to "
+                    "known_hosts, or trust it explicitly (trust_host_key = true in the "
+                    "inventory, or --trust-new-host-key)") from None
+            raise HostUnreachable(f"{s.name}: SSH to {s.target} failed: {e}") from None
+        except (OSError, EOFError) as e:
+            raise HostUnreachable(f"{s.name}: cannot reach {s.target}: "
+                                  f"{getattr(e, 'strerror', None) or e}") from None
+        if self.trust:
+            Path(kh).parent.mkdir(parents=True, exist_ok=True)
+            client.save_host_keys(kh)
+        return conn
+
+    def run(self, argv: list[str], timeout: float | None = None, env_prefix: str = "") -> Result:
+        cmd = env_prefix + quote_argv(argv)
+        try:
+            r = self.conn.run(cmd, hide=True, warn=True, timeout=timeout, in_stream=False)
+        except HarnessError:
+            raise
+        except Exception as e:  # fabric raises many kinds; all mean the command did not finish
+            if type(e).__name__ == "CommandTimedOut":
+                return Result(124, "", f"timed out after {timeout} s")
+            raise HostUnreachable(f"{self.spec.name}: SSH command failed: {e}") from None
+        return Result(r.return_code, r.stdout, r.stderr)
+
+    def put(self, local: Path, remote: str) -> None:
+        try:
+            self.conn.put(str(local), remote)
+        except Exception as e:
+            raise HostUnreachable(f"{self.spec.name}: copy to {remote} failed: {e}") from None
+        self.bytes_sent += os.path.getsize(local)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
