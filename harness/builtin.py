@@ -45,3 +45,16 @@ def builtin_onnx(name: str) -> Path:
         return path
     from . import micromodels
     return getattr(micromodels, name)()
+
+
+def builtin_for_file(path: Path) -> str | None:
+    """The built-in name whose ONNX file this is (same content), so its default shapes apply."""
+    from .cache import sha256_file
+    for name in _PPOCR:
+        try:
+            ref = builtin_onnx(name)
+        except HarnessError:
+            return None
+        if ref.stat().st_size == path.stat().st_size and sha256_file(ref) == sha256_file(path):
+            return name
+    return None

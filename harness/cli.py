@@ -10,19 +10,49 @@ from .errors import HarnessError, InputError
 
 
 def _hosts(args):
-    if not getattr(args, "inventory", None):
-        if getattr(args, "devices", None):
+    """Where to run: None for this machine, else a list of HostSpecs."""
+    from .fleet.inventory import load_inventory, select
+    on = getattr(args, "on", None)
+    if on and on != "local" and "@" in on:
+        from .adhoc import target_host
+        return [target_host(on, args)]
+    if on and on != "local":
+        if not args.inventory:
+            raise InputError("--on", f"{on!r} needs --inventory (or user@host[:port])",
+                             "local, user@host[:port], or an inventory host name")
+        return select(load_inventory(args.inventory), on, "--on")
+    if on == "local" and args.devices:
+        raise InputError("--devices", "cannot be combined with --on local")
+    if not args.inventory:
+        if args.devices:
             raise InputError("--devices", "needs --inventory", "an inventory file")
         return None
-    from .fleet.inventory import load_inventory, select
     return select(load_inventory(args.inventory), args.devices)
+
+
+_ADHOC_FLAGS = ("model", "shape", "engine", "threads", "precision", "backend", "iterations",
+                "seconds", "processes", "warmup")
 
 
 def _cmd_run(args) -> int:
     from .coordinator import run_suite
     from .summary import render, summarize
     from .suite import load_suite
-    suite = load_suite(args.suite)
+    adhoc = [f for f in _ADHOC_FLAGS if getattr(args, f) is not None]
+    if args.suite and adhoc:
+        raise InputError("harness run", f"a suite file and --{adhoc[0]} were both given",
+                         "either a suite file or --model and other flags")
+    if args.suite:
+        suite, kind = load_suite(args.suite), "suite"
+    elif args.model:
+        from .adhoc import save_suite, suite_from_flags
+        suite, data = suite_from_flags(args)
+        kind = "adhoc"
+        if args.save_suite:
+            save_suite(data, args.save_suite)
+            print(f"suite saved to {args.save_suite}", file=sys.stderr)
+    else:
+        raise InputError("harness run", "nothing to run", "a suite file or --model")
     hosts = _hosts(args)
     if args.dry_run:
         from .plan import expand
@@ -34,7 +64,7 @@ def _cmd_run(args) -> int:
               "nothing was run")
         return 0
     report = run_suite(suite, Path(args.out), ray_address=args.ray_address,
-                       progress=not args.no_progress, hosts=hosts,
+                       progress=not args.no_progress, hosts=hosts, sweep_kind=kind,
                        trust_new_host_key=args.trust_new_host_key)
     for h, info in sorted(report.hosts.items()):
         if info.get("error"):
@@ -63,18 +93,37 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description=__doc__)
     p.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="measure a suite and write rows to the dataset")
-    r.add_argument("suite", help="suite file (TOML)")
+    r = sub.add_parser("run", help="measure a suite (or a one-off from flags) and store rows")
+    r.add_argument("suite", nargs="?", help="suite file (TOML); or use --model and flags")
     r.add_argument("--out", default="results", help="dataset directory (default: results)")
     r.add_argument("--ray-address", default=None,
                    help="Ray cluster to use (default: a private local instance; RAY_ADDRESS)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--inventory", help="devices inventory (TOML); default: this machine")
     r.add_argument("--devices", help="hosts of the inventory: name1,name2 or tag:KEY[=VALUE]")
+    r.add_argument("--on", help="local (default), an inventory host, or user@host[:port]")
     r.add_argument("--dry-run", action="store_true",
                    help="print the expanded plan (configurations x hosts) without connecting")
     r.add_argument("--trust-new-host-key", action="store_true",
                    help="accept and record unknown SSH host keys (changed keys stay refused)")
+    a = r.add_argument_group("one-off suite (instead of a suite file)")
+    a.add_argument("--model", help="an .onnx/.mnn/.param file or a built-in model name")
+    a.add_argument("--shape", help="input shape(s): 1x3x224x224 or NAME:1x3x224x224,...")
+    a.add_argument("--engine", help="engines, optionally pinned: mnn,ncnn or mnn==3.6.1")
+    a.add_argument("--threads", help="thread counts, e.g. 1,2,4")
+    a.add_argument("--precision", help="precisions, e.g. fp32,fp16")
+    a.add_argument("--backend", help="backends, e.g. cpu,vulkan")
+    a.add_argument("--iterations", type=int, help="minimum timed iterations")
+    a.add_argument("--seconds", type=float, help="minimum timed seconds")
+    a.add_argument("--processes", type=int, help="fresh processes per configuration")
+    a.add_argument("--warmup", type=int, help="warmup iterations")
+    a.add_argument("--timeout", type=float, help="per-measurement timeout (s)")
+    a.add_argument("--save-suite", metavar="FILE", help="also write these flags as a suite file")
+    s_ = r.add_argument_group("--on user@host[:port] without an inventory")
+    s_.add_argument("--identity-file", help="SSH private key")
+    s_.add_argument("--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)")
+    s_.add_argument("--python", help="Python on the host (default python3)")
+    s_.add_argument("--workdir", help="work dir on the host (default ~/.harness-work)")
     r.set_defaults(func=_cmd_run)
 
     d = sub.add_parser("devices", help="inventory tools")

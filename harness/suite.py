@@ -202,6 +202,10 @@ def _model(v: _V, base: Path, engines: list[str]) -> ModelSpec:
     elif builtin is not None:
         from .builtin import default_inputs
         inputs = default_inputs(builtin)
+    elif onnx is not None:
+        from .builtin import builtin_for_file, default_inputs
+        known = builtin_for_file(onnx)  # the PP-OCR files themselves have dynamic H and W
+        inputs = default_inputs(known) if known else _declared_inputs(v, onnx)
     else:
         v.fail("inputs", "input shapes (shape = [...] or [[models.inputs]])", "nothing")
     return ModelSpec(
@@ -209,6 +213,29 @@ def _model(v: _V, base: Path, engines: list[str]) -> ModelSpec:
         inputs=inputs, engines=v.str_list("engines", engines),
         backends=v.str_list("backends"), precisions=v.str_list("precisions"),
         threads=v.int_list("threads"))
+
+
+def _declared_inputs(v: _V, path: Path) -> tuple[InputSpec, ...]:
+    """Input shapes the ONNX file declares; a dynamic batch becomes 1, other dynamic dims need
+    explicit shapes."""
+    import onnx
+    m = onnx.load(str(path), load_external_data=False)
+    inits = {i.name for i in m.graph.initializer}
+    out = []
+    for inp in m.graph.input:
+        if inp.name in inits:
+            continue
+        dims = []
+        for i, d in enumerate(inp.type.tensor_type.shape.dim):
+            if d.HasField("dim_value") and d.dim_value > 0:
+                dims.append(d.dim_value)
+            elif i == 0:
+                dims.append(1)
+            else:
+                v.fail("inputs", f"shapes for input {inp.name!r}, whose dim {i} is dynamic "
+                       "(shape = [...] in a suite, --shape on the command line)", "nothing")
+        out.append(InputSpec(shape=tuple(dims), name=inp.name))
+    return tuple(out)
 
 
 def _check_onnx_file(v: _V, key: str, path: Path) -> None:

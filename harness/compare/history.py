@@ -6,11 +6,12 @@ time: the median of the metric over that run's measured rows, plus the change-po
 change_points(x) is robust binary segmentation:
   * noise sigma = 1.4826 * MAD(first differences) / sqrt(2), which a level shift (one large
     difference) or a spike (two) barely moves;
-  * for a segment, every split t with both parts >= min_seg long is scored by the difference
-    of the part medians, z = |d| / (1.2533 sigma sqrt(1/n1 + 1/n2)) (1.2533: the standard
-    error of a median relative to a mean's);
-  * the best split is a change point when z >= z_min AND |d| >= min_sigma x sigma (an effect
-    threshold relative to the noise) AND |d| >= min_rel x |median of the segment|;
+  * for a segment, the split t (both parts >= min_seg long) is the one of the best two-level
+    L1 fit (sum of absolute deviations from each part's median: sharp and robust to spikes);
+  * it is a change point when the difference of the part medians d has
+    z = |d| / (1.2533 sigma sqrt(1/n1 + 1/n2)) >= z_min (1.2533: a median's standard error
+    relative to a mean's) AND |d| >= min_sigma x sigma (an effect threshold relative to the
+    noise) AND |d| >= min_rel x |median of the segment|;
   * then both parts are searched again.
 A single spike moves neither part's median, so it is never flagged; a shift that has not yet
 lasted min_seg points is not flagged until it has (then it is flagged once, at its start).
@@ -37,7 +38,7 @@ def robust_sigma(x: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2.0))
 
 
-def change_points(x, *, min_seg: int = 3, z_min: float = 4.5, min_sigma: float = 2.0,
+def change_points(x, *, min_seg: int = 3, z_min: float = 4.5, min_sigma: float = 1.5,
                   min_rel: float = 0.02, max_points: int | None = None) -> list[int]:
     """Indices i where a new level starts (x[i] is the first point after the shift).
     NaN points are ignored (indices still refer to the input)."""
@@ -60,12 +61,17 @@ def change_points(x, *, min_seg: int = 3, z_min: float = 4.5, min_sigma: float =
         ts = np.arange(min_seg, m - min_seg + 1)
         left = np.array([np.median(seg[:t]) for t in ts])
         right = np.array([np.median(seg[t:]) for t in ts])
-        d = right - left
-        z = np.abs(d) / (_MEDIAN_SE * sigma * np.sqrt(1.0 / ts + 1.0 / (m - ts)))
-        i = int(np.argmax(z))
+        # where: the split of the best two-level L1 fit (sharp, and robust to spikes)
+        cost = np.array([np.abs(seg[:t] - a).sum() + np.abs(seg[t:] - b).sum()
+                         for t, a, b in zip(ts, left, right)])
+        i = int(np.argmin(cost))
+        # whether: the medians' difference against the noise
+        d = right[i] - left[i]
+        t = int(ts[i])
+        z = abs(d) / (_MEDIAN_SE * sigma * math.sqrt(1.0 / t + 1.0 / (m - t)))
         level = abs(float(np.median(seg))) or scale
-        ok = z[i] >= z_min and abs(d[i]) >= min_sigma * sigma and abs(d[i]) >= min_rel * level
-        return (lo + int(ts[i])) if ok else None
+        ok = z >= z_min and abs(d) >= min_sigma * sigma and abs(d) >= min_rel * level
+        return (lo + t) if ok else None
 
     stack = [(0, n)]
     while stack:

@@ -138,7 +138,7 @@ def memory_chart(res, g: pd.DataFrame, title: str) -> Chart | None:
     lo, hi = np.nanmin(vals), np.nanmax(vals)
     pad = (hi - lo) * 0.08 or abs(hi) * 0.05 or 1.0
     ch = Chart(title, "threads", "peak RSS (MiB)", x_categories=threads,
-               ylim=(max(0.0, lo - pad), hi + pad * 3))
+               ylim=(max(0.0, lo - pad), hi + pad * 1.5))
     pos = {t: i for i, t in enumerate(threads)}
     for ph in PHASES:
         color = PHASE_COLORS[ph]
@@ -152,6 +152,9 @@ def memory_chart(res, g: pd.DataFrame, title: str) -> Chart | None:
                        f"({r[f'rss_{ph}']})")
                 ch.point(x, v, color, tip, dx=dx, filled=filled, series=f"{ph}-{sd}")
                 pts.append((x, v))
+                if sd == "head" and r[f"rss_{ph}"] in ("larger", "smaller"):
+                    ch.text(x, v, f"{r[f'rss_{ph}_delta_kb'] / 1024:+.1f}",
+                            VERDICT_COLORS[r[f"rss_{ph}"]], dx=dx)
             pts.sort()
             ch.line(pts, color, dx=dx, dash="3 2" if sd == "base" else None)
         ch.legend(ph, color)
@@ -182,7 +185,7 @@ def error_chart(res, g: pd.DataFrame, title: str, precision, host_varies: bool,
             lab += f" {r['host']}"
         cats.append(lab)
     ch = Chart(title, "", "error (log)", x_categories=cats, ylim=(vals.min() / 3, vals.max() * 30),
-               ylog=True, width=max(380, 26 * len(cats) + 90), height=300, rotate_x=True)
+               ylog=True, width=max(360, 26 * len(cats) + 90), height=300, rotate_x=True)
     for (metric, sd), arr in metrics.items():
         color = BASE_COLOR if sd == "base" else HEAD_COLOR
         shape = "circle" if metric == "rel" else "square"

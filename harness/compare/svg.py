@@ -53,14 +53,14 @@ class Chart:
     y is linear or log. Build: Chart(...), then point/whisker/line/hline/text, then svg()."""
 
     def __init__(self, title: str, xlabel: str, ylabel: str, *, x_categories=None,
-                 xlim=(0.0, 1.0), ylim=(0.0, 1.0), ylog: bool = False, width: int = 380,
+                 xlim=(0.0, 1.0), ylim=(0.0, 1.0), ylog: bool = False, width: int = 360,
                  height: int = 250, rotate_x: bool = False):
         self.title, self.xlabel, self.ylabel = title, xlabel, ylabel
         self.cats = list(x_categories) if x_categories is not None else None
         self.ylog = ylog
         self.w, self.h = width, height
         self.ml, self.mr, self.mt = 58, 12, 30
-        self.mb = 78 if rotate_x else 44
+        self.mb = 84 if rotate_x else 40
         self.rotate_x = rotate_x
         ylo, yhi = ylim
         if ylog:
@@ -176,7 +176,7 @@ class Chart:
             else:
                 out.append(f'<text x="{xx:.1f}" y="{y0 + 15}" text-anchor="middle" class="tick">'
                            f'{escape(lab)}</text>')
-        out.append(f'<text x="{(x0 + x1) / 2:.1f}" y="{self.h - 6}" text-anchor="middle" '
+        out.append(f'<text x="{(x0 + x1) / 2:.1f}" y="{self.h - 4}" text-anchor="middle" '
                    f'class="axis">{escape(self.xlabel)}</text>')
         out.append(f'<text transform="translate(13,{(y0 + y1) / 2:.1f}) rotate(-90)" '
                    f'text-anchor="middle" class="axis">{escape(self.ylabel)}</text>')
@@ -184,10 +184,17 @@ class Chart:
                    f'{escape(self.title)}</text>')
         return out
 
-    def _legend(self) -> list[str]:
+    def _legend(self) -> tuple[list[str], int]:
+        """Legend rows below the x-axis label (never over the data); returns (elements,
+        extra height)."""
         out = []
-        x, y = self.ml + 6, self.mt + 12
+        x0, x_max = self.ml, self.w - self.mr
+        x, y = x0, self.h + 10
+        rows = 1 if self.legend_items else 0
         for label, color, style in self.legend_items:
+            width = 22 + 5.6 * len(label) + 10
+            if x > x0 and x + width > x_max:
+                x, y, rows = x0, y + 14, rows + 1
             if style == "dash":
                 out.append(f'<line x1="{x}" x2="{x + 14}" y1="{y - 4}" y2="{y - 4}" '
                            f'stroke="{color}" stroke-width="2" stroke-dasharray="4 2"/>')
@@ -203,16 +210,13 @@ class Chart:
             else:
                 out.append(f'<circle cx="{x + 7}" cy="{y - 4}" r="3.5" fill="{color}"/>')
             out.append(f'<text x="{x + 18}" y="{y}" class="leg">{escape(label)}</text>')
-            y += 13
-        if out:
-            h = 13 * len(self.legend_items) + 6
-            w = max(len(lab) for lab, _, _ in self.legend_items) * 6 + 28
-            out.insert(0, f'<rect x="{x - 4}" y="{self.mt + 2}" width="{w}" height="{h}" '
-                          f'fill="#fff" fill-opacity="0.85" stroke="#ccc"/>')
-        return out
+            x += width
+        return out, (14 * rows + 8 if rows else 0)
 
     def svg(self) -> str:
-        body = "".join(self._axes() + self.items + self._legend())
-        return (f'<svg class="chart" width="{self.w}" height="{self.h}" '
-                f'viewBox="0 0 {self.w} {self.h}" role="img" aria-label="{escape(self.title)}">'
+        legend, extra = self._legend()
+        body = "".join(self._axes() + self.items + legend)
+        h = self.h + extra
+        return (f'<svg class="chart" width="{self.w}" height="{h}" '
+                f'viewBox="0 0 {self.w} {h}" role="img" aria-label="{escape(self.title)}">'
                 f'<title>{escape(self.title)}</title>{body}</svg>')

@@ -1,0 +1,111 @@
+"""One-off suites from command-line flags (`harness run --model ...`), and saving them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .errors import InputError
+from .suite import Suite, parse_suite
+
+
+def _csv(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return items or None
+
+
+def _ints(flag: str, text: str | None) -> list[int] | None:
+    items = _csv(text)
+    if items is None:
+        return None
+    try:
+        return [int(t) for t in items]
+    except ValueError:
+        raise InputError(flag, f"got {text!r}", "comma-separated integers such as 1,2,4") from None
+
+
+def parse_shape_flag(text: str) -> list[dict]:
+    """'1x3x48x192' or 'x:1x3x48x192,mask:1x48' -> [{'name':..., 'shape': [...]}, ...]."""
+    out = []
+    for part in text.split(","):
+        name, _, dims = part.rpartition(":")
+        if not re.fullmatch(r"\d+(x\d+)*", dims.strip()):
+            raise InputError("--shape", f"got {text!r}", "dims joined by x, e.g. 1x3x224x224, "
+                             "optionally NAME:dims, comma-separated per input")
+        entry = {"shape": [int(d) for d in dims.strip().split("x")]}
+        if name:
+            entry["name"] = name.strip()
+        out.append(entry)
+    return out
+
+
+def suite_dict(args) -> dict:
+    """The suite (as TOML data) that the flags describe."""
+    from .builtin import builtin_names
+    engines: dict[str, list[str]] = {}
+    for e in _csv(args.engine) or ["mnn", "ncnn"]:
+        name, _, ver = e.partition("==")
+        engines.setdefault(name.strip(), []).append(ver.strip() or "installed")
+    model: dict = {"name": Path(args.model).stem.replace(".ncnn", "") or "model"}
+    m = args.model
+    if m in builtin_names():
+        model["builtin"] = m
+    else:
+        p = Path(m).expanduser().resolve()
+        if not p.is_file():
+            raise InputError("--model", f"{m!r} is neither a file nor a built-in model",
+                             "an .onnx/.mnn/.param path or one of " + ", ".join(builtin_names()))
+        if p.suffix == ".onnx":
+            model["onnx"] = str(p)
+        elif p.suffix == ".mnn":
+            model["mnn"] = str(p)
+        elif p.suffix == ".param":
+            model["ncnn_param"], model["ncnn_bin"] = str(p), str(p.with_suffix(".bin"))
+        else:
+            raise InputError("--model", f"{m!r} has an unknown extension", ".onnx, .mnn or .param")
+    if args.shape:
+        model["inputs"] = parse_shape_flag(args.shape)
+    data: dict = {"name": "adhoc", "engines": engines, "models": [model]}
+    for key, val in (("threads", _ints("--threads", args.threads)),
+                     ("precisions", _csv(args.precision)), ("backends", _csv(args.backend))):
+        if val:
+            data[key] = val
+    measure = {}
+    for key, val in (("min_iterations", args.iterations), ("min_seconds", args.seconds),
+                     ("processes", args.processes), ("warmup", args.warmup),
+                     ("timeout_s", args.timeout)):
+        if val is not None:
+            measure[key] = val
+    if measure:
+        data["measure"] = measure
+    return data
+
+
+def suite_from_flags(args) -> tuple[Suite, dict]:
+    data = suite_dict(args)
+    return parse_suite(data, "command line", Path.cwd()), data
+
+
+def save_suite(data: dict, path: str) -> None:
+    import tomli_w
+    from .cache import atomic_write_bytes
+    atomic_write_bytes(Path(path), tomli_w.dumps(data).encode())
+
+
+_TARGET = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>[A-Za-z0-9.:_-]+?|\[[0-9a-fA-F:]+\])"
+                     r"(?::(?P<port>\d+))?$")
+
+
+def target_host(on: str, args):
+    """A HostSpec for `--on user@host[:port]` (no inventory needed)."""
+    from .fleet.inventory import HostSpec
+    m = _TARGET.match(on)
+    if not m:
+        raise InputError("--on", f"got {on!r}", "local, an inventory host name, or user@host[:port]")
+    host = m.group("host").strip("[]")
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{host}-{m.group('port') or 22}")
+    return HostSpec(name=name, host=host, port=int(m.group("port") or 22), user=m.group("user"),
+                    identity_file=args.identity_file, known_hosts=args.known_hosts,
+                    python=args.python or "python3", workdir=args.workdir or "~/.harness-work")
