@@ -69,7 +69,10 @@ def _host_fields(info: dict) -> dict:
 
 
 def _static_row_fields(pm: PreparedModel, art) -> dict:
+    st = pm.stats or {}
     return dict(model_sha256=pm.source_sha, input_shape=pm.inputs.shape_text,
+                model_weight_bytes=st.get("weight_bytes"),
+                model_activation_lower_bound_bytes=st.get("activation_lower_bound_bytes"),
                 input_key=pm.inputs.key,
                 artifact_sha256=art.sha256 if isinstance(art, Artifact) else "",
                 converter=art.converter if isinstance(art, Artifact) else "")
@@ -118,6 +121,7 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
         prepared = prepare_suite(suite)
         timings["prepare_s"] = time.perf_counter() - t
         host_info = {h: ray.get(ref) for h, ref in setups.items()}
+        _write_models_table(prepared, out_dir)
         configs = expand(suite, list(factories))
         writer = RunWriter(out_dir, run_id)
         bars = _Progress(configs, progress)
@@ -163,6 +167,14 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
         (tdir / f"{run_id}.jsonl").write_text("".join(json.dumps(t) + "\n" for t in transfers))
     return RunReport(run_id, writer.rows, sorted(writer.files), time.perf_counter() - t_start,
                      timings, transfers, host_info)
+
+
+def _write_models_table(prepared: dict, out_dir: Path) -> None:
+    from .analysis import write_models_table
+    rows = [pm.stats for pm in prepared.values() if pm.stats and "error" not in pm.stats]
+    if rows:
+        # "_" keeps it out of the measurement dataset that pandas.read_parquet("results/") reads
+        write_models_table(rows, out_dir / "_models")
 
 
 class _Progress:

@@ -32,6 +32,7 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("harness_version", S),
     ("model", S), ("model_sha256", S), ("artifact_sha256", S), ("converter", S),
     ("input_shape", S), ("input_key", S),
+    ("model_weight_bytes", I), ("model_activation_lower_bound_bytes", I),
     ("engine_version_requested", S), ("engine_version", S),
     ("backend_requested", S), ("backend", S), ("precision_requested", S), ("precision", S),
     ("threads", I), ("process", I), ("gpu_device", S), ("gpu_type", S), ("engine_options", S),

@@ -21,6 +21,8 @@ class PreparedModel:
     inputs: InputSet
     # engine format -> artifact, or the converter's error message
     artifacts: dict[str, Artifact | str] = field(default_factory=dict)
+    # static analysis (harness.analysis models-table row) for ONNX sources; None otherwise
+    stats: dict | None = None
 
 
 def _native(spec: ModelSpec, fmt: str) -> Artifact | str:
@@ -33,6 +35,15 @@ def _native(spec: ModelSpec, fmt: str) -> Artifact | str:
     return f"no {fmt} file for model {spec.name} and no ONNX source to convert"
 
 
+def _static_stats(onnx: Path, inputs) -> dict | None:
+    from .analysis import AnalysisError, analyze_onnx, models_table_row
+    try:
+        names = [t.split(":")[0] for t in inputs.shape_text.split(",")]
+        return models_table_row(analyze_onnx(onnx, dict(zip(names, inputs.shapes))))
+    except (AnalysisError, Exception) as e:  # theory is an aid; never fail a run over it
+        return {"error": str(e)[:300]}
+
+
 def prepare_model(spec: ModelSpec, engines: list[str]) -> PreparedModel:
     onnx = builtin_onnx(spec.builtin) if spec.builtin else spec.onnx
     if onnx is not None:
@@ -42,6 +53,8 @@ def prepare_model(spec: ModelSpec, engines: list[str]) -> PreparedModel:
                                                               spec.ncnn_bin) if p))
     inputs = prepare_inputs(spec.name, onnx, spec.inputs, source_sha)
     pm = PreparedModel(spec, source_sha, onnx, inputs)
+    if onnx is not None:
+        pm.stats = _static_stats(onnx, inputs)
     for fmt in sorted({adapter_class(e).MODEL_FORMAT for e in engines}):
         if onnx is None or (fmt == "mnn" and spec.mnn) or (fmt == "ncnn" and spec.ncnn_param):
             pm.artifacts[fmt] = _native(spec, fmt)

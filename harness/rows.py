@@ -44,7 +44,8 @@ def latency_stats(samples: list[float]) -> dict:
 
 def make_row(ctx: RunContext, cfg: Config, result: dict, *, model_sha256: str = "",
              artifact_sha256: str = "", converter: str = "", input_shape: str = "",
-             input_key: str = "", measure=None) -> dict:
+             input_key: str = "", measure=None, model_weight_bytes: int | None = None,
+             model_activation_lower_bound_bytes: int | None = None) -> dict:
     started = result.get("started_at") or time.time()
     row = {
         "run_id": ctx.run_id, "sweep_kind": ctx.sweep_kind, "sweep_tag": ctx.sweep_tag,
@@ -53,6 +54,8 @@ def make_row(ctx: RunContext, cfg: Config, result: dict, *, model_sha256: str = 
         "engine": cfg.engine, "host": cfg.host, "harness_version": __version__,
         "model": cfg.model, "model_sha256": model_sha256, "artifact_sha256": artifact_sha256,
         "converter": converter, "input_shape": input_shape, "input_key": input_key,
+        "model_weight_bytes": model_weight_bytes,
+        "model_activation_lower_bound_bytes": model_activation_lower_bound_bytes,
         "engine_version_requested": cfg.version, "backend_requested": cfg.backend,
         "precision_requested": cfg.precision, "threads": cfg.threads, "process": cfg.process,
         "started_at": started, "ended_at": result.get("ended_at") or time.time(),

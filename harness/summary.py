@@ -33,12 +33,21 @@ def summarize(rows: list[dict]) -> pd.DataFrame:
         lat = pd.Series(samples, dtype=float)
         steady = g["rss_steady_peak_kb"].dropna() if "rss_steady_peak_kb" in g else []
         statuses = sorted(set(g["status"]))
+        theory = None
+        if "model_weight_bytes" in g and g["model_weight_bytes"].notna().any():
+            theory = (g["model_weight_bytes"].dropna().iloc[0]
+                      + g["model_activation_lower_bound_bytes"].dropna().iloc[0]) / 2**20
+        base = g["rss_process_start_peak_kb"].dropna() if "rss_process_start_peak_kb" in g else []
         out.append({
             **dict(zip(KEYS, key)),
             "n": len(g),
             "median_ms": lat.median() if len(lat) else None,
             "p90_ms": lat.quantile(0.9) if len(lat) else None,
             "steady_peak_mib": (steady.median() / 1024.0) if len(steady) else None,
+            "theory_mib": theory,
+            # what the engine added over the bare interpreter, against what the model needs
+            "mem_overhead": ((steady.median() - base.median()) / 1024.0 / theory
+                             if theory and len(steady) and len(base) else None),
             "status": ",".join(statuses),
             "verdict": _worst(list(g["verdict"])),
         })
@@ -51,7 +60,9 @@ def render(df: pd.DataFrame) -> str:
     show = df.copy()
     for c in ("median_ms", "p90_ms"):
         show[c] = show[c].map(lambda v: f"{v:.2f}" if pd.notna(v) else "-")
-    show["steady_peak_mib"] = show["steady_peak_mib"].map(
-        lambda v: f"{v:.1f}" if pd.notna(v) else "-")
-    show = show.rename(columns={"engine_version": "version", "steady_peak_mib": "steady_MiB"})
+    for c in ("steady_peak_mib", "theory_mib"):
+        show[c] = show[c].map(lambda v: f"{v:.1f}" if pd.notna(v) else "-")
+    show["mem_overhead"] = show["mem_overhead"].map(lambda v: f"{v:.1f}x" if pd.notna(v) else "-")
+    show = show.rename(columns={"engine_version": "version", "steady_peak_mib": "steady_MiB",
+                                "theory_mib": "theory_MiB", "mem_overhead": "overhead"})
     return show.to_string(index=False)

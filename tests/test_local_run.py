@@ -131,3 +131,19 @@ def test_provenance_and_outputs_recorded(local_run):
     outs = json.loads(r.outputs_json)
     assert outs[0]["shape"] == [1, 1, 640, 640] and len(outs[0]["sha256"]) == 64
     assert r.out_nan == 0 and r.out_inf == 0 and r.has_reference
+
+
+def test_theory_beside_measured_memory(local_run):
+    report, out = local_run
+    models = pd.read_parquet(out / "_models" / "models.parquet")
+    det = models[models.input_shape == "x:1x3x640x640"].iloc[0]
+    assert det.params > 1_000_000 and det.activation_lower_bound_bytes > 0
+    df = pd.read_parquet(out)  # the models table does not leak into the measurement dataset
+    assert "params" not in df.columns
+    row = df[(df.model == "det") & (df.engine == "mnn")].iloc[0]
+    assert row.model_weight_bytes == det.weight_bytes
+    from harness.summary import render, summarize
+    s = summarize(report.rows)
+    d = s[(s.model == "det") & (s.engine == "mnn")].iloc[0]
+    assert d.theory_mib > 0 and d.mem_overhead > 0
+    assert "overhead" in render(s)

@@ -7,10 +7,13 @@ Cost model (so a million-row dataset compares in seconds):
   * memory and correctness numbers are one pandas groupby over (pair, side);
   * the hierarchical bootstrap (the only per-pair loop) runs first for the *candidates*: pairs
     whose rank test and ratio already pass (verdict could become slower/faster). They get
-    `resamples` replicates unless that would exceed `bootstrap_budget` drawn samples, in which
-    case the replicates are scaled down to fit (never below `min_resamples`). The remaining
-    budget buys CIs for the other pairs (for the report only; their verdict does not depend on
-    it), scaled the same way; pairs left without budget get NaN CIs and resamples = 0.
+    `resamples` replicates unless that would exceed `bootstrap_budget` drawn samples
+    (stats.bootstrap_cost), in which case the replicates are scaled down to fit (never below
+    `min_resamples`). The remaining budget buys CIs for the other pairs (for the report only;
+    their verdict does not depend on it), scaled the same way; pairs left without budget get
+    NaN CIs and resamples = 0;
+  * a side with more than 50 processes (a comparison pooled over many sweeps) is resampled at
+    the process level only, medians from a CDF grid (stats.bootstrap_medians).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import pandas as pd
 from ..results import latency_arrays
 from .pairing import pair_rows
 from .result import CompareResult
-from .stats import bootstrap_ratio_ci, grouped_latency
+from .stats import bootstrap_cost, bootstrap_ratio_ci, grouped_latency
 from .verdicts import (PHASES, Thresholds, correctness_verdict, latency_final, latency_prelim,
                        memory_verdict)
 
@@ -149,7 +152,8 @@ def compare(df: pd.DataFrame, dimension: str = "engine_version", base=None, head
     ci_low = np.full(n_pairs, np.nan)
     ci_high = np.full(n_pairs, np.nan)
     boot_n = np.zeros(n_pairs, dtype=np.int64)
-    work = (lat.n[0] + lat.n[1]).astype(np.int64)
+    work = np.ceil(bootstrap_cost(lat.n[0], rows_n[0])
+                   + bootstrap_cost(lat.n[1], rows_n[1])).astype(np.int64)
     cand = np.flatnonzero((prelim == "slower?") | (prelim == "faster?"))
     others = np.flatnonzero((prelim != "slower?") & (prelim != "faster?")
                             & (lat.n[0] > 0) & (lat.n[1] > 0))

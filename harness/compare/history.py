@@ -11,7 +11,8 @@ change_points(x) is robust binary segmentation:
   * it is a change point when the difference of the part medians d has
     z = |d| / (1.2533 sigma sqrt(1/n1 + 1/n2)) >= z_min (1.2533: a median's standard error
     relative to a mean's) AND |d| >= min_sigma x sigma (an effect threshold relative to the
-    noise) AND |d| >= min_rel x |median of the segment|;
+    noise) AND |d| >= min_rel x |median of the segment| AND each part has at least min_seg
+    points on its own side of the midpoint between the two levels (persistence);
   * then both parts are searched again.
 A single spike moves neither part's median, so it is never flagged; a shift that has not yet
 lasted min_seg points is not flagged until it has (then it is flagged once, at its start).
@@ -71,6 +72,11 @@ def change_points(x, *, min_seg: int = 3, z_min: float = 4.5, min_sigma: float =
         z = abs(d) / (_MEDIAN_SE * sigma * math.sqrt(1.0 / t + 1.0 / (m - t)))
         level = abs(float(np.median(seg))) or scale
         ok = z >= z_min and abs(d) >= min_sigma * sigma and abs(d) >= min_rel * level
+        if ok:  # persistence: at least min_seg points of each part on its own side of the mid
+            mid = (left[i] + right[i]) / 2.0
+            sign = 1.0 if d > 0 else -1.0
+            ok = (int((sign * (seg[t:] - mid) > 0).sum()) >= min_seg
+                  and int((sign * (seg[:t] - mid) < 0).sum()) >= min_seg)
         return (lo + t) if ok else None
 
     stack = [(0, n)]

@@ -264,17 +264,41 @@ def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
 # Hierarchical bootstrap
 # ---------------------------------------------------------------------------------------------
 
+MAX_TWO_LEVEL = 50   # more processes than this per side: process-level (cluster) bootstrap
+GRID_POINTS = 128
+
+
+def bootstrap_cost(n_samples, n_groups):
+    """Work of one resample of one side, in "drawn samples" (the unit of bootstrap_budget):
+    the two-level draw touches every sample; the cluster mode costs a (processes x grid)
+    matrix product, about 1/8 of a drawn sample per multiply-add."""
+    n_samples = np.asarray(n_samples, dtype=float)
+    n_groups = np.asarray(n_groups, dtype=float)
+    return np.where(n_groups > MAX_TWO_LEVEL, n_groups * GRID_POINTS / 8.0, n_samples)
+
+
 def bootstrap_medians(groups: list[np.ndarray], resamples: int, rng: np.random.Generator,
-                      max_block: int = 2_000_000) -> np.ndarray:
+                      max_block: int = 2_000_000, max_two_level: int = MAX_TWO_LEVEL,
+                      grid_points: int = GRID_POINTS) -> np.ndarray:
     """Medians of `resamples` hierarchical bootstrap resamples of the pooled samples.
 
-    Each resample draws len(groups) processes with replacement, then, for each drawn process,
-    as many samples as it has, with replacement, from that process; the median of everything
-    drawn is one replicate. Vectorized in blocks of at most `max_block` drawn values."""
+    Up to `max_two_level` processes: each resample draws len(groups) processes with
+    replacement, then, for each drawn process, as many samples as it has, with replacement,
+    from that process; the median of everything drawn is one replicate (vectorized in blocks
+    of at most `max_block` drawn values).
+
+    More processes than that (pooled comparisons over many sweeps): only the processes are
+    resampled (the cluster bootstrap; with that many processes the process level carries the
+    variance, and the second stage would count within-process noise twice), and each
+    replicate's median comes from the mixture CDF evaluated on a grid of `grid_points` pooled
+    quantiles (between the pooled 25th and 75th percentiles, widened to the full range if a
+    replicate falls outside) with linear interpolation: one matrix product per block."""
     groups = [np.asarray(g, dtype=float) for g in groups if len(g)]
     k = len(groups)
     if k == 0 or resamples <= 0:
         return np.full(max(resamples, 0), np.nan)
+    if k > max_two_level:
+        return _cluster_grid_medians(groups, resamples, rng, grid_points)
     lens = np.array([len(g) for g in groups], dtype=np.int64)
     offs = np.cumsum(lens) - lens
     flat = np.concatenate(groups)
@@ -298,6 +322,36 @@ def bootstrap_medians(groups: list[np.ndarray], resamples: int, rng: np.random.G
             c = plen.sum(axis=1)
             rows = np.arange(b)
             out[b0:b0 + b] = 0.5 * (drawn[rows, (c - 1) // 2] + drawn[rows, c // 2])
+    return out
+
+
+def _cluster_grid_medians(groups, resamples, rng, grid_points):
+    k = len(groups)
+    lens = np.array([len(g) for g in groups], dtype=float)
+    sorted_groups = [np.sort(g) for g in groups]
+    pooled = np.concatenate(sorted_groups)
+    weights = rng.multinomial(k, np.full(k, 1.0 / k), size=resamples).astype(float)  # (B, k)
+    total = weights @ lens
+    target = total / 2.0
+    out = np.full(resamples, np.nan)
+    for band in ((0.25, 0.75), (0.0, 1.0)):
+        grid = np.unique(np.quantile(pooled, np.linspace(band[0], band[1], grid_points)))
+        counts = np.stack([np.searchsorted(g, grid, side="right") for g in sorted_groups])
+        cum = weights @ counts.astype(float)                              # (B, G)
+        above = cum >= target[:, None]
+        j = above.argmax(axis=1)
+        inside = above.any(axis=1) & (j > 0)
+        if band[0] > 0 and not inside.all():
+            continue  # some replicate's median is outside the band: use the full range
+        rows = np.flatnonzero(inside)
+        jj = j[rows]
+        c0, c1 = cum[rows, jj - 1], cum[rows, jj]
+        g0, g1 = grid[jj - 1], grid[jj]
+        out[rows] = g0 + (target[rows] - c0) / (c1 - c0) * (g1 - g0)
+        low = ~inside & (j == 0) & above[:, 0]
+        out[low] = grid[0]
+        out[~above.any(axis=1)] = grid[-1]
+        break
     return out
 
 
