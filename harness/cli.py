@@ -65,14 +65,29 @@ def _cmd_run(args) -> int:
         return 0
     report = run_suite(suite, Path(args.out), ray_address=args.ray_address,
                        progress=not args.no_progress, hosts=hosts, sweep_kind=kind,
-                       trust_new_host_key=args.trust_new_host_key)
+                       trust_new_host_key=args.trust_new_host_key, resume=args.resume)
     for h, info in sorted(report.hosts.items()):
         if info.get("error"):
             print(f"host {h}: {info['error']}", file=sys.stderr)
     print(render(summarize(report.rows)))
-    bad = [r for r in report.rows if r["status"] not in ("ok", "fallback", "unsupported")]
+    return _run_footer(report, args.out)
+
+
+def _run_footer(report, out) -> int:
+    """Per-host counts and the exit code: non-zero when any configuration failed."""
+    from collections import Counter
+    good = ("ok", "fallback", "unsupported")
+    bad = [r for r in report.rows if r["status"] not in good]
+    by_host: dict[str, Counter] = {}
+    for r in report.rows:
+        by_host.setdefault(r["host"], Counter())[r["status"]] += 1
+    if len(by_host) > 1 or bad:
+        for h, c in sorted(by_host.items()):
+            print(f"host {h}: " + ", ".join(f"{n} {s}" for s, n in sorted(c.items())))
     print(f"\nrun {report.run_id}: {len(report.rows)} rows in {report.wall_s:.1f} s -> "
-          f"{args.out} ({len(report.files)} file(s)); {len(bad)} failed")
+          f"{out} ({len(report.files)} file(s)); {len(bad)} failed")
+    if any(r["status"] in ("unreachable", "host_busy", "host_error") for r in report.rows):
+        print(f"resume with: harness run ... --resume {report.run_id}")
     return 1 if bad else 0
 
 
@@ -106,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the expanded plan (configurations x hosts) without connecting")
     r.add_argument("--trust-new-host-key", action="store_true",
                    help="accept and record unknown SSH host keys (changed keys stay refused)")
+    r.add_argument("--resume", metavar="RUN_ID",
+                   help="run only what RUN_ID is missing (hosts that were unreachable, a killed "
+                        "coordinator); the same suite and hosts as that run")
     a = r.add_argument_group("one-off suite (instead of a suite file)")
     a.add_argument("--model", help="an .onnx/.mnn/.param file or a built-in model name")
     a.add_argument("--shape", help="input shape(s): 1x3x224x224 or NAME:1x3x224x224,...")

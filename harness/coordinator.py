@@ -12,8 +12,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .convert import Artifact
-from .dataset import RunWriter, check_writable
+from .dataset import RunWriter, check_writable, read_journal, recover_orphans
 from .engines import adapter_class
+from .errors import InputError
 from .executor_local import LocalExecutor
 from .jobs import build_job
 from .plan import Config, expand
@@ -32,6 +33,10 @@ class RunReport:
     timings: dict = field(default_factory=dict)
     transfers: list[dict] = field(default_factory=list)
     hosts: dict = field(default_factory=dict)  # host -> probe info, or {"error": ...}
+
+
+# Infrastructure failures: the configuration was not measured, so a resume runs it again.
+RETRY_STATUSES = ("unreachable", "host_busy", "host_error")
 
 
 def new_run_id() -> str:
@@ -78,27 +83,43 @@ def _static_row_fields(pm: PreparedModel, art) -> dict:
                 converter=art.converter if isinstance(art, Artifact) else "")
 
 
-def executor_factories(hosts, run_id: str, trust_new_host_key: bool = False) -> dict:
+def executor_factories(hosts, run_id: str, trust_new_host_key: bool = False,
+                       lock_wait_s: float = 60.0) -> dict:
     """host name -> picklable factory; None or [] means the local machine."""
     if not hosts:
         return {"local": LocalExecutor}
     from .fleet.executor import SshExecutor, default_owner
     owner = default_owner(run_id)
-    return {h.name: functools.partial(SshExecutor, h, owner, trust_new_host_key) for h in hosts}
+    return {h.name: functools.partial(SshExecutor, h, owner, trust_new_host_key,
+                                      lock_wait_s=lock_wait_s) for h in hosts}
 
 
 def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
               progress: bool = True, sweep_kind: str = "suite", sweep_tag: str | None = None,
               hosts=None, trust_new_host_key: bool = False,
-              run_id: str | None = None, skip: set | None = None) -> RunReport:
+              resume: str | None = None, job_hook=None,
+              lock_wait_s: float = 60.0) -> RunReport:
     """Measure every configuration of ``suite`` on ``hosts`` (inventory HostSpecs; None: this
-    machine) and write the rows under ``out_dir``. ``skip`` holds (host, series, process)
-    tuples already measured (resume)."""
+    machine) and write the rows under ``out_dir``.
+
+    ``resume``: a run id; only configurations that run has no final row for are measured, and
+    its dataset files end up with every configuration exactly once. ``job_hook(cfg, job)`` may
+    amend a job before it is sent (fault injection in tests).
+    """
     out_dir = Path(out_dir)
     check_writable(out_dir)
     t_start = time.perf_counter()
-    run_id = run_id or new_run_id()
-    factories = executor_factories(hosts, run_id, trust_new_host_key)
+    recover_orphans(out_dir)
+    run_id = resume or new_run_id()
+    kept: list[dict] = []
+    if resume:
+        old = read_journal(out_dir, resume)
+        if not old:
+            raise InputError("--resume", f"no journal for run {resume} in {out_dir}",
+                             "a run id printed by an earlier harness run")
+        kept = [r for r in old if r.get("status") not in RETRY_STATUSES]
+    skip = {(r.get("host"), r.get("series"), r.get("process")) for r in kept}
+    factories = executor_factories(hosts, run_id, trust_new_host_key, lock_wait_s)
     ctx = RunContext(run_id=run_id, suite=suite.name, sweep_kind=sweep_kind,
                      sweep_tag=sweep_tag)
     timings: dict = {}
@@ -123,7 +144,7 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
         host_info = {h: ray.get(ref) for h, ref in setups.items()}
         _write_models_table(prepared, out_dir)
         configs = expand(suite, list(factories))
-        writer = RunWriter(out_dir, run_id)
+        writer = RunWriter(out_dir, run_id, initial_rows=kept)
         bars = _Progress(configs, progress)
         pending = {}
         for cfg in configs:
@@ -140,6 +161,8 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
                 bars.update(cfg, "convert_error")
                 continue
             job = build_job(suite, cfg, pm)
+            if job_hook is not None:
+                job_hook(cfg, job)
             ref = actors[cfg.host].measure.remote(job, suite.measure.timeout_s)
             pending[ref] = (cfg, static)
         while pending:

@@ -8,6 +8,7 @@ starting with '.' or '_' are ignored by Parquet dataset readers.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -90,15 +91,19 @@ def _atomic_parquet(table: pa.Table, path: Path) -> None:
 class RunWriter:
     """Collects one run's rows; journal per row, Parquet per (date, engine) partition."""
 
-    def __init__(self, out_dir: Path, run_id: str, flush_every_s: float = 15.0):
+    def __init__(self, out_dir: Path, run_id: str, flush_every_s: float = 1.0,
+                 initial_rows: list[dict] | None = None):
         self.out_dir, self.run_id = Path(out_dir), run_id
-        self.rows: list[dict] = []
+        self.rows: list[dict] = list(initial_rows or [])
         self.flush_every_s = flush_every_s
         self._last_flush = time.monotonic()
         jdir = self.out_dir / "_journal"
         jdir.mkdir(parents=True, exist_ok=True)
         self.journal_path = jdir / f"{run_id}.jsonl"
         self._journal = open(self.journal_path, "a")
+        # Held while the run is alive, so recovery never rewrites a live run's files.
+        fcntl.flock(self._journal.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        (jdir / f"{run_id}.done").unlink(missing_ok=True)
         self.files: set[Path] = set()
 
     def add(self, row: dict) -> None:
@@ -121,16 +126,44 @@ class RunWriter:
 
     def close(self) -> None:
         self.flush()
+        (self.journal_path.parent / f"{self.run_id}.done").write_text("")
         self._journal.close()
 
 
 def read_journal(out_dir: Path, run_id: str) -> list[dict]:
+    """The run's rows; where a configuration was measured again (resume), the last row wins."""
     path = Path(out_dir) / "_journal" / f"{run_id}.jsonl"
-    rows = []
+    rows: dict[tuple, dict] = {}
     if path.exists():
         for line in path.read_text().splitlines():
             try:
-                rows.append(json.loads(line))
+                r = json.loads(line)
             except ValueError:
                 break  # a torn last line from a crash
-    return rows
+            rows[(r.get("host"), r.get("series"), r.get("process"))] = r
+    return list(rows.values())
+
+
+def recover_orphans(out_dir: Path) -> list[str]:
+    """Rewrite the Parquet files of runs whose coordinator died (journal without .done and
+    not held by a live writer), so every journaled row is in the dataset. Returns run ids."""
+    jdir = Path(out_dir) / "_journal"
+    done = []
+    for j in sorted(jdir.glob("*.jsonl")) if jdir.exists() else []:
+        run_id = j.stem
+        if (jdir / f"{run_id}.done").exists():
+            continue
+        with open(j, "a") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live coordinator owns it
+            w = RunWriter.__new__(RunWriter)
+            w.out_dir, w.run_id, w.files = Path(out_dir), run_id, set()
+            w.rows = read_journal(out_dir, run_id)
+            if w.rows:
+                w.flush()
+            (jdir / f"{run_id}.done").write_text("recovered\n")
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        done.append(run_id)
+    return done

@@ -16,6 +16,13 @@ from .agentproc import AgentOutcome, outcome_to_result, parse_lines
 PKG_PARENT = str(Path(__file__).resolve().parent.parent)
 
 
+def _join_cgroup(path: str):
+    def join() -> None:
+        with open(os.path.join(path, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+    return join
+
+
 class LocalExecutor:
     name = "local"
 
@@ -51,6 +58,8 @@ class LocalExecutor:
         reason = self.unsupported(job["engine"], job.get("version", "installed"))
         if reason:
             return {"status": "unsupported", "error": reason}
+        job = dict(job)
+        cgroup = job.pop("cgroup", None)  # a memory cgroup to run the agent in (tests, boards)
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(job, f)
             job_path = f.name
@@ -60,7 +69,8 @@ class LocalExecutor:
             # A new session: on timeout the whole process group (engine threads, helpers) dies.
             p = subprocess.Popen([self.python, "-m", "harness.agent", job_path],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 env=env, start_new_session=True)
+                                 env=env, start_new_session=True,
+                                 preexec_fn=_join_cgroup(cgroup) if cgroup else None)
             timed_out = False
             try:
                 out, err = p.communicate(timeout=timeout_s)

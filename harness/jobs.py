@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .agent import PROTOCOL
+from .cache import sha256_file
 from .convert import Artifact
 from .engines import adapter_class
 from .plan import Config
@@ -18,6 +19,7 @@ def build_job(suite: Suite, cfg: Config, pm: PreparedModel,
     art = pm.artifacts[adapter_class(cfg.engine).MODEL_FORMAT]
     assert isinstance(art, Artifact)
     m = suite.measure
+    files = [*art.files.values(), *pm.inputs.inputs, *pm.inputs.references]
     return {
         "protocol": PROTOCOL,
         "engine": cfg.engine,
@@ -36,4 +38,7 @@ def build_job(suite: Suite, cfg: Config, pm: PreparedModel,
         "min_iterations": m.min_iterations,
         "min_seconds": m.min_seconds,
         "max_iterations": m.max_iterations,
+        "memory_limit_mb": m.memory_limit_mb,
+        # checked by the agent before loading: a file damaged on the device is never measured
+        "sha256": {where(p): sha256_file(p) for p in files},
     }

@@ -69,8 +69,8 @@ def _coerce(name: str, value, typ: pa.DataType):
                 return {"true": True, "false": False, "1": True, "0": False}[value.lower()]
             return bool(value)
         if pa.types.is_timestamp(typ):
-            return pa.scalar(pd.Timestamp(value).tz_localize("UTC") if pd.Timestamp(value).tz is None
-                             else pd.Timestamp(value), type=typ)
+            ts = pd.Timestamp(value)
+            return pa.scalar(ts.tz_localize("UTC") if ts.tz is None else ts, type=typ)
     except (ValueError, KeyError, TypeError):
         raise InputError(f"filter {name}={value!r}", "has the wrong type", str(typ)) from None
     return str(value)
@@ -110,7 +110,8 @@ def dataset(path: str | Path = "results") -> ds.Dataset:
     """The pyarrow Dataset over `path` (raises DatasetError when there is nothing to read)."""
     root = Path(path)
     if not root.is_dir():
-        raise DatasetError(str(root), "no results dataset here", "a directory written by `harness run`")
+        raise DatasetError(str(root), "no results dataset here",
+                           "a directory written by `harness run`")
     fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(
         dictionary_columns=[c for c in DIMENSIONS if c not in PARTITIONS]))
     part = ds.partitioning(pa.schema([(p, pa.string()) for p in PARTITIONS]), flavor="hive")

@@ -55,6 +55,7 @@ class Measure:
     max_iterations: int = 100000
     processes: int = 1
     timeout_s: float = 300.0
+    memory_limit_mb: int | None = None  # RLIMIT_AS for the agent (simulate a small board)
 
 
 @dataclass(frozen=True)
@@ -288,14 +289,15 @@ def parse_suite(data: dict, where: str, base: Path, path: Path | None = None) ->
     if "measure" in v.t:
         mv = v.sub("measure")
         mv.keys(("warmup", "min_iterations", "min_seconds", "max_iterations", "processes",
-                 "timeout_s"))
+                 "timeout_s", "memory_limit_mb"))
         measure = Measure(
             warmup=mv.get("warmup", int, measure.warmup),
             min_iterations=mv.get("min_iterations", int, measure.min_iterations),
             min_seconds=mv.get("min_seconds", float, measure.min_seconds),
             max_iterations=mv.get("max_iterations", int, measure.max_iterations),
             processes=mv.get("processes", int, measure.processes),
-            timeout_s=mv.get("timeout_s", float, measure.timeout_s))
+            timeout_s=mv.get("timeout_s", float, measure.timeout_s),
+            memory_limit_mb=mv.get("memory_limit_mb", int, None))
         for key, lo in (("warmup", 0), ("min_iterations", 1), ("max_iterations", 1),
                         ("processes", 1), ("min_seconds", 0), ("timeout_s", 0.001)):
             if getattr(measure, key) < lo:

@@ -18,6 +18,35 @@ def ray_instance():
         yield ray
 
 
+class FaultLedger:
+    """Counts for the reliability figure: faults injected, rows expected, present, lost."""
+
+    def __init__(self):
+        self.faults = self.expected = self.present = 0
+
+    def record(self, faults: int, expected: int, present: int) -> None:
+        self.faults += faults
+        self.expected += expected
+        self.present += present
+
+    def line(self) -> str:
+        return (f"reliability: faults injected {self.faults}, rows expected {self.expected}, "
+                f"rows present {self.present}, rows lost {self.expected - self.present}")
+
+
+LEDGER = FaultLedger()
+
+
+@pytest.fixture(scope="session")
+def fault_ledger():
+    return LEDGER
+
+
+def pytest_terminal_summary(terminalreporter):
+    if LEDGER.faults:
+        terminalreporter.write_line(LEDGER.line())
+
+
 def write_suite(path: Path, text: str) -> Path:
     path.write_text(text)
     return path

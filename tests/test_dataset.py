@@ -10,7 +10,7 @@ from harness.dataset import COLUMNS, RunWriter, read_journal
 def _row(i, engine="mnn"):
     return {"run_id": "r1", "date": "2026-01-02", "engine": engine, "model": f"m{i}",
             "status": "ok", "latency_ms": [1.0, 2.0, 3.0 + i], "threads": 1,
-            "started_at": 1700000000.0 + i}
+            "started_at": 1700000000.0 + i, "host": "local", "series": f"s{i}", "process": 0}
 
 
 def test_partitioned_files_load_with_pandas(tmp_path):

@@ -96,7 +96,8 @@ def run(job: Dict[str, object]) -> Dict[str, object]:
                 ref = layers.NpzReader(str(job["reference_npz"]))
                 match = layers.NpzReader(str(job["match_npz"])) if job.get("match_npz") else None
                 sink = layers.CompareSink(ref, match, job.get("candidates"), writer)
-            res["layers"] = layers.walk(engine, adapter, inputs, sink)
+            res["layers"], finals = layers.walk(engine, adapter, inputs, sink)
+            _final_outputs(job, adapter, finals, res)
             if writer is not None:
                 writer.close()
                 writer = None

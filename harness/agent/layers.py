@@ -153,27 +153,37 @@ class CompareSink:
         self.ref, self.match, self.candidates, self.writer = ref, match, candidates, writer
         self.last_pos = -1
 
-    def _candidates(self, key: str, size: int) -> List[str]:
+    def _candidates(self, key: str, size: int):
+        """(candidate reference names, strict): strict ones must agree in value to be used."""
         spec, ref = self.candidates, self.ref
         if spec == "*":
             lo = max(0, self.last_pos - 8)
             names = [n for n in ref.order[lo:] if ref.size(n) == size]
-            return names[:24]
+            return names[:24], True
+        base = _RASTER.sub("", key)
         names: List[str] = []
+        strict = False
         if isinstance(spec, dict):
-            names = list(spec.get(key) or spec.get(_RASTER.sub("", key)) or [])
+            names = list(spec.get(key) or [])
+            if not names and base != key:
+                names, strict = list(spec.get(base) or []), True
         if not names:
-            for k in (key, _RASTER.sub("", key)):
-                if k in ref:
-                    names = [k]
-                    break
-        return [n for n in names if n in ref and ref.size(n) == size]
+            if key in ref:
+                names = [key]
+            elif base in ref:
+                names, strict = [base], True
+            elif isinstance(spec, dict):
+                # a name the engine made up (MNN's BinaryOpNN, ReLU6): same-size tensors near
+                # the last match, used only if one agrees in value
+                lo = max(0, self.last_pos - 8)
+                names, strict = [n for n in ref.order[lo:] if ref.size(n) == size][:24], True
+        return [n for n in names if n in ref and ref.size(n) == size], strict
 
     def _choose(self, key: str, arr: np.ndarray):
-        cands = self._candidates(key, int(arr.size))
+        cands, strict = self._candidates(key, int(arr.size))
         if not cands:
             return None, "none"
-        if len(cands) == 1 and self.candidates != "*":
+        if len(cands) == 1 and not strict:
             return cands[0], "name"
         probe = arr
         if self.match is not None and key in self.match and self.match.size(key) == arr.size:
@@ -186,14 +196,17 @@ class CompareSink:
             rel = float(rel) if rel is not None and math.isfinite(float(rel)) else math.inf
             cos = m.get("cosine")
             cos = float(cos) if cos is not None else -2.0
-            scored.append((not ok, rel, -cos, i, n))
+            # in graph order, the first tensor that agrees wins (identity-like ops agree too)
+            scored.append((not ok, i if ok else 0, rel, -cos, i, n))
         scored.sort()
         best = scored[0]
         if not best[0]:
-            return best[4], "value"
+            return best[5], "value"
         if self.candidates == "*":
             return cands[0], "order"  # nothing agrees in value: first same-size tensor in order
-        return best[4], "best"
+        if strict:
+            return None, "none"  # a made-up name (e.g. MNN's X_raster_N) that agrees with nothing
+        return best[5], "best"
 
     def __call__(self, key: str, arr: np.ndarray) -> Dict[str, object]:
         if self.writer is not None:
@@ -204,7 +217,7 @@ class CompareSink:
         if name is None:
             return d
         r = self.ref.get(name)
-        if self.candidates == "*":
+        if self.candidates is not None:
             self.last_pos = max(self.last_pos, self.ref.pos.get(name, -1))
         d["ref_name"] = name
         rs = _stats(r)
@@ -235,9 +248,13 @@ def ncnn_graph(adapter) -> List[Dict[str, object]]:
     return out
 
 
-def ncnn_walk(adapter, inputs: Sequence[np.ndarray], sink: Sink) -> List[Dict[str, object]]:
-    """Extract every blob, layer by layer, and hand each to the sink."""
+def ncnn_walk(adapter, inputs: Sequence[np.ndarray], sink: Sink):
+    """Extract every blob, layer by layer, and hand each to the sink.
+
+    Returns (layer records, the final outputs in adapter.output_names order)."""
     records = ncnn_graph(adapter)
+    wanted = set(adapter.output_names)
+    finals: Dict[str, np.ndarray] = {}
     ex = adapter.net.create_extractor()
     ex.set_light_mode(False)  # keep every blob; in-place layers work on copies
     _ncnn_feed(adapter, ex, inputs)
@@ -248,9 +265,18 @@ def ncnn_walk(adapter, inputs: Sequence[np.ndarray], sink: Sink) -> List[Dict[st
             if ret != 0:
                 tensors[top] = {"error": "extract returned %d" % ret}
                 continue
-            tensors[top] = sink(top, np.array(mat, copy=True))
+            arr = np.array(mat, copy=True)
+            if top in wanted:
+                finals[top] = arr
+            tensors[top] = sink(top, arr)
         rec["tensors"] = tensors
-    return records
+    for name in adapter.output_names:
+        if name not in finals:
+            ret, mat = ex.extract(name)
+            if ret != 0:
+                raise RuntimeError("ncnn extract(%r) returned %d" % (name, ret))
+            finals[name] = np.array(mat, copy=True)
+    return records, [finals[n] for n in adapter.output_names]
 
 
 def ncnn_extract_times(adapter, inputs: Sequence[np.ndarray], iterations: int
@@ -310,8 +336,10 @@ def _mnn_feed(adapter, inputs: Sequence[np.ndarray]) -> None:
         t.copyFrom(MNN.Tensor(x.shape, MNN.Halide_Type_Float, x, MNN.Tensor_DimensionType_Caffe))
 
 
-def mnn_walk(adapter, inputs: Sequence[np.ndarray], sink: Sink) -> List[Dict[str, object]]:
-    """Run the session once with callbacks; every op's outputs go to the sink."""
+def mnn_walk(adapter, inputs: Sequence[np.ndarray], sink: Sink):
+    """Run the session once with callbacks; every op's outputs go to the sink.
+
+    Returns (op records, the session's final outputs)."""
     MNN = adapter.MNN
     interp, session = adapter.interp, adapter.session
     _mnn_feed(adapter, inputs)
@@ -377,7 +405,11 @@ def mnn_walk(adapter, inputs: Sequence[np.ndarray], sink: Sink) -> List[Dict[str
     interp.runSessionWithCallBackInfo(session, before, after)
     if errors:
         raise RuntimeError("MNN callbacks failed: " + "; ".join(errors[:3]))
-    return records
+    finals = []
+    for t, host in zip(adapter.outputs, adapter.host_out):
+        t.copyToHostTensor(host)
+        finals.append(np.array(host.getNumpyData(), copy=True))
+    return records, finals
 
 
 def mnn_op_times(adapter, inputs: Sequence[np.ndarray], iterations: int
@@ -427,7 +459,8 @@ def _median(xs: List[float]) -> Optional[float]:
     return s[m] if len(s) % 2 else 0.5 * (s[m - 1] + s[m])
 
 
-def walk(engine: str, adapter, inputs: Sequence[np.ndarray], sink: Sink) -> List[Dict[str, object]]:
+def walk(engine: str, adapter, inputs: Sequence[np.ndarray], sink: Sink):
+    """(per-layer records, final outputs) of one run with every intermediate sent to sink."""
     if engine == "ncnn":
         return ncnn_walk(adapter, inputs, sink)
     if engine == "mnn":

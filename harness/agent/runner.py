@@ -21,6 +21,47 @@ from .memory import PhaseMeter
 PROGRESS_MARKER = "@@HARNESS-PROGRESS "
 
 
+class Corrupt(Exception):
+    """A pushed file does not have the content the coordinator sent."""
+
+
+def verify_files(job: Dict[str, object]) -> None:
+    import hashlib
+    for path, sha in (job.get("sha256") or {}).items():
+        h = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError as e:
+            raise Corrupt("%s: %s" % (path, e.strerror))
+        if h.hexdigest() != sha:
+            raise Corrupt("%s: sha256 %s, expected %s" % (path, h.hexdigest()[:16], sha[:16]))
+
+
+def _inject(job: Dict[str, object], phase: str) -> None:
+    """Fault injection for the reliability tests: only acts when a job asks for it."""
+    inj = job.get("inject") or {}
+    if inj.get("alloc_mb_in") == phase:
+        blocks = []
+        for _ in range(int(inj.get("alloc_mb", 1 << 20))):
+            blocks.append(bytearray(1 << 20))  # touched pages: real RSS growth
+    if inj.get("hang_in") == phase:
+        if inj.get("spawn_child"):
+            import subprocess
+            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(100000)"])
+        while True:
+            time.sleep(3600)
+
+
+def _apply_memory_limit(job: Dict[str, object]) -> None:
+    mb = job.get("memory_limit_mb")
+    if mb:
+        import resource
+        limit = int(mb) << 20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 class _Out:
     def __init__(self) -> None:
         # Keep the real stdout for our lines and point fd 1 at stderr: native code prints there.
@@ -66,6 +107,9 @@ def measure(job: Dict[str, object], out: _Out) -> Dict[str, object]:
     res["rss_process_start_peak_kb"] = meter.process_peak_kb
     adapter = None
     try:
+        res["phase"] = "verify"
+        verify_files(job)
+        _apply_memory_limit(job)
         res["phase"] = "import"
         adapter = load_adapter(str(job["engine"]))(job)
         res["engine_version"] = adapter.version()
@@ -73,6 +117,7 @@ def measure(job: Dict[str, object], out: _Out) -> Dict[str, object]:
         res["phase"] = "load"
         meter.start()
         t0 = time.perf_counter_ns()
+        _inject(job, "load")
         adapter.load(dict(job["files"]), str(job["backend"]), str(job["precision"]),
                      int(job["threads"]), dict(job.get("options") or {}),
                      [list(s) for s in job.get("input_shapes") or [x.shape for x in inputs]])
@@ -84,6 +129,7 @@ def measure(job: Dict[str, object], out: _Out) -> Dict[str, object]:
         res["phase"] = "first"
         meter.start()
         t0 = time.perf_counter_ns()
+        _inject(job, "first")
         first = adapter.run(inputs)
         res["first_ms"] = _ms(time.perf_counter_ns() - t0)
         _phase(res, "first", meter.end())
@@ -138,8 +184,12 @@ def measure(job: Dict[str, object], out: _Out) -> Dict[str, object]:
         res["phase"] = "done"
     except Unsupported as e:
         res["status"], res["error"] = "unsupported", str(e)
+    except Corrupt as e:
+        res["status"], res["error"] = "corrupt", "file damaged on the device: %s" % e
     except MemoryError:
-        res["status"], res["error"] = "oom", "MemoryError in phase %s" % res["phase"]
+        res["status"], res["error"] = "oom", "out of memory (MemoryError) in phase %s" % (
+            res["phase"],)
+        res["rss_last_peak_kb"] = meter.end().get("peak_kb")
     except Exception as e:  # the row must say what failed; the traceback goes to the log
         traceback.print_exc()
         res["status"], res["error"] = "error", "%s in phase %s: %s" % (

@@ -121,7 +121,7 @@ def _compare_columns(dimension: str) -> list[str]:
                                           "governor_start", "governor_end", "temp_max_c_start",
                                           "temp_max_c_end", "notes", "extra_json", "out_sha256",
                                           "out_nan", "out_inf", "out_rel_err", "out_cosine",
-                                          "has_reference"}
+                                          "has_reference", "median_ms"}
     cols |= {f"rss_{ph}_peak_kb" for ph in ("load", "first", "steady")}
     return sorted(cols)
 
@@ -205,8 +205,9 @@ def cmd_history(args: argparse.Namespace) -> int:
         text = out.to_json(orient="records", indent=2)
     else:
         frame = _history_frame(hist, args.all)
-        n_series = hist.groupby([hist[c].astype(object).fillna("-") for c in
-                                 hist.attrs.get("key", list(SERIES_KEY))]).ngroups if len(hist) else 0
+        hkey = hist.attrs.get("key", list(SERIES_KEY))
+        n_series = (hist.groupby([hist[c].astype(object).fillna("-") for c in hkey]).ngroups
+                    if len(hist) else 0)
         n_cp = int(hist["change_point"].astype(bool).sum()) if len(hist) else 0
         head = (f"history of {args.metric}" + (f" (tag {args.tag})" if args.tag else "")
                 + f": {n_series} series, {n_cp} change point(s)")

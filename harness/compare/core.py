@@ -13,10 +13,18 @@ Cost model (so a million-row dataset compares in seconds):
     their verdict does not depend on it), scaled the same way; pairs left without budget get
     NaN CIs and resamples = 0;
   * a side with more than 50 processes (a comparison pooled over many sweeps) is resampled at
-    the process level only, medians from a CDF grid (stats.bootstrap_medians).
+    the process level only, medians from a CDF grid (stats.bootstrap_medians);
+  * when both sides have more than 50 processes, a normal CI from the process-level spread
+    (sd of log row medians / sqrt(rows)) is computed for every pair at once. If the
+    candidates' bootstrap would not fit the budget even at min_resamples, a candidate whose
+    decision that CI settles even with twice its half-width skips the bootstrap; pairs the
+    budget leaves without a bootstrap CI get this one. `ci_method` says which
+    ("bootstrap", "normal" or "" = none).
 """
 
 from __future__ import annotations
+
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -24,7 +32,8 @@ import pandas as pd
 from ..results import latency_arrays
 from .pairing import pair_rows
 from .result import CompareResult
-from .stats import bootstrap_cost, bootstrap_ratio_ci, grouped_latency
+from .stats import (MAX_TWO_LEVEL, _ranges, bootstrap_cost, bootstrap_ratio_ci_flat,
+                    grouped_latency)
 from .verdicts import (PHASES, Thresholds, correctness_verdict, latency_final, latency_prelim,
                        memory_verdict)
 
@@ -84,23 +93,54 @@ def _env_flags(rows: pd.DataFrame, th: Thresholds) -> tuple[np.ndarray, np.ndarr
 
 def _groups_by_pair_side(pair: np.ndarray, side: np.ndarray, values: np.ndarray,
                          lengths: np.ndarray):
-    """Accessor: (pair, side) -> list of per-row finite sample arrays."""
-    offs = np.cumsum(lengths) - lengths
+    """Accessor: (pair, side) -> (flat samples, samples per row), the rows of that side of
+    that pair laid out contiguously (one reordering of all samples, then slices)."""
     code = pair * 2 + side
     order = np.argsort(code, kind="stable")
     sorted_code = code[order]
+    lens = lengths[order]
+    offs = np.cumsum(lengths) - lengths
+    starts = offs[order]
+    reordered = values[_ranges(starts, starts + lens)] if len(values) else values
+    new_offs = np.concatenate([[0], np.cumsum(lens)])
 
-    def get(p: int, sd: int) -> list[np.ndarray]:
+    def get(p: int, sd: int) -> tuple[np.ndarray, np.ndarray]:
         c = p * 2 + sd
         a, b = np.searchsorted(sorted_code, [c, c + 1])
-        out = []
-        for r in order[a:b]:
-            v = values[offs[r]:offs[r] + lengths[r]]
-            v = v[np.isfinite(v) & (v >= 0)]
-            if len(v):
-                out.append(v)
-        return out
+        return reordered[new_offs[a]:new_offs[b]], lens[a:b]
     return get
+
+
+def _process_level_ci(rows, values, lengths, pair_r, side_r, n_pairs, ratio, rows_n,
+                      th: Thresholds):
+    """Normal CI of the ratio for pairs with more than MAX_TWO_LEVEL processes per side:
+    log ratio +- z sqrt(se_b^2 + se_h^2), se = sd(log row medians) / sqrt(rows). NaN elsewhere."""
+    lo = np.full(n_pairs, np.nan)
+    hi = np.full(n_pairs, np.nan)
+    many = np.minimum(rows_n[0], rows_n[1]) > MAX_TWO_LEVEL
+    if not many.any():
+        return lo, hi
+    if "median_ms" in rows.columns:  # the row's own median (rows.latency_stats, same samples)
+        med = _num(rows, "median_ms").to_numpy()
+    else:
+        offs = np.cumsum(lengths) - lengths
+        med = np.array([np.median(values[o:o + n]) if n else np.nan
+                        for o, n in zip(offs, lengths)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lr = np.log(med)
+    ok = np.isfinite(lr) & many[pair_r]
+    grp = pair_r[ok] * 2 + side_r[ok]
+    c = np.bincount(grp, minlength=2 * n_pairs).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(grp, weights=lr[ok], minlength=2 * n_pairs) / c
+        dev = lr[ok] - mean[grp]
+        var = np.bincount(grp, weights=dev * dev, minlength=2 * n_pairs) / (c - 1)
+        se2 = (var / c).reshape(n_pairs, 2).sum(axis=1)
+        z = NormalDist().inv_cdf(0.5 + th.ci_level / 2.0)
+        half = z * np.sqrt(se2)
+        lo[many] = (ratio * np.exp(-half))[many]
+        hi[many] = (ratio * np.exp(half))[many]
+    return lo, hi
 
 
 def compare(df: pd.DataFrame, dimension: str = "engine_version", base=None, head=None, *,
@@ -118,18 +158,24 @@ def compare(df: pd.DataFrame, dimension: str = "engine_version", base=None, head
     side_r = rows["_side"].to_numpy(dtype=np.int64)
 
     # ---- latency ---------------------------------------------------------------------------
-    if "latency_ms" in rows.columns:
-        values, lengths = latency_arrays(rows["latency_ms"])
+    pos = rows["_pos"].to_numpy(dtype=np.int64)
+    if "latency_ms" in df.columns:
+        values, lengths = latency_arrays(df["latency_ms"])
+        if len(pos) != len(df) or not (pos == np.arange(len(df))).all():
+            offs = np.cumsum(lengths) - lengths
+            lengths = lengths[pos]
+            values = values[_ranges(offs[pos], offs[pos] + lengths)]
     else:
         values, lengths = np.empty(0), np.zeros(len(rows), dtype=np.int64)
+    ok = np.isfinite(values) & (values >= 0)
+    if not ok.all():  # drop bad samples; per-row counts follow
+        lengths = np.bincount(np.repeat(np.arange(len(lengths)), lengths)[ok],
+                              minlength=len(lengths))
+        values = values[ok]
     s_pair = np.repeat(pair_r, lengths)
     s_side = np.repeat(side_r, lengths)
-    ok = np.isfinite(values) & (values >= 0)
-    if not ok.all():
-        values_ok, s_pair, s_side = values[ok], s_pair[ok], s_side[ok]
-    else:
-        values_ok = values
-    lat = grouped_latency(values_ok, s_pair, s_side, n_pairs, moments=th.cv_kind == "classic")
+    lat = grouped_latency(values, s_pair, s_side, n_pairs, moments=th.cv_kind == "classic")
+    del s_pair, s_side
     cv = lat.cv(th.cv_kind)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = lat.median[1] / lat.median[0]
@@ -151,12 +197,29 @@ def compare(df: pd.DataFrame, dimension: str = "engine_version", base=None, head
                             ratio, th)
     ci_low = np.full(n_pairs, np.nan)
     ci_high = np.full(n_pairs, np.nan)
+    ci_method = np.full(n_pairs, "", dtype=object)
     boot_n = np.zeros(n_pairs, dtype=np.int64)
     work = np.ceil(bootstrap_cost(lat.n[0], rows_n[0])
                    + bootstrap_cost(lat.n[1], rows_n[1])).astype(np.int64)
-    cand = np.flatnonzero((prelim == "slower?") | (prelim == "faster?"))
-    others = np.flatnonzero((prelim != "slower?") & (prelim != "faster?")
-                            & (lat.n[0] > 0) & (lat.n[1] > 0))
+    is_cand = (prelim == "slower?") | (prelim == "faster?")
+    # many processes on both sides (pooled over sweeps): a normal CI from the process-level
+    # spread of log row medians, cheap for all pairs at once. If the candidates' bootstrap
+    # does not fit the budget even at min_resamples, candidates whose decision this CI settles
+    # with a 2x margin skip the bootstrap; it also stands in where the budget runs out.
+    n_lo, n_hi = _process_level_ci(rows, values, lengths, pair_r, side_r, n_pairs, ratio,
+                                   rows_n, th)
+    if int(work[is_cand].sum()) * th.min_resamples > th.bootstrap_budget:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            half = np.log(n_hi / n_lo) / 2.0                 # z * s on the log scale
+            settled = is_cand & np.isfinite(half) & (
+                ((prelim == "slower?") & (np.log(ratio) - 2 * half > np.log1p(th.ci_margin)))
+                | ((prelim == "faster?") & (np.log(ratio) + 2 * half < -np.log1p(th.ci_margin))))
+    else:
+        settled = np.zeros(n_pairs, dtype=bool)
+    ci_low[settled], ci_high[settled] = n_lo[settled], n_hi[settled]
+    ci_method[settled] = "normal"
+    cand = np.flatnonzero(is_cand & ~settled)
+    others = np.flatnonzero(~is_cand & (lat.n[0] > 0) & (lat.n[1] > 0))
     budget = int(th.bootstrap_budget)
     get = None
     for group, must in ((cand, True), (others, False)):
@@ -170,10 +233,14 @@ def compare(df: pd.DataFrame, dimension: str = "engine_version", base=None, head
         get = get or _groups_by_pair_side(pair_r, side_r, values, lengths)
         for p in group:
             rng = np.random.default_rng([th.seed, int(p)])
-            ci_low[p], ci_high[p] = bootstrap_ratio_ci(get(p, 0), get(p, 1), resamples=b,
-                                                       level=th.ci_level, rng=rng)
+            ci_low[p], ci_high[p] = bootstrap_ratio_ci_flat(get(p, 0), get(p, 1), resamples=b,
+                                                            level=th.ci_level, rng=rng)
             boot_n[p] = b
+            ci_method[p] = "bootstrap"
         budget = max(0, budget - total * b)
+    fill = (ci_method == "") & np.isfinite(n_lo)
+    ci_low[fill], ci_high[fill] = n_lo[fill], n_hi[fill]
+    ci_method[fill] = "normal"
     latency = latency_final(prelim, ci_low, ci_high, th)
     with np.errstate(invalid="ignore"):
         for p in np.flatnonzero(latency == "unstable"):
@@ -225,6 +292,7 @@ def compare(df: pd.DataFrame, dimension: str = "engine_version", base=None, head
     out["ratio"] = ratio
     out["ci_low"], out["ci_high"] = ci_low, ci_high
     out["resamples"] = boot_n
+    out["ci_method"] = ci_method
     out["p_slower"], out["p_faster"] = lat.p_slower, lat.p_faster
     out["cv_base"], out["cv_head"] = cv[0], cv[1]
     out["latency"] = latency

@@ -20,6 +20,7 @@ lasted min_seg points is not flagged until it has (then it is flagged once, at i
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
@@ -30,6 +31,10 @@ from ..results import MEASURED
 from .pairing import SERIES_KEY, effective, factorize_rows
 
 _MEDIAN_SE = math.sqrt(math.pi / 2)  # 1.2533
+# a series across sweeps: the configuration, with the *requested* engine version, so nightly
+# runs of "installed" stay one series when the installed version changes (the effective
+# version is reported per run), while a sweep over explicit versions gives one series each
+HISTORY_KEY = list(SERIES_KEY[:3]) + ["engine_version_requested"] + list(SERIES_KEY[3:])
 
 
 def robust_sigma(x: np.ndarray) -> float:
@@ -37,6 +42,23 @@ def robust_sigma(x: np.ndarray) -> float:
     if len(d) == 0:
         return 0.0
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2.0))
+
+
+def _running_medians(x: np.ndarray) -> np.ndarray:
+    """Median of x[:t] for t = 1..len(x) (sorted insertion; O(n log n) compares)."""
+    out = np.empty(len(x))
+    buf: list[float] = []
+    for t, val in enumerate(x.tolist(), start=1):
+        bisect.insort(buf, val)
+        out[t - 1] = buf[t // 2] if t % 2 else 0.5 * (buf[t // 2 - 1] + buf[t // 2])
+    return out
+
+
+def _split_medians(seg: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(median(seg[:t]), median(seg[t:])) for every t in ts."""
+    prefix = _running_medians(seg)                  # prefix[t - 1] = median(seg[:t])
+    suffix = _running_medians(seg[::-1])[::-1]      # suffix[t] = median(seg[t:])
+    return prefix[ts - 1], suffix[ts]
 
 
 def change_points(x, *, min_seg: int = 3, z_min: float = 4.5, min_sigma: float = 1.5,
@@ -60,11 +82,12 @@ def change_points(x, *, min_seg: int = 3, z_min: float = 4.5, min_sigma: float =
             return None
         seg = v[lo:hi]
         ts = np.arange(min_seg, m - min_seg + 1)
-        left = np.array([np.median(seg[:t]) for t in ts])
-        right = np.array([np.median(seg[t:]) for t in ts])
+        left, right = _split_medians(seg, ts)
         # where: the split of the best two-level L1 fit (sharp, and robust to spikes)
-        cost = np.array([np.abs(seg[:t] - a).sum() + np.abs(seg[t:] - b).sum()
-                         for t, a, b in zip(ts, left, right)])
+        cols = np.arange(m)[None, :]
+        in_left = cols < ts[:, None]
+        fit = np.where(in_left, left[:, None], right[:, None])
+        cost = np.abs(seg[None, :] - fit).sum(axis=1)
         i = int(np.argmin(cost))
         # whether: the medians' difference against the noise
         d = right[i] - left[i]
@@ -96,6 +119,9 @@ def history(df: pd.DataFrame, metric: str = "median_ms", by=None, tag: str | Non
             detect: bool = True, **cp_opts) -> pd.DataFrame:
     """The metric per series key and run, ordered by the run's start time.
 
+    by: the key columns (default HISTORY_KEY: SERIES_KEY plus engine_version_requested);
+    tag: only runs with this sweep_tag; cp_opts: change_points() options.
+
     Columns: the key columns, run_id, sweep_tag, started_at (first row of the run), engine_version
     (effective, joined if several), n (rows), value (median of the metric over the run's
     measured rows), step (0.. per series), change_point (True at the first run of a new
@@ -105,8 +131,11 @@ def history(df: pd.DataFrame, metric: str = "median_ms", by=None, tag: str | Non
                          "a numeric column such as median_ms, p90_ms, rss_steady_peak_kb")
     if not (pd.api.types.is_numeric_dtype(df[metric].dtype)):
         raise InputError(f"--metric {metric!r}", "is not numeric", "a numeric column")
-    key = list(by) if by is not None else list(SERIES_KEY)
+    key = list(by) if by is not None else HISTORY_KEY
     missing = [c for c in key if c not in df.columns]
+    if by is None:  # the default key's optional column
+        key = [c for c in key if c in df.columns or c != "engine_version_requested"]
+        missing = [c for c in key if c not in df.columns]
     if missing:
         raise InputError(f"--by {missing[0]!r}", "is not a column of the data")
     d = df
@@ -125,11 +154,17 @@ def history(df: pd.DataFrame, metric: str = "median_ms", by=None, tag: str | Non
                           "engine_version": effective(d, "engine_version").astype(object)
                           .to_numpy(),
                           "v": pd.to_numeric(d[metric], errors="coerce").to_numpy(float)})
-    agg = frame.groupby(["_g", "run_id"], sort=False, dropna=False).agg(
+    grouped = frame.groupby(["_g", "run_id"], sort=False, dropna=False)
+    agg = grouped.agg(
         sweep_tag=("sweep_tag", "first"), started_at=("started_at", "min"),
-        engine_version=("engine_version",
-                        lambda s: ",".join(sorted({str(x) for x in s if x is not None}))),
+        engine_version=("engine_version", "first"), _nv=("engine_version", "nunique"),
         n=("v", "size"), value=("v", "median")).reset_index()
+    if (agg["_nv"] > 1).any():  # several effective versions in one run: list them all
+        joined = grouped["engine_version"].agg(
+            lambda s: ",".join(sorted({str(x) for x in s if x is not None})))
+        multi = agg["_nv"].to_numpy() > 1
+        idx = pd.MultiIndex.from_frame(agg.loc[multi, ["_g", "run_id"]])
+        agg.loc[multi, "engine_version"] = joined.reindex(idx).to_numpy()
     agg = agg.sort_values(["_g", "started_at", "run_id"], kind="stable").reset_index(drop=True)
     agg["step"] = agg.groupby("_g").cumcount()
     agg["change_point"] = False

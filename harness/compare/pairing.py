@@ -81,7 +81,7 @@ def factorize_rows(columns: dict[str, pd.Series]) -> tuple[np.ndarray, pd.DataFr
         gid = np.zeros(n, dtype=np.int64)
     first = np.full(gid.max() + 1 if n else 0, -1, dtype=np.int64)
     first[gid[::-1]] = np.arange(n - 1, -1, -1)  # first row of each group
-    keys = pd.DataFrame({c: np.asarray(s.to_numpy(dtype=object)[first], dtype=object)
+    keys = pd.DataFrame({c: s.iloc[first].to_numpy(dtype=object)
                          for c, s in columns.items()})
     return gid, keys
 
@@ -96,7 +96,8 @@ class Pairing:
     base: str
     head: str
     key: list[str]
-    rows: pd.DataFrame        # rows of both sides; _side 0/1, _pair (-1: not compared)
+    rows: pd.DataFrame        # rows of both sides (no latency_ms); _pos (position in the
+                              # input frame), _side 0/1, _pair (-1: not compared)
     keys: pd.DataFrame        # one row of key values per pair, index = pair id
     missing: pd.DataFrame     # keys without measured rows on a side, with per-side statuses
 
@@ -106,8 +107,12 @@ def pair_rows(df: pd.DataFrame, dimension: str, base, head, engine: str | None =
     base, head = str(base), str(head)
     if base == head:
         raise InputError(f"--base/--head {base!r}", "are the same", "two different values")
+    # the bulky list column stays behind (core.py reads it by position: rows["_pos"])
+    pos = np.arange(len(df))
+    df = df.drop(columns=[c for c in ("latency_ms",) if c in df.columns])
     if engine is not None:
-        df = df[(df["engine"] == engine).to_numpy()]
+        sel = (df["engine"] == engine).to_numpy(dtype=bool, na_value=False)
+        df, pos = df[sel], pos[sel]
         if df.empty:
             raise DatasetError(f"engine {engine!r}", "has no rows in the data")
     if col not in df.columns:
@@ -123,6 +128,7 @@ def pair_rows(df: pd.DataFrame, dimension: str, base, head, engine: str | None =
                                "has no rows in the data", f"one of: {shown or 'nothing'}")
     keep = is_base | is_head
     rows = df[keep]
+    pos = pos[keep]
     side = is_head[keep].astype(np.int8)
     key = key_columns(dimension)
     gid, uniq = factorize_rows({c: effective(rows, c) for c in key})
@@ -150,7 +156,7 @@ def pair_rows(df: pd.DataFrame, dimension: str, base, head, engine: str | None =
     pair_groups = order(np.flatnonzero(paired))
     pair_of_group = np.full(n_groups, -1, dtype=np.int64)
     pair_of_group[pair_groups] = np.arange(len(pair_groups))
-    rows = rows.assign(_side=side, _group=gid,
+    rows = rows.assign(_pos=pos, _side=side, _group=gid,
                        _pair=np.where(measured, pair_of_group[gid], -1))
     keys = uniq.iloc[pair_groups].reset_index(drop=True)
 

@@ -40,7 +40,9 @@ def fmt_ms(v) -> str:
     if v is None or not np.isfinite(v):
         return "-"
     a = abs(v)
-    return f"{v:.1f}" if a >= 100 else f"{v:.2f}" if a >= 1 else f"{v:.3f}" if a >= 0.01 else f"{v:.2e}"
+    if a >= 100:
+        return f"{v:.1f}"
+    return f"{v:.2f}" if a >= 1 else f"{v:.3f}" if a >= 0.01 else f"{v:.2e}"
 
 
 def fmt_p(v) -> str:
@@ -115,7 +117,8 @@ def display_frame(res, max_rows: int | None = None) -> tuple[pd.DataFrame, dict,
     show[f"{res.base} ms"] = [fmt_ms(v) for v in p["median_base"]]
     show[f"{res.head} ms"] = [fmt_ms(v) for v in p["median_head"]]
     show["ratio"] = [fmt_ratio(v) for v in p["ratio"]]
-    show["95% CI"] = [fmt_ci(lo, hi) for lo, hi in zip(p["ci_low"], p["ci_high"])]
+    show["95% CI"] = [("~" if m == "normal" else "") + fmt_ci(lo, hi) if np.isfinite(lo) else "-"
+                      for lo, hi, m in zip(p["ci_low"], p["ci_high"], p["ci_method"])]
     show["p"] = [fmt_p(ps if r >= 1 else pf) if np.isfinite(r) else "-"
                  for ps, pf, r in zip(p["p_slower"], p["p_faster"], p["ratio"])]
     show["latency"] = list(p["latency"])
@@ -164,8 +167,8 @@ def to_table(res, max_rows: int | None = None) -> str:
 
 def _missing_frame(res) -> pd.DataFrame:
     m = res.missing
-    cols = [c for c in res.key if c in m.columns and m[c].astype(object).nunique(dropna=False) > 1] \
-        or [c for c in res.key if c in m.columns][:1]
+    present = [c for c in res.key if c in m.columns]
+    cols = [c for c in present if m[c].astype(object).nunique(dropna=False) > 1] or present[:1]
     show = pd.DataFrame({c: m[c].astype(object).map(lambda v: "-" if _num(v) is None else str(v))
                          for c in cols})
     show[f"base {res.base}"] = m["base"].to_numpy()
@@ -202,7 +205,8 @@ def to_markdown(res, max_rows: int | None = None) -> str:
                 f"{th.min_ratio:g} (≤ 1/{th.min_ratio:g}), {100 * th.ci_level:g}% hierarchical "
                 f"bootstrap CI beyond {1 + th.ci_margin:g}; unstable: {th.cv_kind} CV > "
                 f"{100 * th.max_cv:g}% or governor/temperature/throttling; insufficient: < "
-                f"{th.min_samples} samples._"]
+                f"{th.min_samples} samples. CI marked ~: normal approximation from the "
+                f"process-level spread (pairs with > 50 processes per side)._"]
     return "\n".join(out) + "\n"
 
 
@@ -214,7 +218,8 @@ def to_dict(res) -> dict:
         item = {"key": {c: _num(r[c]) for c in res.key}}
         item["latency"] = {
             "verdict": r["latency"], "ratio": _num(r["ratio"]),
-            "ci": [_num(r["ci_low"]), _num(r["ci_high"])], "resamples": _num(r["resamples"]),
+            "ci": [_num(r["ci_low"]), _num(r["ci_high"])], "ci_method": r["ci_method"],
+            "resamples": _num(r["resamples"]),
             "p_slower": _num(r["p_slower"]), "p_faster": _num(r["p_faster"]),
             "base": {"n": _num(r["n_base"]), "rows": _num(r["rows_base"]),
                      "median_ms": _num(r["median_base"]), "p10_ms": _num(r["p10_base"]),

@@ -29,8 +29,10 @@ class CompareResult:
     """One row per matched pair in `pairs` (key columns, then statistics and verdicts):
 
     latency: n_base/n_head (samples), rows_base/rows_head, median/p10/p90 per side (ms),
-      ratio (median head / median base), ci_low/ci_high (bootstrap CI of the ratio; NaN when
-      not computed, see `resamples`), p_slower/p_faster (one-sided Mann–Whitney), cv_base/cv_head,
+      ratio (median head / median base), ci_low/ci_high (CI of the ratio), ci_method
+      ("bootstrap" with `resamples` replicates, "normal" for the process-level approximation
+      on pairs with > 50 processes per side, "" when none was computed), p_slower/p_faster
+      (one-sided Mann–Whitney), cv_base/cv_head,
       latency (verdict), latency_note;
     memory, per phase ph in load/first/steady: rss_{ph}_base/_head (median peak kB),
       rss_{ph}_delta_kb, rss_{ph} (verdict); memory = the worst phase verdict;

@@ -270,19 +270,34 @@ GRID_POINTS = 128
 
 def bootstrap_cost(n_samples, n_groups):
     """Work of one resample of one side, in "drawn samples" (the unit of bootstrap_budget):
-    the two-level draw touches every sample; the cluster mode costs a (processes x grid)
-    matrix product, about 1/8 of a drawn sample per multiply-add."""
+    the two-level draw touches every sample (random number, gather, selection); the cluster
+    mode is a (processes x grid) matrix product and one draw per process, measured at about
+    1/64 of a drawn sample per multiply-add."""
     n_samples = np.asarray(n_samples, dtype=float)
     n_groups = np.asarray(n_groups, dtype=float)
-    return np.where(n_groups > MAX_TWO_LEVEL, n_groups * GRID_POINTS / 8.0, n_samples)
+    return np.where(n_groups > MAX_TWO_LEVEL, n_groups * GRID_POINTS / 64.0, n_samples)
 
 
 def bootstrap_medians(groups: list[np.ndarray], resamples: int, rng: np.random.Generator,
                       max_block: int = 2_000_000, max_two_level: int = MAX_TWO_LEVEL,
                       grid_points: int = GRID_POINTS) -> np.ndarray:
-    """Medians of `resamples` hierarchical bootstrap resamples of the pooled samples.
+    """Medians of `resamples` hierarchical bootstrap resamples of the pooled samples; groups
+    are the processes' sample arrays. See bootstrap_medians_flat."""
+    groups = [np.asarray(g, dtype=float).ravel() for g in groups]
+    lens = np.array([len(g) for g in groups], dtype=np.int64)
+    flat = np.concatenate(groups) if groups else np.empty(0)
+    return bootstrap_medians_flat(flat, lens, resamples, rng, max_block=max_block,
+                                  max_two_level=max_two_level, grid_points=grid_points)
 
-    Up to `max_two_level` processes: each resample draws len(groups) processes with
+
+def bootstrap_medians_flat(flat: np.ndarray, lens: np.ndarray, resamples: int,
+                           rng: np.random.Generator, max_block: int = 2_000_000,
+                           max_two_level: int = MAX_TWO_LEVEL,
+                           grid_points: int = GRID_POINTS) -> np.ndarray:
+    """Medians of `resamples` hierarchical bootstrap resamples; process i's samples are
+    flat[sum(lens[:i]) : sum(lens[:i+1])].
+
+    Up to `max_two_level` processes: each resample draws len(lens) processes with
     replacement, then, for each drawn process, as many samples as it has, with replacement,
     from that process; the median of everything drawn is one replicate (vectorized in blocks
     of at most `max_block` drawn values).
@@ -292,16 +307,18 @@ def bootstrap_medians(groups: list[np.ndarray], resamples: int, rng: np.random.G
     variance, and the second stage would count within-process noise twice), and each
     replicate's median comes from the mixture CDF evaluated on a grid of `grid_points` pooled
     quantiles (between the pooled 25th and 75th percentiles, widened to the full range if a
-    replicate falls outside) with linear interpolation: one matrix product per block."""
-    groups = [np.asarray(g, dtype=float) for g in groups if len(g)]
-    k = len(groups)
+    replicate falls outside) with linear interpolation: one matrix product per resample set."""
+    flat = np.asarray(flat, dtype=float)
+    lens = np.asarray(lens, dtype=np.int64)
+    keep = lens > 0
+    if not keep.all():
+        lens = lens[keep]
+    k = len(lens)
     if k == 0 or resamples <= 0:
         return np.full(max(resamples, 0), np.nan)
     if k > max_two_level:
-        return _cluster_grid_medians(groups, resamples, rng, grid_points)
-    lens = np.array([len(g) for g in groups], dtype=np.int64)
+        return _cluster_grid_medians(flat, lens, resamples, rng, grid_points)
     offs = np.cumsum(lens) - lens
-    flat = np.concatenate(groups)
     width = int(lens.max())
     equal = bool((lens == width).all())
     per = k * width
@@ -325,19 +342,22 @@ def bootstrap_medians(groups: list[np.ndarray], resamples: int, rng: np.random.G
     return out
 
 
-def _cluster_grid_medians(groups, resamples, rng, grid_points):
-    k = len(groups)
-    lens = np.array([len(g) for g in groups], dtype=float)
-    sorted_groups = [np.sort(g) for g in groups]
-    pooled = np.concatenate(sorted_groups)
-    weights = rng.multinomial(k, np.full(k, 1.0 / k), size=resamples).astype(float)  # (B, k)
-    total = weights @ lens
-    target = total / 2.0
+def _cluster_grid_medians(flat, lens, resamples, rng, grid_points):
+    k = len(lens)
+    group = np.repeat(np.arange(k), lens)
+    pick = rng.integers(0, k, size=(resamples, k))                  # processes drawn
+    weights = np.bincount((np.arange(resamples)[:, None] * k + pick).ravel(),
+                          minlength=resamples * k).reshape(resamples, k).astype(float)
+    target = (weights @ lens.astype(float)) / 2.0
     out = np.full(resamples, np.nan)
     for band in ((0.25, 0.75), (0.0, 1.0)):
-        grid = np.unique(np.quantile(pooled, np.linspace(band[0], band[1], grid_points)))
-        counts = np.stack([np.searchsorted(g, grid, side="right") for g in sorted_groups])
-        cum = weights @ counts.astype(float)                              # (B, G)
+        grid = np.unique(np.quantile(flat, np.linspace(band[0], band[1], grid_points)))
+        g = len(grid)
+        # counts[p, j] = samples of process p <= grid[j]
+        bins = np.searchsorted(grid, flat, side="left")        # value <= grid[j] <=> bin <= j
+        inb = bins < g
+        counts = np.bincount(group[inb] * g + bins[inb], minlength=k * g).reshape(k, g)
+        cum = weights @ np.cumsum(counts, axis=1).astype(float)  # (B, G)
         above = cum >= target[:, None]
         j = above.argmax(axis=1)
         inside = above.any(axis=1) & (j > 0)
@@ -348,8 +368,7 @@ def _cluster_grid_medians(groups, resamples, rng, grid_points):
         c0, c1 = cum[rows, jj - 1], cum[rows, jj]
         g0, g1 = grid[jj - 1], grid[jj]
         out[rows] = g0 + (target[rows] - c0) / (c1 - c0) * (g1 - g0)
-        low = ~inside & (j == 0) & above[:, 0]
-        out[low] = grid[0]
+        out[~inside & above[:, 0]] = grid[0]
         out[~above.any(axis=1)] = grid[-1]
         break
     return out
@@ -359,10 +378,24 @@ def bootstrap_ratio_ci(base_groups: list[np.ndarray], head_groups: list[np.ndarr
                        resamples: int = 2000, level: float = 0.95,
                        rng: np.random.Generator | None = None) -> tuple[float, float]:
     """Percentile CI of median(head) / median(base) from independent hierarchical bootstraps
-    of both sides."""
+    of both sides (groups: one sample array per process)."""
     rng = rng if rng is not None else np.random.default_rng(0)
     mb = bootstrap_medians(base_groups, resamples, rng)
     mh = bootstrap_medians(head_groups, resamples, rng)
+    return _percentile_ci(mb, mh, level)
+
+
+def bootstrap_ratio_ci_flat(base: tuple[np.ndarray, np.ndarray],
+                            head: tuple[np.ndarray, np.ndarray], resamples: int = 2000,
+                            level: float = 0.95, rng: np.random.Generator | None = None):
+    """bootstrap_ratio_ci with each side given as (flat samples, samples per process)."""
+    rng = rng if rng is not None else np.random.default_rng(0)
+    mb = bootstrap_medians_flat(*base, resamples, rng)
+    mh = bootstrap_medians_flat(*head, resamples, rng)
+    return _percentile_ci(mb, mh, level)
+
+
+def _percentile_ci(mb: np.ndarray, mh: np.ndarray, level: float) -> tuple[float, float]:
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = mh / mb
     ratio = ratio[np.isfinite(ratio)]

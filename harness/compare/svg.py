@@ -138,7 +138,8 @@ class Chart:
                           f'y2="{yy:.1f}" stroke="{color}" stroke-dasharray="{dash}"/>')
         if label:
             self.items.append(f'<text x="{self.w - self.mr - 2}" y="{yy - 3:.1f}" '
-                              f'text-anchor="end" class="lab" fill="{color}">{escape(label)}</text>')
+                              f'text-anchor="end" class="lab" fill="{color}">'
+                              f'{escape(label)}</text>')
 
     def text(self, x, y, s: str, color: str = "#333", *, dx: float = 0.0, dy: float = -8.0):
         if y is None or not math.isfinite(y):

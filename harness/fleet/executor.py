@@ -17,7 +17,7 @@ from ..agentproc import AgentOutcome, outcome_to_result, parse_lines
 from ..cache import sha256_file
 from ..engines import adapter_class
 from .inventory import HostSpec
-from .transport import HostUnreachable, SshTransport
+from .transport import HostBusy, HostIOError, HostUnreachable, SshTransport
 from .wheels import NoWheel, download
 
 AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
@@ -79,7 +79,8 @@ class SshExecutor:
     def setup(self, lock: bool = True) -> dict:
         if self.info is not None or self.setup_error is not None:
             if self.setup_error:
-                raise HostUnreachable(self.setup_error)
+                raise (HostBusy if getattr(self, "_busy", False) else HostUnreachable)(
+                    self.setup_error)
             return self.info
         try:
             r = self.t.run([self.spec.python, "-c",
@@ -91,10 +92,12 @@ class SshExecutor:
             self.work = r.stdout.strip().splitlines()[-1]
             self._push_agent()
             if lock:
-                self._ctl("lock", self.work, self.owner, str(self.lock_ttl_s),
-                          str(self.lock_wait_s), timeout=self.lock_wait_s + 60)
-                self._locked = True
+                self._lock()
             self.info = self._ctl("probe")
+        except HostBusy as e:
+            self.setup_error = str(e)
+            self._busy = True
+            raise
         except HostUnreachable as e:
             self.setup_error = str(e)
             raise
@@ -104,6 +107,20 @@ class SshExecutor:
         if self.spec.arch and self.info.get("arch") != self.spec.arch:
             self.info["arch_mismatch"] = f"inventory says {self.spec.arch}"
         return self.info
+
+    def _lock(self) -> None:
+        try:
+            self._ctl("lock", self.work, self.owner, str(self.lock_ttl_s), "0")
+        except RuntimeError as e:
+            stale = _dead_local_owner(str(e))
+            if stale:  # a coordinator of this machine that was killed: take its lock back
+                self._ctl("unlock", self.work, stale)
+            try:
+                self._ctl("lock", self.work, self.owner, str(self.lock_ttl_s),
+                          str(self.lock_wait_s), timeout=self.lock_wait_s + 60)
+            except RuntimeError as e2:
+                raise HostBusy(f"{self.name}: {e2}") from None
+        self._locked = True
 
     def _push_agent(self) -> None:
         sha, raw = agent_tarball()
@@ -202,26 +219,52 @@ class SshExecutor:
         try:
             self.setup()
             python = self.runtime(job["engine"], job.get("version", "installed"))
+        except HostBusy as e:
+            return {"status": "host_busy", "error": str(e), "started_at": time.time()}
         except HostUnreachable as e:
             return {"status": "unreachable", "error": str(e), "started_at": time.time()}
         except (NoWheel, _NoRuntime) as e:
             return {"status": "unsupported", "error": str(e), "started_at": time.time()}
+        res = self._attempt(job, python, timeout_s)
+        if res.get("status") == "corrupt":
+            # damaged on the host after the push: send the files again, once
+            for sha in (job.get("sha256") or {}).values():
+                self._blobs.discard(sha)
+            res = self._attempt(job, python, timeout_s)
+            if res.get("status") == "corrupt":
+                res["error"] = str(res.get("error")) + " (still damaged after a re-push)"
+            else:
+                res.setdefault("notes", []).append("a damaged file was re-pushed")
+        return res
+
+    def _attempt(self, job: dict, python: str, timeout_s: float) -> dict:
         try:
             job = dict(job)
-            job["files"] = {k: self.push_blob(Path(v), "model") for k, v in job["files"].items()}
-            job["inputs"] = [self.push_blob(Path(p), "input") for p in job["inputs"]]
-            job["references"] = [self.push_blob(Path(p), "reference") for p in job["references"]]
+            mapping: dict[str, str] = {}
+
+            def push(p, kind):
+                mapping[str(p)] = self.push_blob(Path(p), kind)
+                return mapping[str(p)]
+
+            job["files"] = {k: push(v, "model") for k, v in job["files"].items()}
+            job["inputs"] = [push(p, "input") for p in job["inputs"]]
+            job["references"] = [push(p, "reference") for p in job["references"]]
+            job["sha256"] = {mapping.get(p, p): s for p, s in (job.get("sha256") or {}).items()}
             job["state_dir"] = f"{self.work}/state"
             # the job travels in argv (base64: nothing in it can be shell syntax)
             blob = base64.b64encode(json.dumps(job).encode()).decode()
-            # setsid: a new process group; timeout signals that whole group, so engine threads
-            # and children die with it even though closing the SSH channel would not.
-            argv = ["setsid", "timeout", "-k", str(KILL_AFTER_S), str(int(timeout_s) + 1),
-                    python, "-m", AGENT_PKG, "--b64", blob]
+            # setsid: a new process group, so that timeout's signal reaches the whole group
+            # (engine threads, children), which closing the SSH channel would not; --wait
+            # because setsid forks when it already leads a group, and the exit status must be
+            # the command's.
+            argv = ["setsid", "--wait", "timeout", "-k", str(KILL_AFTER_S),
+                    str(int(timeout_s) + 1), python, "-m", AGENT_PKG, "--b64", blob]
             t0 = time.monotonic()
             r = self.t.run(argv, timeout=timeout_s + KILL_AFTER_S + SSH_SLACK_S,
                            env_prefix=f"PYTHONPATH={shlex.quote(self.agent_root)} ")
             elapsed = time.monotonic() - t0
+        except HostIOError as e:
+            return {"status": "host_error", "error": str(e), "started_at": time.time()}
         except HostUnreachable as e:
             self.setup_error = str(e)
             return {"status": "unreachable", "error": str(e), "started_at": time.time()}
@@ -229,10 +272,9 @@ class SshExecutor:
         # timeout exits 124 (TERM sufficed) or 137 (KILL after the grace); a 137 well before the
         # deadline is the kernel's OOM killer.
         timed_out = result is None and (r.rc == 124 or (r.rc == 137 and elapsed >= timeout_s))
-        res = outcome_to_result(AgentOutcome(result, progress, None if timed_out else
-                                             (-9 if r.rc == 137 else r.rc), timed_out,
-                                             r.stderr[-2000:]), timeout_s)
-        return res
+        return outcome_to_result(AgentOutcome(result, progress, None if timed_out else
+                                              (-9 if r.rc == 137 else r.rc), timed_out,
+                                              r.stderr[-2000:]), timeout_s)
 
     def close(self) -> None:
         try:
@@ -245,6 +287,21 @@ class SshExecutor:
 
 class _NoRuntime(Exception):
     pass
+
+
+def _dead_local_owner(message: str) -> str | None:
+    """The owner named in a 'locked by HOST:PID:RUN' message if it is a dead process here."""
+    import re
+    m = re.search(r"locked by (\S+):(\d+):(\S+) until", message)
+    if not m or m.group(1) != socket.gethostname():
+        return None
+    try:
+        os.kill(int(m.group(2)), 0)
+        return None
+    except ProcessLookupError:
+        return f"{m.group(1)}:{m.group(2)}:{m.group(3)}"
+    except PermissionError:
+        return None
 
 
 def default_owner(run_id: str) -> str:

@@ -20,6 +20,14 @@ class HostUnreachable(HarnessError):
     """The host could not be reached or refused us (network, auth, host key)."""
 
 
+class HostBusy(HarnessError):
+    """Another coordinator holds the host's lock."""
+
+
+class HostIOError(HarnessError):
+    """The host is reachable but a file operation failed there (disk full, permissions)."""
+
+
 @dataclass
 class Result:
     rc: int
@@ -100,6 +108,15 @@ class SshTransport:
     def put(self, local: Path, remote: str) -> None:
         try:
             self.conn.put(str(local), remote)
+        except OSError as e:
+            # sftp reports a full disk or a permission problem as an OSError with the server's
+            # status; the connection itself is fine, so this is not an unreachable host.
+            if self._conn is not None and self._conn.is_connected:
+                why = e.strerror or str(e) or type(e).__name__
+                if "Failure" in why or "failure" in why:
+                    why += " (disk full or quota?)"
+                raise HostIOError(f"{self.spec.name}: writing {remote} failed: {why}") from None
+            raise HostUnreachable(f"{self.spec.name}: copy to {remote} failed: {e}") from None
         except Exception as e:
             raise HostUnreachable(f"{self.spec.name}: copy to {remote} failed: {e}") from None
         self.bytes_sent += os.path.getsize(local)
