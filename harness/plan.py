@@ -34,16 +34,18 @@ def expand(suite: Suite, hosts: list[str] = ("local",)) -> list[Config]:
     """All configurations, ordered so repeated processes of one configuration are spread out.
 
     Processes are the outer loop: process 0 of every configuration runs before process 1 of any,
-    so slow drift of a host (heat, background load) is not absorbed by one configuration.
+    and engine versions are the inner loop, so slow drift of a host (heat, background load) is
+    not absorbed by one configuration or one version.
     """
     base = []
     for m in suite.models:
         engines = m.engines or tuple(suite.engines)
         for host, eng in itertools.product(hosts, engines):
             versions = suite.engines.get(eng, ("installed",))
-            for ver, be, pr, th in itertools.product(
-                    versions, m.backends or suite.backends, m.precisions or suite.precisions,
-                    m.threads or suite.threads):
+            # versions vary fastest: two versions of one engine alternate (ABAB...) on a host
+            for be, pr, th, ver in itertools.product(
+                    m.backends or suite.backends, m.precisions or suite.precisions,
+                    m.threads or suite.threads, versions):
                 base.append((m.name, eng, ver, be, pr, th, host))
     out = []
     for p in range(suite.measure.processes):
