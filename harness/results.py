@@ -161,8 +161,10 @@ def load(path: str | Path = "results", columns: Iterable[str] | None = None, *,
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DatasetError(str(path), f"cannot read results ({msg})") from None
     if table.num_rows == 0 and not allow_empty:
-        raise DatasetError(str(path), f"no rows match {_describe(filters)}"
-                           + (" and the extra condition" if where is not None else ""))
+        what = _describe(filters) if filters else ""
+        if where is not None:
+            what = f"{what} and the extra condition" if what else "the extra condition"
+        raise DatasetError(str(path), f"no rows match {what or 'no filters'}")
     return _to_pandas(table)
 
 

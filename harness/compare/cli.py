@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from ..errors import InputError
-from ..results import load
+from ..results import DatasetError, load
 from .pairing import DIMENSIONS, SERIES_KEY, dimension_column, key_columns
 from .result import parse_fail_on
 from .verdicts import Thresholds
@@ -144,7 +144,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     where = pc.field(col).isin([args.base, args.head])
     if col in ("engine_version", "backend", "precision"):
         where = where | pc.field(f"{col}_requested").isin([args.base, args.head])
-    df = load(args.data, columns=_compare_columns(args.dimension), where=where, **filters)
+    try:
+        df = load(args.data, columns=_compare_columns(args.dimension), where=where, **filters)
+    except DatasetError as e:
+        if "no rows match" not in str(e):
+            raise
+        extra = ", ".join(f"{k}={v}" for k, v in filters.items())
+        raise DatasetError(str(args.data), f"no rows with {col} {args.base!r} or {args.head!r}"
+                           + (f" and {extra}" if extra else "")) from None
     res = compare(df, args.dimension, args.base, args.head, engine=args.engine, thresholds=th)
     _emit(res.render(args.format), args.output)
     code = res.exit_code(fail_on)

@@ -156,7 +156,8 @@ def _header(res, const: dict) -> list[str]:
 def to_table(res, max_rows: int | None = None) -> str:
     show, const, left_out = display_frame(res, max_rows)
     out = _header(res, const) + [""]
-    out.append(_text_table(show) if len(show) else "(no matched pairs)")
+    out.append(_text_table(show) if len(show) else
+               "(no matched pairs: no configuration has measured rows on both sides)")
     if left_out:
         out.append(f"... {left_out} more pair(s) not shown")
     if len(res.missing):

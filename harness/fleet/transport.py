@@ -61,8 +61,8 @@ class SshTransport:
         if s.identity_file:
             kw["key_filename"] = os.path.expanduser(s.identity_file)
         cfg = Config(overrides={"load_ssh_configs": True})
-        host = s.host if s.ssh_config_alias else s.host
-        conn = Connection(host, user=s.user, port=None if s.ssh_config_alias else s.port,
+        # An ~/.ssh/config alias brings its own HostName, Port, User and IdentityFile.
+        conn = Connection(s.host, user=s.user, port=None if s.ssh_config_alias else s.port,
                           connect_kwargs=kw, config=cfg, connect_timeout=15)
         client = conn.client
         kh = os.path.expanduser(s.known_hosts or "~/.ssh/known_hosts")
@@ -79,7 +79,7 @@ class SshTransport:
             raise HostUnreachable(f"{s.name}: the host key of {s.target} CHANGED (not the one "
                                   f"in {kh}); refusing to connect") from None
         except paramiko.SSHException as e:
-            if "not found in known_hosts" in str(e) or "Server" in str(e) and "not found" in str(e):
+            if "not found in known_hosts" in str(e):  # paramiko's RejectPolicy
                 raise HostUnreachable(
                     f"{s.name}: unknown host key for {s.target} (not in {kh}); add it to "
                     "known_hosts, or trust it explicitly (trust_host_key = true in the "
