@@ -91,6 +91,34 @@ def _run_footer(report, out) -> int:
     return 1 if bad else 0
 
 
+def _cmd_sweep(args) -> int:
+    """A scheduled sweep: run, compare with the previous sweep of the tag, report, gate."""
+    from .compare.cli import parse_fail_on
+    from .compare.sweeps import compare_with_previous, write_report
+    from .coordinator import run_suite
+    from .fleet.inventory import load_inventory, select
+    from .suite import load_suite
+    from .summary import render, summarize
+    from .fleet.inventory import validate_name
+    validate_name(args.tag, "--tag", "tag")
+    fail_on = parse_fail_on(args.fail_on)
+    suite = load_suite(args.suite)
+    hosts = select(load_inventory(args.inventory), args.devices) if args.inventory else None
+    report = run_suite(suite, Path(args.out), ray_address=args.ray_address,
+                       progress=not args.no_progress, hosts=hosts, sweep_kind="sweep",
+                       sweep_tag=args.tag)
+    print(render(summarize(report.rows)))
+    code = _run_footer(report, args.out)
+    result = compare_with_previous(args.out, args.tag, report.run_id)
+    if result is None:
+        print(f"sweep {args.tag}: first run of this tag, nothing to compare with")
+        return code
+    paths = write_report(result, Path(args.out) / "_reports" / f"{args.tag}-{report.run_id}")
+    print(result.to_table())
+    print(f"report: {paths['html']}")
+    return max(code, result.exit_code(fail_on))
+
+
 def _cmd_devices_check(args) -> int:
     from .fleet.check import check_hosts
     from .fleet.inventory import load_inventory, select
@@ -151,6 +179,24 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--devices", help="a subset: name1,name2 or tag:KEY[=VALUE]")
     dc.add_argument("--trust-new-host-key", action="store_true")
     dc.set_defaults(func=_cmd_devices_check)
+
+    w = sub.add_parser("sweep", help="a scheduled sweep: run, compare with the previous run of "
+                       "the same tag, write the report next to the data, exit by the gate")
+    w.add_argument("suite")
+    w.add_argument("--tag", required=True, help="sweep tag, e.g. nightly")
+    w.add_argument("--inventory", help="devices inventory (default: this machine)")
+    w.add_argument("--devices", help="hosts of the inventory: name1,name2 or tag:KEY[=VALUE]")
+    w.add_argument("--out", default="results")
+    w.add_argument("--ray-address", default=None)
+    w.add_argument("--no-progress", action="store_true")
+    w.add_argument("--fail-on", default="slower,larger,wrong",
+                   help="verdicts that make the exit code 1 (default slower,larger,wrong)")
+    w.set_defaults(func=_cmd_sweep)
+
+    from .compare.cli import register as register_compare
+    from .diagnose.cli import register as register_diagnose
+    register_compare(sub)
+    register_diagnose(sub)
 
     m = sub.add_parser("models", help="model tools")
     msub = m.add_subparsers(dest="models_command", required=True)

@@ -16,6 +16,10 @@ from .agentproc import AgentOutcome, outcome_to_result, parse_lines
 PKG_PARENT = str(Path(__file__).resolve().parent.parent)
 
 
+class _NoRuntime(Exception):
+    pass
+
+
 def _join_cgroup(path: str):
     def join() -> None:
         with open(os.path.join(path, "cgroup.procs"), "w") as f:
@@ -28,19 +32,55 @@ class LocalExecutor:
 
     def __init__(self, python: str | None = None):
         self.python = python or sys.executable
+        self._runtimes: dict = {}
 
     def unsupported(self, engine: str, version: str) -> str | None:
-        """Why this host cannot run (engine, version), or None. Locally the engine that runs is
-        the one installed beside the harness."""
-        from .engines import adapter_class
-        dist = adapter_class(engine).PIP_PACKAGE
+        """Why this machine cannot run (engine, version), or None."""
         try:
-            installed = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return f"{dist} is not installed on this machine"
-        if version not in ("installed", installed):
-            return f"{engine} {version} requested, {installed} installed here"
+            self.runtime(engine, version)
+        except _NoRuntime as e:
+            return str(e)
         return None
+
+    def runtime(self, engine: str, version: str) -> str:
+        """The Python that runs (engine, version): this one when it has that version
+        installed, else a virtual environment provisioned from the engine's wheel."""
+        from .engines import adapter_class
+        key = (engine, version)
+        if key not in self._runtimes:
+            dist = adapter_class(engine).PIP_PACKAGE
+            try:
+                installed = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                installed = None
+            if version in ("installed", installed):
+                self._runtimes[key] = (self.python if installed else
+                                       _NoRuntime(f"{dist} is not installed on this machine"))
+            else:
+                self._runtimes[key] = self._provision(dist, engine, version)
+        rt = self._runtimes[key]
+        if isinstance(rt, Exception):
+            raise rt
+        return rt
+
+    def _provision(self, dist: str, engine: str, version: str):
+        import platform
+        import sys as _sys
+
+        from .agent.hostctl import venv
+        from .cache import cache_root
+        from .fleet.wheels import NoWheel, download
+        tag = "cp%d%d" % _sys.version_info[:2]
+        try:
+            wheel = download(dist, version, tag, platform.machine(), platform.libc_ver()[1])
+        except NoWheel as e:
+            return _NoRuntime(str(e))
+        env_dir = cache_root() / "envs" / f"{engine}-{version}-{tag}"
+        env_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return venv(str(env_dir), [str(wheel)])["python"]
+        except SystemExit:
+            return _NoRuntime(f"{engine} {version} could not be installed in {env_dir}")
 
     def where(self, path) -> str:
         return str(path)
@@ -55,9 +95,10 @@ class LocalExecutor:
         pass
 
     def run_job(self, job: dict, timeout_s: float) -> dict:
-        reason = self.unsupported(job["engine"], job.get("version", "installed"))
-        if reason:
-            return {"status": "unsupported", "error": reason}
+        try:
+            python = self.runtime(job["engine"], job.get("version", "installed"))
+        except _NoRuntime as e:
+            return {"status": "unsupported", "error": str(e)}
         job = dict(job)
         cgroup = job.pop("cgroup", None)  # a memory cgroup to run the agent in (tests, boards)
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
@@ -67,7 +108,7 @@ class LocalExecutor:
         env["PYTHONPATH"] = PKG_PARENT + os.pathsep + env.get("PYTHONPATH", "")
         try:
             # A new session: on timeout the whole process group (engine threads, helpers) dies.
-            p = subprocess.Popen([self.python, "-m", "harness.agent", job_path],
+            p = subprocess.Popen([python, "-m", "harness.agent", job_path],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                  env=env, start_new_session=True,
                                  preexec_fn=_join_cgroup(cgroup) if cgroup else None)

@@ -28,6 +28,7 @@ from . import PROTOCOL, RESULT_MARKER
 from .runner import _Out
 
 DIAGNOSE_PROTOCOL = 1
+OUTPUT_PREFIX = "@output:"  # npz name of a final output in a dump
 
 
 def _load(job: Dict[str, object]):
@@ -99,6 +100,10 @@ def run(job: Dict[str, object]) -> Dict[str, object]:
             res["layers"], finals = layers.walk(engine, adapter, inputs, sink)
             _final_outputs(job, adapter, finals, res)
             if writer is not None:
+                # the final outputs under their own names too (an MNN output is written by an
+                # op of another name, e.g. a layout Raster)
+                for name, arr in zip(res["output_names"], finals):
+                    writer.add(OUTPUT_PREFIX + name, arr)
                 writer.close()
                 writer = None
                 res["dump_path"] = str(job["dump_path"])

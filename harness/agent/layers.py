@@ -75,7 +75,9 @@ class NpzWriter:
 
 
 class NpzReader:
-    """Reads what NpzWriter wrote (or a plain .npz), one array at a time, with a small cache."""
+    """Reads what NpzWriter wrote (or a plain .npz), one array at a time, with an LRU cache."""
+
+    cache_bytes = 64 << 20
 
     def __init__(self, path: str) -> None:
         self.npz = np.load(path, allow_pickle=False)
@@ -88,6 +90,7 @@ class NpzReader:
         self._key = dict((e["name"], e["key"]) for e in index)
         self._shape = dict((e["name"], e.get("shape")) for e in index)
         self._cache: Dict[str, np.ndarray] = {}
+        self._bytes = 0
 
     def __contains__(self, name: str) -> bool:
         return name in self._key
@@ -102,11 +105,14 @@ class NpzReader:
         return n
 
     def get(self, name: str) -> np.ndarray:
-        if name not in self._cache:
-            if len(self._cache) > 8:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[name] = self.npz[self._key[name]]
-        return self._cache[name]
+        arr = self._cache.pop(name, None)
+        if arr is None:
+            arr = self.npz[self._key[name]]
+            self._bytes += arr.nbytes
+            while self._cache and self._bytes > self.cache_bytes:
+                self._bytes -= self._cache.pop(next(iter(self._cache))).nbytes
+        self._cache[name] = arr  # most recently used last
+        return arr
 
 
 # -- sinks --------------------------------------------------------------------------------------
@@ -188,25 +194,24 @@ class CompareSink:
         probe = arr
         if self.match is not None and key in self.match and self.match.size(key) == arr.size:
             probe = self.match.get(key)
-        scored = []
+        best = None
         for i, n in enumerate(cands):
             m = compare(probe, self.ref.get(n))
-            ok = _within(m, MATCH_REL, MATCH_COS)
+            # in order, the first tensor that agrees wins (identity-like ops agree too)
+            if _within(m, MATCH_REL, MATCH_COS):
+                return n, "value"
             rel = m.get("rel_err")
             rel = float(rel) if rel is not None and math.isfinite(float(rel)) else math.inf
             cos = m.get("cosine")
             cos = float(cos) if cos is not None else -2.0
-            # in graph order, the first tensor that agrees wins (identity-like ops agree too)
-            scored.append((not ok, i if ok else 0, rel, -cos, i, n))
-        scored.sort()
-        best = scored[0]
-        if not best[0]:
-            return best[5], "value"
+            score = (rel, -cos, i)
+            if best is None or score < best[0]:
+                best = (score, n)
         if self.candidates == "*":
             return cands[0], "order"  # nothing agrees in value: first same-size tensor in order
-        if strict:
+        if strict or best is None:
             return None, "none"  # a made-up name (e.g. MNN's X_raster_N) that agrees with nothing
-        return best[5], "best"
+        return best[1], "best"
 
     def __call__(self, key: str, arr: np.ndarray) -> Dict[str, object]:
         if self.writer is not None:

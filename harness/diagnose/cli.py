@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 
 from ..errors import InputError
@@ -135,13 +136,40 @@ def _threads(text) -> int:
     return n
 
 
+def _executor(args):
+    """None for this machine; an SshExecutor for --on (an inventory host or user@host[:port])."""
+    on = getattr(args, "on", None)
+    if not on or on == "local":
+        return None
+    from ..fleet.executor import SshExecutor, default_owner
+    if "@" in on or not args.inventory:
+        if "@" not in on:
+            raise InputError("--on", f"{on!r} needs --inventory (or user@host[:port])",
+                             "local, user@host[:port], or an inventory host name")
+        from ..adhoc import target_host
+        spec = target_host(on, args)
+    else:
+        from ..fleet.inventory import load_inventory, select
+        hosts = select(load_inventory(args.inventory), on, "--on")
+        if len(hosts) != 1:
+            raise InputError("--on", f"{on!r} selects {len(hosts)} hosts", "exactly one host")
+        spec = hosts[0]
+    return SshExecutor(spec, default_owner(f"{args.command}-{os.getpid()}"),
+                       trust_new_host_key=bool(args.trust_new_host_key))
+
+
 def cmd_diagnose(args) -> int:
     from .run import Config, diagnose, parse_reference
     cfg = Config(args.backend, args.precision, _threads(args.threads))
     ref = parse_reference(args.reference)
     log = None if args.quiet else (lambda m: print(f"  .. {m}", file=sys.stderr, flush=True))
-    d = diagnose(args.model, args.engine, cfg, ref, shape=args.shape, out_dir=args.out,
-                 fix=args.fix, timeout_s=args.timeout, onnx=args.onnx, log=log)
+    ex = _executor(args)
+    try:
+        d = diagnose(args.model, args.engine, cfg, ref, shape=args.shape, out_dir=args.out,
+                     fix=args.fix, timeout_s=args.timeout, onnx=args.onnx, executor=ex, log=log)
+    finally:
+        if ex is not None:
+            ex.close()
     print(render_diagnosis(d))
     return 1 if d.diverged else 0
 
@@ -151,10 +179,27 @@ def cmd_profile(args) -> int:
     if args.top < 1:
         raise InputError("--top", f"got {args.top}", "at least 1")
     cfg = Config(args.backend, args.precision, _threads(args.threads))
-    p = profile(args.model, args.engine, cfg, shape=args.shape, iterations=args.iterations,
-                timeout_s=args.timeout)
+    ex = _executor(args)
+    try:
+        p = profile(args.model, args.engine, cfg, shape=args.shape, iterations=args.iterations,
+                    timeout_s=args.timeout, executor=ex)
+    finally:
+        if ex is not None:
+            ex.close()
     print(render_profile(p, args.top))
     return 0
+
+
+def _remote_flags(p) -> None:
+    g = p.add_argument_group("where to run (default: this machine)")
+    g.add_argument("--on", help="local, an inventory host name, or user@host[:port]")
+    g.add_argument("--inventory", help="devices inventory (TOML) for --on NAME")
+    g.add_argument("--identity-file", help="SSH private key (user@host without inventory)")
+    g.add_argument("--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)")
+    g.add_argument("--python", help="Python on the host (default python3)")
+    g.add_argument("--workdir", help="work dir on the host (default ~/.harness-work)")
+    g.add_argument("--trust-new-host-key", action="store_true",
+                   help="accept and record an unknown SSH host key (a changed key stays refused)")
 
 
 def register(subparsers) -> None:
@@ -181,6 +226,7 @@ def register(subparsers) -> None:
                    help="search a verified fix (ncnn: feature masks; MNN: precision=high)")
     d.add_argument("--timeout", type=float, default=300.0, help="per device run (s)")
     d.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    _remote_flags(d)
     d.set_defaults(func=cmd_diagnose)
 
     p = subparsers.add_parser(
@@ -197,4 +243,5 @@ def register(subparsers) -> None:
     p.add_argument("--top", type=int, default=10, help="how many layers to list (default 10)")
     p.add_argument("--iterations", type=int, default=10, help="timed runs (default 10)")
     p.add_argument("--timeout", type=float, default=300.0)
+    _remote_flags(p)
     p.set_defaults(func=cmd_profile)

@@ -75,7 +75,10 @@ class DeviceRunner:
         env = dict(os.environ)
         env["PYTHONPATH"] = PKG_PARENT + os.pathsep + env.get("PYTHONPATH", "")
         blob = base64.b64encode(json.dumps(job).encode()).decode()
-        argv = [self.ex.python, "-m", f"harness.agent.{MODULE}", "--b64", blob]
+        runtime = getattr(self.ex, "runtime", None)  # the Python for (engine, version)
+        python = runtime(job["engine"], job.get("version", "installed")) if runtime else \
+            self.ex.python
+        argv = [python, "-m", f"harness.agent.{MODULE}", "--b64", blob]
         p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=env, start_new_session=True)
         timed_out = False

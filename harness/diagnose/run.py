@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 
 from ..agent import PROTOCOL
+from ..agent.diagnose_main import OUTPUT_PREFIX
 from ..cache import cache_root
 from ..convert import Artifact
 from ..errors import HarnessError, InputError
@@ -116,6 +117,9 @@ def resolve_model(model: str | Path, engine: str, shape: str | None = None,
     if shape is None and onnx is not None and Path(str(model)).suffix in (".mnn", ".param"):
         # an engine-native file has no shapes of its own: take its ONNX source's
         shape = ",".join("x".join(map(str, s.shape)) for s in spec_of(str(onnx), None).inputs)
+    if shape is None and Path(str(model)).suffix in (".mnn", ".param"):
+        raise InputError("--shape", f"{model} is an engine-native file with no input shapes",
+                         "--shape such as 1x3x224x224 (or --onnx with its ONNX source)")
     spec = spec_of(str(model), shape)
     pm = prepare_model(spec, [engine])
     fmt = "ncnn" if engine == "ncnn" else "mnn"
@@ -230,6 +234,9 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
         _check_config(engine, reference, "--reference")
     elif reference != ORT:
         raise InputError("--reference", f"got {reference!r}", "a Config or 'onnxruntime'")
+    elif m.onnx is None:
+        raise InputError("--reference", "onnxruntime needs the model's ONNX source",
+                         "an .onnx model, a built-in model, or --onnx with a native file")
     created = datetime.now(timezone.utc)
     did = f"{created:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
     work = Path(workdir) if workdir else cache_root() / "diagnose" / did
@@ -246,9 +253,6 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
         match_npz = None
         candidates: object = None
         if reference == ORT:
-            if m.onnx is None:
-                raise InputError("--reference", "onnxruntime needs an ONNX source model",
-                                 "an .onnx file or a built-in model")
             from ..convert import onnx_io_names
             from .onnx_ref import dump_all, fusion_candidates
             say("onnxruntime: every intermediate tensor")
@@ -272,7 +276,8 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
             res = _need_ok(dev.run(_job(m, engine, reference, options=options, mode="dump",
                                         dump_path=dev.device_path("reference.npz")), timeout_s),
                            f"the reference run ({reference.label()})")
-            ref_npz, out_keys = res["dump_path"], list(res.get("output_names") or [])
+            ref_npz = res["dump_path"]
+            out_keys = [OUTPUT_PREFIX + n for n in res.get("output_names") or []]
             ref_label = f"{engine} {reference.label()} ({res.get('backend')}/{res.get('precision')})"
             if res.get("status") == "fallback":
                 notes.append(f"the reference ran as {res.get('backend')}/{res.get('precision')}")

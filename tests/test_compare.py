@@ -1,0 +1,495 @@
+"""harness.compare: verdicts on synthetic rows, outputs, the gate, the CLI pieces, sweeps."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.compare import (CompareResult, Thresholds, compare, compare_with_previous,
+                             parse_fail_on, write_report)
+from harness.compare.cli import register
+from harness.compare.pairing import key_columns
+from harness.compare.synthetic import T0, frame, rows_for, write_dataset
+from harness.errors import InputError
+from harness.results import DatasetError
+
+V0, V1 = "3.4.0", "3.6.1"
+
+
+def both(model, rng, *, head_factor=1.0, base_kw=None, head_kw=None, **kw):
+    """Rows of one configuration for both versions."""
+    rows = rows_for(model=model, engine_version=V0, engine_version_requested=V0, rng=rng,
+                    **{**kw, **(base_kw or {})})
+    hk = {**kw, **(head_kw or {})}
+    hk["median_ms"] = hk.get("median_ms", 10.0) * head_factor
+    return rows + rows_for(model=model, engine_version=V1, engine_version_requested=V1, rng=rng,
+                           **hk)
+
+
+def run(rows, **opts) -> CompareResult:
+    return compare(frame(rows), "engine_version", V0, V1, **opts)
+
+
+def verdict(res: CompareResult, model: str, aspect: str = "latency") -> str:
+    p = res.pairs
+    return p.loc[p["model"] == model, aspect].iloc[0]
+
+
+# ---- latency ---------------------------------------------------------------------------------
+
+def test_ten_percent_slowdown_is_slower():
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(5):  # 5 processes x 40 samples, lognormal 3 %, process offsets 1 %
+        rows += both(f"m{i}", rng, head_factor=1.10, processes=5, samples=40, sigma=0.03,
+                     process_sigma=0.01)
+    rows += both("fast", rng, head_factor=1 / 1.10)
+    res = run(rows)
+    assert all(verdict(res, f"m{i}") == "slower" for i in range(5)), res.to_table()
+    assert verdict(res, "fast") == "faster"
+    p = res.pairs[res.pairs["model"] == "m0"].iloc[0]
+    assert 1.05 < p["ratio"] < 1.15 and 1.02 < p["ci_low"] < p["ratio"] < p["ci_high"]
+    assert p["p_slower"] < 0.01 and p["resamples"] == 2000 and p["n_base"] == 200
+
+
+def test_identical_distributions_never_slower_in_200_trials():
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(200):  # 200 independent trials = 200 pairs in one vectorized compare
+        rows += both(f"t{i}", rng, processes=5, samples=40, sigma=0.03, process_sigma=0.01)
+    res = run(rows, resamples=500)
+    assert len(res.pairs) == 200
+    assert (res.pairs["latency"] == "slower").sum() == 0
+    assert (res.pairs["latency"] == "faster").sum() == 0
+    # the rank test alone fires now and then (pooled samples ignore process clustering);
+    # the ratio and CI conditions are what keep it honest
+    assert res.info["bootstrapped"] == 200
+
+
+def test_two_percent_shift_is_not_slower():
+    rng = np.random.default_rng(2)
+    rows = []
+    for i in range(20):
+        rows += both(f"s{i}", rng, head_factor=1.02, processes=5, samples=40)
+    res = run(rows, resamples=500)
+    assert (res.pairs["latency"] == "slower").sum() == 0
+    assert (res.pairs["p_slower"] < 0.01).sum() > 10  # significant, but below the effect size
+
+
+def test_bimodal_side_is_unstable():
+    rng = np.random.default_rng(3)
+    rows = both("bi", rng, head_factor=1.0, head_kw={"bimodal": (0.3, 1.4)})
+    res = run(rows)
+    assert verdict(res, "bi") == "unstable"
+    assert "cv head" in res.pairs["latency_note"].iloc[0]
+    assert res.pairs["cv_head"].iloc[0] > 0.10 > res.pairs["cv_base"].iloc[0]
+
+
+def test_few_samples_are_insufficient():
+    rng = np.random.default_rng(4)
+    rows = both("few", rng, head_factor=1.5, processes=5, samples=5)  # 25 < 30
+    res = run(rows)
+    assert verdict(res, "few") == "insufficient"
+    assert run(rows, min_samples=20).pairs["latency"].iloc[0] == "slower"
+
+
+@pytest.mark.parametrize("field,base_val,head_val,note", [
+    ("governor_end", "performance", "powersave", "governor changed"),
+    ("temp_max_c_end", 50.0, 75.0, "temp rose"),
+    ("notes", None, "cpu throttled at 80C", "throttled"),
+])
+def test_environment_changes_are_unstable(field, base_val, head_val, note):
+    rng = np.random.default_rng(5)
+    start = {"governor_end": {"governor_start": "performance"},
+             "temp_max_c_end": {"temp_max_c_start": 50.0}, "notes": {}}[field]
+    rows = both("env", rng, head_factor=1.10,
+                base_kw={**start, field: base_val}, head_kw={**start, field: head_val})
+    res = run(rows)
+    assert verdict(res, "env") == "unstable" and note in res.pairs["latency_note"].iloc[0]
+
+
+def test_only_measured_rows_count():
+    rng = np.random.default_rng(6)
+    rows = both("m", rng, head_factor=1.10)
+    rows += rows_for(model="m", engine_version=V1, engine_version_requested=V1, status="timeout",
+                     rng=rng)
+    res = run(rows)
+    assert verdict(res, "m") == "slower" and res.pairs["rows_head"].iloc[0] == 5
+
+
+def test_fallback_rows_are_measured_and_noted():
+    rng = np.random.default_rng(7)
+    rows = both("fb", rng, head_kw={"status": "fallback"})
+    res = run(rows)
+    assert res.pairs["n_head"].iloc[0] == 200
+    assert "fallback (head×5)" in res.pairs["latency_note"].iloc[0]
+
+
+# ---- memory -----------------------------------------------------------------------------------
+
+def test_peak_rss_per_phase():
+    rng = np.random.default_rng(8)
+    base = (50_000, 90_000, 100_000)
+    rows = both("larger", rng, base_kw={"rss_kb": base},
+                head_kw={"rss_kb": (50_000, 90_000, 108_000)})           # steady +8 MiB
+    rows += both("smaller", rng, base_kw={"rss_kb": base},
+                 head_kw={"rss_kb": (40_000, 90_000, 100_000)})           # load -10 MiB
+    rows += both("same", rng, base_kw={"rss_kb": base}, head_kw={"rss_kb": base})
+    rows += both("tiny", rng, rss_jitter_kb=0.0, base_kw={"rss_kb": base},   # separated but
+                 head_kw={"rss_kb": (50_000, 90_000, 100_600)})           # +0.6 MiB < 1 MiB
+    rows += both("overlap", rng, rss_jitter_kb=3000.0, base_kw={"rss_kb": base},
+                 head_kw={"rss_kb": (50_000, 90_000, 102_500)})           # ranges overlap
+    rows += both("norss", rng, base_kw={"rss_kb": base},
+                 head_kw={"rss_steady_peak_kb": None})
+    res = run(rows)
+    pairs = res.pairs.set_index("model")
+    assert pairs.loc["larger", "rss_steady"] == "larger"
+    assert pairs.loc["larger", "memory"] == "larger"
+    assert pairs.loc["larger", "rss_load"] == "same"
+    assert pairs.loc["larger", "rss_steady_delta_kb"] == pytest.approx(8000, abs=600)
+    assert pairs.loc["smaller", "rss_load"] == "smaller"
+    assert pairs.loc["smaller", "memory"] == "smaller"
+    assert pairs.loc["same", "memory"] == "same"
+    assert pairs.loc["tiny", "rss_steady"] == "same"
+    assert pairs.loc["overlap", "rss_steady"] == "same"
+    assert pairs.loc["norss", "rss_steady"] == "insufficient"
+    assert pairs.loc["norss", "rss_first"] == "same"
+    assert res.exit_code("larger") == 1 and res.exit_code("slower") == 0
+
+
+def test_memory_relative_threshold():
+    rng = np.random.default_rng(9)
+    big = (2_000_000, 3_000_000, 4_000_000)  # ~4 GB: 2 % is 80 MB
+    rows = both("big", rng, rss_jitter_kb=0.0, base_kw={"rss_kb": big},
+                head_kw={"rss_kb": (2_000_000, 3_000_000, 4_050_000)})
+    assert run(rows).pairs["rss_steady"].iloc[0] == "same"
+    assert run(rows, rss_rel=0.01).pairs["rss_steady"].iloc[0] == "larger"
+
+
+# ---- correctness ------------------------------------------------------------------------------
+
+def test_correctness_verdicts():
+    rng = np.random.default_rng(10)
+    rows = both("identical", rng)
+    rows += both("ok", rng, head_kw={"out_sha256": "b" * 64, "out_rel_err": 2e-5})
+    rows += both("wrong", rng, head_kw={"out_sha256": "c" * 64, "out_rel_err": 5e-3})
+    rows += both("wrongcos", rng, head_kw={"out_sha256": "c" * 64, "out_cosine": 0.99})
+    rows += both("newnan", rng, head_kw={"out_sha256": "d" * 64, "out_nan": 3})
+    rows += both("oldnan", rng, base_kw={"out_nan": 1}, head_kw={"out_sha256": "d" * 64,
+                                                                "out_nan": 1})
+    rows += both("drift", rng, base_kw={"out_rel_err": 1e-6, "out_cosine": 0.99999999},
+                 head_kw={"out_sha256": "e" * 64, "out_rel_err": 5e-5, "out_cosine": 0.9999995})
+    rows += both("noref", rng, head_kw={"out_sha256": "f" * 64, "has_reference": False,
+                                        "out_rel_err": None, "out_cosine": None})
+    rows += both("int8", rng, precision="int8", precision_requested="int8",
+                 base_kw={"out_rel_err": 0.04, "out_cosine": 0.996},
+                 head_kw={"out_sha256": "g" * 64, "out_rel_err": 0.05, "out_cosine": 0.995})
+    rows += both("nondet", rng, head_kw={"out_sha256": ["a" * 64, "h" * 64] * 2 + ["a" * 64]})
+    res = run(rows)
+    pairs = res.pairs.set_index("model")
+    expect = {"identical": "identical", "ok": "ok", "wrong": "wrong", "wrongcos": "wrong",
+              "newnan": "wrong", "oldnan": "wrong", "drift": "drift", "noref": "no-ref",
+              "int8": "ok", "nondet": "ok"}
+    got = {m: pairs.loc[m, "correctness"] for m in expect}
+    assert got == expect
+    assert pairs.loc["newnan", "correctness_note"] == "new NaN/Inf"
+    assert pairs.loc["oldnan", "correctness_note"] == "NaN/Inf (also in base)"
+    assert "rel_err grew" in pairs.loc["drift", "correctness_note"] or \
+        "1-cos" in pairs.loc["drift", "correctness_note"]
+    assert pairs.loc["wrong", "rel_err_head"] == pytest.approx(5e-3)
+    assert res.exit_code({"wrong"}) == 1 and res.exit_code({"slower", "larger"}) == 0
+    assert res.exit_code({"drift"}) == 1
+
+
+def test_fp16_tolerance_is_looser():
+    rng = np.random.default_rng(11)
+    kw = dict(precision="fp16", precision_requested="fp16")
+    rows = both("h", rng, **kw, base_kw={"out_rel_err": 3e-3, "out_cosine": 0.9995},
+                head_kw={"out_sha256": "z" * 64, "out_rel_err": 4e-3, "out_cosine": 0.9994})
+    assert run(rows).pairs["correctness"].iloc[0] == "ok"
+
+
+# ---- pairing, dimensions, errors ---------------------------------------------------------------
+
+def test_missing_pairs_are_reported():
+    rng = np.random.default_rng(12)
+    rows = both("paired", rng)
+    rows += rows_for(model="gone", engine_version=V0, engine_version_requested=V0, rng=rng)
+    rows += rows_for(model="new", engine_version=V1, engine_version_requested=V1, rng=rng)
+    rows += rows_for(model="broke", engine_version=V0, engine_version_requested=V0, rng=rng)
+    rows += rows_for(model="broke", engine_version=None, engine_version_requested=V1,
+                     status="error", rng=rng)
+    res = run(rows)
+    assert list(res.pairs["model"]) == ["paired"]
+    miss = res.missing.set_index("model")
+    assert set(miss.index) == {"gone", "new", "broke"}
+    assert miss.loc["broke", "head"] == "error×5" and miss.loc["broke", "missing_on"] == "head"
+    assert miss.loc["new", "base"] == "absent" and miss.loc["new", "missing_on"] == "base"
+    assert res.exit_code("missing") == 1 and res.exit_code("slower") == 0
+
+
+@pytest.mark.parametrize("dimension,field,a,b", [
+    ("host", "host", "pi5", "rk3588"),
+    ("precision", "precision", "fp32", "fp16"),
+    ("backend", "backend", "cpu", "vulkan"),
+    ("run_id", "run_id", "r1", "r2"),
+    ("sweep", "run_id", "r1", "r2"),
+    ("sweep_tag", "sweep_tag", "nightly", "release"),
+])
+def test_dimensions(dimension, field, a, b):
+    rng = np.random.default_rng(13)
+    extra = {"precision": "precision_requested", "backend": "backend_requested"}
+    rows = []
+    for val, factor in ((a, 1.0), (b, 1.1)):
+        kw = {field: val}
+        if field in extra:
+            kw[extra[field]] = val
+        if field == "host":
+            kw["cores"] = 4 if val == a else 8  # host property: not part of the key
+        rows += rows_for(model="m", median_ms=10 * factor, rng=rng, **kw)
+    res = compare(frame(rows), dimension, a, b)
+    assert field not in res.key and len(res.pairs) == 1, res.to_table()
+    assert res.pairs["latency"].iloc[0] == "slower"
+    assert res.dimension == field
+
+
+def test_run_comparison_pairs_installed_versions_and_notes_changes():
+    rng = np.random.default_rng(14)
+    rows = rows_for(run_id="r1", engine_version="3.4.0", engine_version_requested="installed",
+                    rng=rng)
+    rows += rows_for(run_id="r2", engine_version="3.6.1", engine_version_requested="installed",
+                     rng=rng, t0=T0 + 86400)
+    res = compare(frame(rows), "run_id", "r1", "r2")
+    assert "engine_version_requested" in res.key and len(res.pairs) == 1
+    assert "engine_version 3.4.0→3.6.1" in res.pairs["latency_note"].iloc[0]
+
+
+def test_key_columns():
+    assert key_columns("engine_version") == ["model", "input_shape", "engine", "backend",
+                                             "precision", "threads", "cores", "host"]
+    assert "engine_version" in key_columns("host") and "cores" not in key_columns("host")
+    assert "precision" not in key_columns("precision")
+
+
+def test_bad_input():
+    rng = np.random.default_rng(15)
+    df = frame(both("m", rng))
+    with pytest.raises(InputError, match="are the same"):
+        compare(df, "engine_version", V0, V0)
+    with pytest.raises(InputError, match="not comparable"):
+        compare(df, "color", "a", "b")
+    with pytest.raises(DatasetError, match=r"one of: 3\.4\.0, 3\.6\.1"):
+        compare(df, "engine_version", "9.9", V1)
+    with pytest.raises(DatasetError):
+        compare(df, "engine_version", V0, V1, engine="ncnn")
+    with pytest.raises(InputError, match="not a compare threshold"):
+        compare(df, "engine_version", V0, V1, alpah=0.05)
+    with pytest.raises(InputError, match="not a gate verdict"):
+        parse_fail_on("slower,bogus")
+
+
+def test_thresholds_are_options():
+    rng = np.random.default_rng(0)
+    rows = both("m", rng, head_factor=1.04)  # realized ratio 1.042
+    assert run(rows).pairs["latency"].iloc[0] == "same"
+    assert run(rows, min_ratio=1.03).pairs["latency"].iloc[0] == "slower"
+    th = Thresholds(min_ratio=1.03, resamples=300)
+    res = compare(frame(rows), "engine_version", V0, V1, thresholds=th)
+    assert res.pairs["latency"].iloc[0] == "slower" and res.pairs["resamples"].iloc[0] == 300
+
+
+def test_bootstrap_budget_limits_work():
+    rng = np.random.default_rng(17)
+    rows = []
+    for i in range(6):
+        rows += both(f"m{i}", rng, head_factor=1.2 if i < 2 else 1.0)
+    res = run(rows, bootstrap_budget=2 * 400 * 2000, min_resamples=200)
+    r = res.pairs.set_index("model")["resamples"]
+    assert r["m0"] == r["m1"] == 2000               # candidates first, full resamples
+    assert (r[[f"m{i}" for i in range(2, 6)]] == 0).all()  # no budget left for the rest
+    assert np.isnan(res.pairs.set_index("model").loc["m3", "ci_low"])
+
+
+# ---- outputs ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mixed_result() -> CompareResult:
+    rng = np.random.default_rng(18)
+    rows = []
+    for host in ("pi5", "rk3588"):
+        for th in (1, 2, 4):
+            rows += both("slow<det>", rng, head_factor=1.1, threads=th, host=host,
+                         median_ms=20 / th)
+            rows += both("ok|rec", rng, threads=th, host=host, median_ms=8 / th,
+                         head_kw={"out_sha256": "b" * 64, "rss_kb": (5e4, 9e4, 1.1e5)})
+    rows += rows_for(model="gone", engine_version=V0, engine_version_requested=V0, rng=rng)
+    return run(rows)
+
+
+def test_table_markdown_json(mixed_result):
+    res = mixed_result
+    text = res.to_table()
+    assert "slower" in text and "missing on one side (1)" in text and "held equal:" in text
+    assert text.splitlines()[0].startswith("compare engine_version: 3.4.0 (base) → 3.6.1")
+    md = res.to_markdown()
+    assert "| model |" in md and r"ok\|rec" in md and "### Missing on one side (1)" in md
+    data = json.loads(res.to_json())
+    assert "NaN" not in res.to_json()
+    assert data["counts"]["latency"]["slower"] == 6 and data["counts"]["memory"]["larger"] == 6
+    assert data["missing"][0]["key"]["model"] == "gone"
+    first = data["pairs"][0]
+    assert set(first) == {"key", "latency", "memory", "correctness"}
+    assert set(first["memory"]) == {"verdict", "load", "first", "steady"}
+    assert first["latency"]["ci"][0] is not None
+    assert res.render("md") == md and res.render("json") == res.to_json()
+    with pytest.raises(InputError):
+        res.render("pdf")
+
+
+def test_html_report_is_self_contained(mixed_result):
+    html = mixed_result.to_html()
+    assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
+    svgs = re.findall(r"<svg\b", html)
+    assert len(svgs) >= 2 * 2 * 2 + 1  # per host: latency + memory panels; error panel(s)
+    assert len(re.findall(r'class="pt"', html)) > 50
+    assert "http://" not in html and "https://" not in html
+    assert "<script" not in html.lower() and "<link" not in html.lower()
+    assert not re.search(r"\s(src|href)\s*=", html)
+    assert "slow&lt;det&gt;" in html and "<det>" not in html  # escaped
+    for words in ("latency (ms)", "threads", "peak RSS (MiB)", "error (log)", "Host pi5",
+                  "Host rk3588", "3.4.0 (base)"):
+        assert words in html
+
+
+def test_write_report(tmp_path, mixed_result):
+    paths = write_report(mixed_result, tmp_path / "_reports" / "cmp")
+    assert {p.name for p in paths.values()} == {"cmp.html", "cmp.md", "cmp.json"}
+    assert json.loads(paths["json"].read_text())["dimension"] == "engine_version"
+    assert not list((tmp_path / "_reports").glob(".*"))
+
+
+# ---- CLI ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cli_data(tmp_path_factory):
+    rng = np.random.default_rng(19)
+    root = tmp_path_factory.mktemp("cli")
+    rows = both("slowmodel", rng, head_factor=1.12) + both("steady", rng)
+    rows += rows_for(model="steady", engine="ncnn", engine_version="1.0", rng=rng)
+    write_dataset(rows, root)
+    return root
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="harness")
+    sub = p.add_subparsers(dest="command", required=True)
+    register(sub)
+    return p
+
+
+def _run(argv):
+    args = _parser().parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_gate(cli_data, capsys):
+    base = ["compare", "--data", str(cli_data), "--engine", "mnn", "--base", V0, "--head", V1]
+    assert _run(base + ["--fail-on", "slower,larger,wrong"]) == 1
+    out = capsys.readouterr()
+    assert "slowmodel" in out.out and "FAILED" in out.err
+    assert _run(base) == 0                                           # no gate
+    assert _run(base + ["--model", "steady", "--fail-on", "slower,larger,wrong"]) == 0
+    assert _run(base + ["--fail-on", "slower", "--min-ratio", "1.2"]) == 0
+    capsys.readouterr()
+
+
+def test_cli_formats_and_output(cli_data, tmp_path, capsys):
+    base = ["compare", "--data", str(cli_data), "--engine", "mnn", "--base", V0, "--head", V1]
+    assert _run(base + ["--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["counts"]["latency"]["slower"] == 1
+    out = tmp_path / "r.html"
+    assert _run(base + ["--format", "html", "--output", str(out), "--where", "threads=1"]) == 0
+    assert "<svg" in out.read_text()
+    assert _run(base + ["--format", "markdown", "--resamples", "300"]) == 0
+    assert "| model |" in capsys.readouterr().out
+
+
+def test_cli_bad_input(cli_data):
+    base = ["compare", "--data", str(cli_data), "--base", V0, "--head", V1]
+    with pytest.raises(InputError, match="not a gate verdict"):
+        _run(base + ["--fail-on", "slow"])
+    with pytest.raises(InputError, match="COLUMN=VALUE"):
+        _run(base + ["--where", "threads"])
+    with pytest.raises(DatasetError):
+        _run(["compare", "--data", str(cli_data / "nope"), "--base", V0, "--head", V1])
+    with pytest.raises(DatasetError):
+        _run(["compare", "--data", str(cli_data), "--base", "0.1", "--head", V1])
+    with pytest.raises(InputError, match="cv_kind"):
+        _run(base + ["--cv-kind", "weird"])
+
+
+def test_cli_history(tmp_path, capsys):
+    rng = np.random.default_rng(20)
+    rows = []
+    for i in range(10):
+        rows += rows_for(model="a", run_id=f"n{i:02d}", sweep_tag="nightly", processes=2,
+                         samples=10, median_ms=10.0 if i < 5 else 12.0, t0=T0 + 86400 * i,
+                         rng=rng)
+        rows += rows_for(model="b", run_id=f"n{i:02d}", sweep_tag="nightly", processes=2,
+                         samples=10, t0=T0 + 86400 * i, rng=rng)
+    write_dataset(rows, tmp_path)
+    assert _run(["history", "--data", str(tmp_path), "--metric", "median_ms",
+                 "--tag", "nightly"]) == 0
+    out = capsys.readouterr().out
+    assert "1 change point" in out and re.search(r"n05 \(3\.4\.0\) \+(19|20)\.\d%", out)
+    assert _run(["history", "--data", str(tmp_path), "--all", "--format", "markdown",
+                 "--model", "b"]) == 0
+    assert "| runs |" in capsys.readouterr().out
+    assert _run(["history", "--data", str(tmp_path), "--format", "json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 20
+    with pytest.raises(InputError, match="metric"):
+        _run(["history", "--data", str(tmp_path), "--metric", "speed"])
+
+
+# ---- sweeps ------------------------------------------------------------------------------------
+
+def test_compare_with_previous(tmp_path):
+    rng = np.random.default_rng(21)
+    rows = []
+    for i, (run_id, tag, factor) in enumerate([("s1", "nightly", 1.0), ("x1", "adhoc", 3.0),
+                                               ("s2", "nightly", 1.0), ("s3", "nightly", 1.2)]):
+        rows += rows_for(model="m", run_id=run_id, sweep_tag=tag, median_ms=10 * factor,
+                         t0=T0 + 3600 * i, rng=rng)
+    write_dataset(rows, tmp_path)
+    res = compare_with_previous(tmp_path, "nightly", "s3")
+    assert res.base == "s2" and res.head == "s3" and res.dimension == "run_id"
+    assert res.pairs["latency"].iloc[0] == "slower"
+    assert compare_with_previous(tmp_path, "nightly", "s2").base == "s1"
+    assert compare_with_previous(tmp_path, "nightly", "s1") is None
+    assert compare_with_previous(tmp_path, "adhoc", "x1") is None
+    with pytest.raises(DatasetError):
+        compare_with_previous(tmp_path, "nightly", "zzz")
+    paths = write_report(res, tmp_path / "_reports" / "s3")
+    assert all(p.exists() for p in paths.values())
+
+
+def test_real_rows_if_present():
+    from pathlib import Path
+    from harness.results import load
+    if not Path("/tmp/res1").is_dir():
+        pytest.skip("no sample dataset at /tmp/res1")
+    df = load("/tmp/res1")
+    runs = df["run_id"].astype(str).unique()
+    # one run against itself relabeled: every pair must be identical in correctness
+    df2 = df.copy()
+    df2["run_id"] = df2["run_id"].astype(str) + "-copy"
+    both_runs = pd.concat([df.astype({"run_id": str}), df2])
+    res = compare(both_runs, "run_id", runs[0], runs[0] + "-copy", resamples=200)
+    assert len(res.pairs) > 0 and set(res.pairs["correctness"]) == {"identical"}
+    assert set(res.pairs["latency"]) <= {"same", "insufficient", "unstable"}

@@ -1,0 +1,71 @@
+"""Scheduled sweeps and version comparison with real MNN versions (provisioned locally).
+
+MNN 3.0.0 kept ConvTranspose's k·k·featuremap work buffer; later versions do not, so the
+steady-state peak of the upsampler micro-model is smaller from 3.2 on, by roughly that buffer
+(64 MiB at 4×4×64×128×128 fp32) at 1 thread, less as threads add per-thread buffers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+
+SUITE = """
+name = "versions"
+engines = { mnn = ["3.0.0", "3.6.1"] }
+threads = [1, 2, 4]
+[measure]
+warmup = 1
+min_iterations = 15
+min_seconds = 0.0
+processes = 2
+[[models]]
+name = "upsampler"
+builtin = "convtranspose_upsampler"
+"""
+
+
+def _harness(*args):
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_sweep_twice_then_compare_versions(tmp_path):
+    suite = tmp_path / "versions.toml"
+    suite.write_text(SUITE)
+    out = tmp_path / "results"
+    first = _harness("sweep", str(suite), "--tag", "nightly", "--out", str(out),
+                     "--no-progress", "--fail-on", "wrong")
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    assert "first run of this tag" in first.stdout
+    second = _harness("sweep", str(suite), "--tag", "nightly", "--out", str(out),
+                      "--no-progress", "--fail-on", "wrong")
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    reports = sorted((out / "_reports").glob("nightly-*.json"))
+    assert len(reports) == 1 and (out / "_reports" / (reports[0].stem + ".html")).exists()
+    df = pd.read_parquet(out)
+    runs = df.sort_values("started_at").run_id.unique()
+    assert len(runs) == 2 and set(df.sweep_tag) == {"nightly"}
+    rep = json.loads(reports[0].read_text())
+    text = json.dumps(rep)
+    assert runs[0] in text and runs[1] in text  # the second sweep compared to the first
+
+    # version comparison over both sweeps: per thread count, per phase RSS and latency verdicts
+    cmp_ = _harness("compare", "--data", str(out), "--engine", "mnn", "--base", "3.0.0",
+                    "--head", "3.6.1", "--format", "json")
+    assert cmp_.returncode == 0, cmp_.stderr
+    res = json.loads(cmp_.stdout)
+    pairs = res["pairs"]
+    assert sorted(p["key"]["threads"] for p in pairs) == [1, 2, 4]
+    by_t = {p["key"]["threads"]: p for p in pairs}
+    assert by_t[1]["memory"]["steady"]["verdict"] == "smaller"
+    assert by_t[1]["memory"]["steady"]["delta_kb"] < -32 * 1024  # the work buffer went away
+    assert by_t[1]["memory"]["load"]["verdict"] == "same"
+    for p in pairs:
+        assert set(p["memory"]) >= {"load", "first", "steady"}
+        assert p["latency"]["base"]["n"] >= 30 and p["latency"]["head"]["n"] >= 30
+        assert p["latency"]["verdict"] in ("same", "slower", "faster", "unstable")
+        assert p["correctness"]["verdict"] in ("identical", "ok")
