@@ -27,7 +27,8 @@ pipi -c constraints.txt --no-deps pnnx
 if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
 
 if [ "$TEST" = 1 ]; then
-    bash scripts/install-test-deps.sh --quiet
+    # chromium renders the HTML report in a test (a screenshot that must not be blank)
+    bash scripts/install-test-deps.sh --quiet --with-chromium
 fi
 "$PY" -c "import harness, MNN, ncnn, onnx, onnxruntime, ray, fabric, pyarrow" >/dev/null 2>&1 \
     || { echo "bootstrap: the installed packages do not import" >&2; exit 1; }
