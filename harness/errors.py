@@ -19,4 +19,4 @@ class InputError(HarnessError):
         msg = f"{where}: {what}"
         if expected:
             msg += f" (expected {expected})"
-        super().__init__(msg)
+        super().__init__(" ".join(msg.split()))  # one line, whatever the parts contained

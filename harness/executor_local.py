@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import importlib.metadata
 import json
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from .agentproc import AgentOutcome, outcome_to_result, parse_lines
@@ -18,6 +18,28 @@ PKG_PARENT = str(Path(__file__).resolve().parent.parent)
 
 class _NoRuntime(Exception):
     pass
+
+
+def spawn_agent(python: str, module: str, job: dict, timeout_s: float,
+                cgroup: str | None = None) -> dict:
+    """Run ``python -m module --b64 JOB`` as a fresh process in its own session and return its
+    result (or one that says why there is none). On timeout the whole process group dies."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = PKG_PARENT + os.pathsep + env.get("PYTHONPATH", "")
+    blob = base64.b64encode(json.dumps(job).encode()).decode()
+    p = subprocess.Popen([python, "-m", module, "--b64", blob], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+                         preexec_fn=_join_cgroup(cgroup) if cgroup else None)
+    timed_out = False
+    try:
+        out, err = p.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+    result, progress = parse_lines(out)
+    return outcome_to_result(AgentOutcome(result, progress, p.returncode, timed_out,
+                                          err[-2000:]), timeout_s)
 
 
 def _join_cgroup(path: str):
@@ -101,26 +123,4 @@ class LocalExecutor:
             return {"status": "unsupported", "error": str(e)}
         job = dict(job)
         cgroup = job.pop("cgroup", None)  # a memory cgroup to run the agent in (tests, boards)
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-            json.dump(job, f)
-            job_path = f.name
-        env = dict(os.environ)
-        env["PYTHONPATH"] = PKG_PARENT + os.pathsep + env.get("PYTHONPATH", "")
-        try:
-            # A new session: on timeout the whole process group (engine threads, helpers) dies.
-            p = subprocess.Popen([python, "-m", "harness.agent", job_path],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 env=env, start_new_session=True,
-                                 preexec_fn=_join_cgroup(cgroup) if cgroup else None)
-            timed_out = False
-            try:
-                out, err = p.communicate(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                os.killpg(p.pid, signal.SIGKILL)
-                out, err = p.communicate()
-            result, progress = parse_lines(out)
-            o = AgentOutcome(result, progress, p.returncode, timed_out, err[-2000:])
-            return outcome_to_result(o, timeout_s)
-        finally:
-            os.unlink(job_path)
+        return spawn_agent(python, "harness.agent", job, timeout_s, cgroup)

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shlex
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 from ..agentproc import AgentOutcome, outcome_to_result, parse_lines
-from ..executor_local import PKG_PARENT, LocalExecutor
+from ..executor_local import LocalExecutor, spawn_agent
 
 MODULE = "diagnose_main"
 
@@ -72,25 +69,10 @@ class DeviceRunner:
         return self._run_ssh(job, timeout_s)
 
     def _run_local(self, job: dict, timeout_s: float) -> dict:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = PKG_PARENT + os.pathsep + env.get("PYTHONPATH", "")
-        blob = base64.b64encode(json.dumps(job).encode()).decode()
         runtime = getattr(self.ex, "runtime", None)  # the Python for (engine, version)
         python = runtime(job["engine"], job.get("version", "installed")) if runtime else \
             self.ex.python
-        argv = [python, "-m", f"harness.agent.{MODULE}", "--b64", blob]
-        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=env, start_new_session=True)
-        timed_out = False
-        try:
-            out, err = p.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            os.killpg(p.pid, signal.SIGKILL)
-            out, err = p.communicate()
-        result, progress = parse_lines(out)
-        return outcome_to_result(AgentOutcome(result, progress, p.returncode, timed_out,
-                                              err[-2000:]), timeout_s)
+        return spawn_agent(python, f"harness.agent.{MODULE}", job, timeout_s)
 
     def _run_ssh(self, job: dict, timeout_s: float) -> dict:
         from ..fleet.executor import AGENT_PKG, KILL_AFTER_S, SSH_SLACK_S
