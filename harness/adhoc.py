@@ -109,3 +109,39 @@ def target_host(on: str, args):
     return HostSpec(name=name, host=host, port=int(m.group("port") or 22), user=m.group("user"),
                     identity_file=args.identity_file, known_hosts=args.known_hosts,
                     python=args.python or "python3", workdir=args.workdir or "~/.harness-work")
+
+
+def add_target_flags(p, devices: bool = True) -> None:
+    """Where to run: --on, an inventory (and a selection of it), SSH details for user@host."""
+    g = p.add_argument_group("where to run (default: this machine)")
+    g.add_argument("--on", help="local (default), an inventory host, or user@host[:port]")
+    g.add_argument("--inventory", help="devices inventory (TOML)")
+    if devices:
+        g.add_argument("--devices", help="hosts of the inventory: name1,name2 or tag:KEY[=VALUE]")
+    g.add_argument("--identity-file", help="SSH private key (user@host without inventory)")
+    g.add_argument("--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)")
+    g.add_argument("--python", help="Python on the host (default python3)")
+    g.add_argument("--workdir", help="work dir on the host (default ~/.harness-work)")
+    g.add_argument("--trust-new-host-key", action="store_true",
+                   help="accept and record an unknown SSH host key (a changed key stays refused)")
+
+
+def resolve_hosts(args):
+    """None for this machine, else the HostSpecs that --on / --inventory / --devices name."""
+    from .fleet.inventory import load_inventory, select
+    on = getattr(args, "on", None)
+    devices = getattr(args, "devices", None)
+    if on and on != "local" and "@" in on:
+        return [target_host(on, args)]
+    if on and on != "local":
+        if not args.inventory:
+            raise InputError("--on", f"{on!r} needs --inventory (or user@host[:port])",
+                             "local, user@host[:port], or an inventory host name")
+        return select(load_inventory(args.inventory), on, "--on")
+    if on == "local" and devices:
+        raise InputError("--devices", "cannot be combined with --on local")
+    if not args.inventory:
+        if devices:
+            raise InputError("--devices", "needs --inventory", "an inventory file")
+        return None
+    return select(load_inventory(args.inventory), devices)

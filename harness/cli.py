@@ -9,27 +9,6 @@ from pathlib import Path
 from .errors import HarnessError, InputError
 
 
-def _hosts(args):
-    """Where to run: None for this machine, else a list of HostSpecs."""
-    from .fleet.inventory import load_inventory, select
-    on = getattr(args, "on", None)
-    if on and on != "local" and "@" in on:
-        from .adhoc import target_host
-        return [target_host(on, args)]
-    if on and on != "local":
-        if not args.inventory:
-            raise InputError("--on", f"{on!r} needs --inventory (or user@host[:port])",
-                             "local, user@host[:port], or an inventory host name")
-        return select(load_inventory(args.inventory), on, "--on")
-    if on == "local" and args.devices:
-        raise InputError("--devices", "cannot be combined with --on local")
-    if not args.inventory:
-        if args.devices:
-            raise InputError("--devices", "needs --inventory", "an inventory file")
-        return None
-    return select(load_inventory(args.inventory), args.devices)
-
-
 _ADHOC_FLAGS = ("model", "shape", "engine", "threads", "precision", "backend", "iterations",
                 "seconds", "processes", "warmup")
 
@@ -53,7 +32,8 @@ def _cmd_run(args) -> int:
             print(f"suite saved to {args.save_suite}", file=sys.stderr)
     else:
         raise InputError("harness run", "nothing to run", "a suite file or --model")
-    hosts = _hosts(args)
+    from .adhoc import resolve_hosts
+    hosts = resolve_hosts(args)
     if args.dry_run:
         from .plan import expand
         configs = expand(suite, [h.name for h in hosts] if hosts else ["local"])
@@ -142,13 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ray-address", default=None,
                    help="Ray cluster to use (default: a private local instance; RAY_ADDRESS)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
-    r.add_argument("--inventory", help="devices inventory (TOML); default: this machine")
-    r.add_argument("--devices", help="hosts of the inventory: name1,name2 or tag:KEY[=VALUE]")
-    r.add_argument("--on", help="local (default), an inventory host, or user@host[:port]")
     r.add_argument("--dry-run", action="store_true",
                    help="print the expanded plan (configurations x hosts) without connecting")
-    r.add_argument("--trust-new-host-key", action="store_true",
-                   help="accept and record unknown SSH host keys (changed keys stay refused)")
     r.add_argument("--resume", metavar="RUN_ID",
                    help="run only what RUN_ID is missing (hosts that were unreachable, a killed "
                         "coordinator); the same suite and hosts as that run")
@@ -165,11 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--warmup", type=int, help="warmup iterations")
     a.add_argument("--timeout", type=float, help="per-measurement timeout (s)")
     a.add_argument("--save-suite", metavar="FILE", help="also write these flags as a suite file")
-    s_ = r.add_argument_group("--on user@host[:port] without an inventory")
-    s_.add_argument("--identity-file", help="SSH private key")
-    s_.add_argument("--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)")
-    s_.add_argument("--python", help="Python on the host (default python3)")
-    s_.add_argument("--workdir", help="work dir on the host (default ~/.harness-work)")
+    from .adhoc import add_target_flags
+    add_target_flags(r)
     r.set_defaults(func=_cmd_run)
 
     d = sub.add_parser("devices", help="inventory tools")

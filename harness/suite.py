@@ -326,14 +326,19 @@ def parse_suite(data: dict, where: str, base: Path, path: Path | None = None) ->
                  measure=measure, engine_options=opts)
 
 
-def load_suite(path: str | Path) -> Suite:
+def read_toml(path: str | Path, what: str) -> dict:
+    """A TOML file's data, or one clear InputError (missing, not text, not TOML)."""
     p = Path(path)
     if not p.is_file():
-        raise InputError(str(path), "suite file not found", "a TOML suite file")
+        raise InputError(str(path), f"{what} file not found", f"a TOML {what} file")
     try:
-        data = tomllib.loads(p.read_text())
+        return tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as e:
         raise InputError(str(path), f"not valid TOML: {e}") from None
     except UnicodeDecodeError:
-        raise InputError(str(path), "not a text file", "a TOML suite file") from None
-    return parse_suite(data, str(path), p.parent.resolve(), p.resolve())
+        raise InputError(str(path), "not a text file", f"a TOML {what} file") from None
+
+
+def load_suite(path: str | Path) -> Suite:
+    p = Path(path)
+    return parse_suite(read_toml(p, "suite"), str(path), p.parent.resolve(), p.resolve())

@@ -138,23 +138,14 @@ def _threads(text) -> int:
 
 def _executor(args):
     """None for this machine; an SshExecutor for --on (an inventory host or user@host[:port])."""
-    on = getattr(args, "on", None)
-    if not on or on == "local":
+    from ..adhoc import resolve_hosts
+    hosts = resolve_hosts(args)
+    if hosts is None:
         return None
+    if len(hosts) != 1:
+        raise InputError("--on", f"{args.on!r} selects {len(hosts)} hosts", "exactly one host")
     from ..fleet.executor import SshExecutor, default_owner
-    if "@" in on or not args.inventory:
-        if "@" not in on:
-            raise InputError("--on", f"{on!r} needs --inventory (or user@host[:port])",
-                             "local, user@host[:port], or an inventory host name")
-        from ..adhoc import target_host
-        spec = target_host(on, args)
-    else:
-        from ..fleet.inventory import load_inventory, select
-        hosts = select(load_inventory(args.inventory), on, "--on")
-        if len(hosts) != 1:
-            raise InputError("--on", f"{on!r} selects {len(hosts)} hosts", "exactly one host")
-        spec = hosts[0]
-    return SshExecutor(spec, default_owner(f"{args.command}-{os.getpid()}"),
+    return SshExecutor(hosts[0], default_owner(f"{args.command}-{os.getpid()}"),
                        trust_new_host_key=bool(args.trust_new_host_key))
 
 
@@ -190,19 +181,8 @@ def cmd_profile(args) -> int:
     return 0
 
 
-def _remote_flags(p) -> None:
-    g = p.add_argument_group("where to run (default: this machine)")
-    g.add_argument("--on", help="local, an inventory host name, or user@host[:port]")
-    g.add_argument("--inventory", help="devices inventory (TOML) for --on NAME")
-    g.add_argument("--identity-file", help="SSH private key (user@host without inventory)")
-    g.add_argument("--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)")
-    g.add_argument("--python", help="Python on the host (default python3)")
-    g.add_argument("--workdir", help="work dir on the host (default ~/.harness-work)")
-    g.add_argument("--trust-new-host-key", action="store_true",
-                   help="accept and record an unknown SSH host key (a changed key stays refused)")
-
-
 def register(subparsers) -> None:
+    from ..adhoc import add_target_flags
     d = subparsers.add_parser(
         "diagnose", help="find the first layer whose output goes wrong, and a verified fix",
         description="Run a model under a suspect configuration and a reference, compare every "
@@ -226,7 +206,7 @@ def register(subparsers) -> None:
                    help="search a verified fix (ncnn: feature masks; MNN: precision=high)")
     d.add_argument("--timeout", type=float, default=300.0, help="per device run (s)")
     d.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    _remote_flags(d)
+    add_target_flags(d, devices=False)
     d.set_defaults(func=cmd_diagnose)
 
     p = subparsers.add_parser(
@@ -243,5 +223,5 @@ def register(subparsers) -> None:
     p.add_argument("--top", type=int, default=10, help="how many layers to list (default 10)")
     p.add_argument("--iterations", type=int, default=10, help="timed runs (default 10)")
     p.add_argument("--timeout", type=float, default=300.0)
-    _remote_flags(p)
+    add_target_flags(p, devices=False)
     p.set_defaults(func=cmd_profile)

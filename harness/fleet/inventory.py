@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,14 +84,8 @@ def parse_hosts(data: dict, where: str) -> list[HostSpec]:
 
 
 def load_inventory(path: str | Path) -> list[HostSpec]:
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(str(path), "inventory file not found", "a TOML inventory file")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(str(path), f"not valid TOML: {e}") from None
-    return parse_hosts(data, str(path))
+    from ..suite import read_toml
+    return parse_hosts(read_toml(path, "inventory"), str(path))
 
 
 def select(hosts: list[HostSpec], selector: str | None, where: str = "--devices") -> list[HostSpec]:
