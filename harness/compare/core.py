@@ -251,6 +251,10 @@ def compare(df: pd.DataFrame, dimension: str = "engine_version", base=None, head
     # ---- memory and correctness: one groupby over (pair, side) -------------------------------
     frame = pd.DataFrame({"_pair": pair_r, "_side": side_r})
     spec = {}
+    # what the model needs in theory (static analysis: weights + activation lower bound)
+    frame["theory"] = (_num(rows, "model_weight_bytes").to_numpy()
+                       + _num(rows, "model_activation_lower_bound_bytes").to_numpy()) / 1024.0
+    spec["theory_med"] = ("theory", "median")
     for ph in PHASES:
         frame[ph] = _num(rows, f"rss_{ph}_peak_kb").to_numpy()
         spec[f"{ph}_min"] = (ph, "min")
@@ -297,6 +301,8 @@ def compare(df: pd.DataFrame, dimension: str = "engine_version", base=None, head
     out["cv_base"], out["cv_head"] = cv[0], cv[1]
     out["latency"] = latency
 
+    out["theory_kb"] = np.where(np.isfinite(agg["theory_med"][1]), agg["theory_med"][1],
+                                agg["theory_med"][0])
     mem_verdicts = []
     for ph in PHASES:
         mb, mh = agg[f"{ph}_med"][0], agg[f"{ph}_med"][1]

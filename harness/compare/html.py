@@ -134,6 +134,10 @@ def memory_chart(res, g: pd.DataFrame, title: str) -> Chart | None:
     vals = g[cols].to_numpy(float) / 1024.0
     if not np.isfinite(vals).any():
         return None
+    theory = (float(np.nanmedian(g["theory_kb"].to_numpy(float))) / 1024.0
+              if "theory_kb" in g and np.isfinite(g["theory_kb"].to_numpy(float)).any() else None)
+    if theory is not None:
+        vals = np.append(vals, theory)
     threads = _threads_sorted(g["threads"])
     lo, hi = np.nanmin(vals), np.nanmax(vals)
     pad = (hi - lo) * 0.08 or abs(hi) * 0.05 or 1.0
@@ -158,6 +162,9 @@ def memory_chart(res, g: pd.DataFrame, title: str) -> Chart | None:
             pts.sort()
             ch.line(pts, color, dx=dx, dash="3 2" if sd == "base" else None)
         ch.legend(ph, color)
+    if theory is not None:
+        # measured beside what the model needs: weights + liveness lower bound of activations
+        ch.hline(theory, "#888", f"theory {theory:.1f} MiB (weights + activation lower bound)")
     ch.legend(f"{res.base} (base, hollow, dashed)", "#555", "hollow")
     ch.legend(f"{res.head} (head, filled)", "#555", "dot")
     return ch
