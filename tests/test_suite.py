@@ -81,3 +81,14 @@ def test_cli_bad_suite_exit_2_nothing_written(tmp_path, bad):
     assert "bad.toml" in lines[0] and "unknown key" in lines[0]
     assert "Traceback" not in p.stderr
     assert not out.exists()
+
+
+def test_shipped_suites_and_inventory_load():
+    from pathlib import Path
+
+    from harness.fleet.inventory import load_inventory
+    root = Path(__file__).resolve().parent.parent
+    for p in sorted((root / "suites").glob("*.toml")):
+        assert load_suite(p).models, p
+    hosts = load_inventory(root / "devices" / "example.toml")
+    assert [h.name for h in hosts] == ["rk3288-1", "nuc-1"]
