@@ -59,21 +59,32 @@ def test_host_lost_mid_sweep_then_resume(tmp_path, ray_instance, fault_ledger):
         out = tmp_path / "out"
         started = {"n": 0}
 
-        def kill_b_after_two(cfg, job):
-            pass
+        # kill host b (its sshd and every session) while one of its measurements is running,
+        # once a couple of rows are in
+        from tests.hosts import procs
+        from tests.hosts.sshd import TOKEN_ENV
 
-        # kill host b (its sshd and every session) once a couple of its rows are in
+        def agent_running_on_b() -> bool:
+            for pid in procs.pids_with_env(TOKEN_ENV, b.token):
+                try:
+                    if b"harness_agent" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        return True
+                except OSError:
+                    pass
+            return False
+
         def killer():
             jdir = out / "_journal"
             deadline = time.time() + 120
             while time.time() < deadline:
                 rows = sum(len(p.read_text().splitlines()) for p in jdir.glob("*.jsonl")) \
                     if jdir.exists() else 0
-                if rows >= 3:
+                if rows >= 3 and agent_running_on_b():
+                    time.sleep(0.2)  # into the measurement, past interpreter start
                     b.stop()
                     started["n"] = rows
                     return
-                time.sleep(0.05)
+                time.sleep(0.02)
 
         t = threading.Thread(target=killer)
         t.start()
@@ -86,6 +97,8 @@ def test_host_lost_mid_sweep_then_resume(tmp_path, ray_instance, fault_ledger):
         # infrastructure errors are never recorded as engine failures
         assert not (df.status == "error").any()
         assert lost[lost.status == "unreachable"].error.str.contains("lost-b").all()
+        assert started["n"] >= 3  # the kill happened, mid-measurement
+        assert lost.error.str.contains("connection lost during a measurement").any()
         # the CLI's exit code for such a run is non-zero (checked through its footer)
         from harness.cli import _run_footer
         assert _run_footer(report, out) == 1

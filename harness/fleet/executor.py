@@ -269,6 +269,12 @@ class SshExecutor:
             self.setup_error = str(e)
             return {"status": "unreachable", "error": str(e), "started_at": time.time()}
         result, progress = parse_lines(r.stdout)
+        if result is None and not self.t.alive():
+            # the host went away under the measurement: infrastructure, not an engine failure
+            self.setup_error = (f"{self.name}: connection lost during a measurement "
+                                f"(exit {r.rc}); {r.stderr.strip()[-200:]}")
+            return {"status": "unreachable", "error": self.setup_error,
+                    "started_at": time.time()}
         # timeout exits 124 (TERM sufficed) or 137 (KILL after the grace); a 137 well before the
         # deadline is the kernel's OOM killer.
         timed_out = result is None and (r.rc == 124 or (r.rc == 137 and elapsed >= timeout_s))

@@ -105,6 +105,17 @@ class SshTransport:
             raise HostUnreachable(f"{self.spec.name}: SSH command failed: {e}") from None
         return Result(r.return_code, r.stdout, r.stderr)
 
+    def alive(self) -> bool:
+        """Whether the host still answers on this connection (a trivial command round trip)."""
+        try:
+            tr = self._conn.client.get_transport() if self._conn is not None else None
+            if tr is None or not tr.is_active():
+                return False
+            return self._conn.run("true", hide=True, warn=True, timeout=10,
+                                  in_stream=False).return_code == 0
+        except Exception:
+            return False
+
     def put(self, local: Path, remote: str) -> None:
         try:
             self.conn.put(str(local), remote)
