@@ -85,10 +85,10 @@ def test_reduction_rows_in_parquet(reduction):
     d, out = reduction
     (path,) = d.files
     day = path.parent.name
-    assert path == out / "diagnoses" / day / f"part-{d.diagnosis_id}.parquet"
+    assert path == out / "_diagnoses" / day / f"part-{d.diagnosis_id}.parquet"
     assert day.startswith("date=")
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp file
-    df = pd.read_parquet(out / "diagnoses")
+    df = pd.read_parquet(out / "_diagnoses")
     assert len(df) == len(d.rows()) == sum(len(lay.outputs) for lay in d.analysis.layers)
     assert set(df.diagnosis_id) == {d.diagnosis_id}
     cul = df[df.role == "culprit"]
@@ -329,3 +329,21 @@ def test_cli_diagnose_exit_status_and_report(capsys):
     assert args.func(args) == 0
     text = capsys.readouterr().out
     assert "Reduction" in text or "Convolution" in text
+
+
+def test_cli_diagnose_html_report(capsys, tmp_path):
+    parser = argparse.ArgumentParser(prog="harness")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["diagnose", "--model", "reduction_sum_block", "--engine", "ncnn",
+                              "--backend", "vulkan", "--precision", "fp16", "--quiet",
+                              "--no-fix", "--out", str(tmp_path)])
+    assert args.func(args) == 1  # the Reduction overflows fp16 on Vulkan
+    out = capsys.readouterr().out
+    html_path = next((tmp_path / "_diagnoses" / "_reports").glob("*.html"))
+    assert str(html_path) in out
+    html = html_path.read_text()
+    assert "<svg" in html and "Reduction" in html and "culprit" in html
+    assert 'data-series="sum_' in html  # the culprit layer is a plotted point
+    assert "http://" not in html and "https://" not in html and "<script" not in html
+    import pandas as pd
+    assert pd.read_parquet(tmp_path / "_diagnoses").culprit.notna().all()

@@ -15,6 +15,7 @@ import argparse
 import math
 import os
 import sys
+from pathlib import Path
 
 from ..errors import InputError
 
@@ -161,7 +162,11 @@ def cmd_diagnose(args) -> int:
     finally:
         if ex is not None:
             ex.close()
-    print(render_diagnosis(d))
+    text = render_diagnosis(d)
+    print(text)
+    if args.out:
+        from .html import write_html
+        print(f"report: {write_html(d, text, Path(args.out))}")
     return 1 if d.diverged else 0
 
 
@@ -201,7 +206,8 @@ def register(subparsers) -> None:
     d.add_argument("--onnx", default=None,
                    help="the ONNX source of an .mnn/.param model (for --reference onnxruntime)")
     d.add_argument("--out", default=None, help="dataset directory: rows go to "
-                   "DIR/diagnoses/date=YYYY-MM-DD/part-ID.parquet")
+                   "DIR/_diagnoses/date=YYYY-MM-DD/part-ID.parquet (the leading _ keeps "
+                   "them out of the measurement dataset)")
     d.add_argument("--fix", dest="fix", action=argparse.BooleanOptionalAction, default=True,
                    help="search a verified fix (ncnn: feature masks; MNN: precision=high)")
     d.add_argument("--timeout", type=float, default=300.0, help="per device run (s)")

@@ -333,7 +333,7 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
 
             d.fix = search(try_masks, analysis.culprit.name, d.inheritors)
             if d.fix.chosen is not None:
-                dest_dir = (Path(out_dir) / "diagnoses" / "_patched" / did) if out_dir else work
+                dest_dir = (Path(out_dir) / "_diagnoses" / "_patched" / did) if out_dir else work
                 dest_dir.mkdir(parents=True, exist_ok=True)
                 d.patched_param = dest_dir / (src.name.replace(".param", "") + ".fixed.param")
                 shutil.copyfile(d.fix.chosen.param_path, d.patched_param)
@@ -487,7 +487,8 @@ def _schema():
 
 
 def write_rows(out_dir: Path, d: Diagnosis) -> Path:
-    """DIR/diagnoses/date=YYYY-MM-DD/part-<diagnosis_id>.parquet, written atomically."""
+    """DIR/_diagnoses/date=YYYY-MM-DD/part-<diagnosis_id>.parquet, written atomically ("_": not
+    part of the measurement dataset that pandas.read_parquet(DIR) reads)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     schema = _schema()
@@ -502,7 +503,7 @@ def write_rows(out_dir: Path, d: Diagnosis) -> Path:
         cols[f.name] = pa.array(vals, type=f.type)
     table = pa.table(cols, schema=schema)
     date = datetime.fromtimestamp(d.created_at, timezone.utc).strftime("%Y-%m-%d")
-    path = Path(out_dir) / "diagnoses" / f"date={date}" / f"part-{d.diagnosis_id}.parquet"
+    path = Path(out_dir) / "_diagnoses" / f"date={date}" / f"part-{d.diagnosis_id}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
     try:
