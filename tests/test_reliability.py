@@ -288,7 +288,20 @@ def test_corrupted_model_on_host_is_caught_and_repushed(tmp_path, x86_host_a, ra
     assert mnn.notes.str.contains("re-pushed").any()
     repushed = [t for t in second.transfers if t["sha256"] == mnn_sha]
     assert len(repushed) == 1
-    fault_ledger.record(faults=1, expected=len(df), present=len(df))
+
+    # a file that stays damaged whatever is sent (a failing disk): the expected hash of the
+    # model never matches, so after one re-push the row says corrupt and the sweep goes on
+    def failing_disk(cfg, job):
+        if cfg.engine == "mnn":
+            path = job["files"]["mnn"]
+            job["sha256"][path] = "0" * 64
+
+    third = run_suite(suite, tmp_path / "out", hosts=inv, progress=False, job_hook=failing_disk)
+    df3 = pd.DataFrame(third.rows)
+    assert set(df3[df3.engine == "mnn"].status) == {"corrupt"}
+    assert df3[df3.engine == "mnn"].error.str.contains("still damaged after a re-push").all()
+    assert set(df3[df3.engine == "ncnn"].status) == {"ok"}
+    fault_ledger.record(faults=2, expected=len(df) + len(df3), present=len(df) + len(df3))
 
 
 def test_disk_full_on_host_is_an_error_row(tmp_path, ray_instance, fault_ledger):
