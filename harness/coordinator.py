@@ -124,17 +124,29 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
                      sweep_tag=sweep_tag)
     timings: dict = {}
     resources = {f"harness-host:{h}": 1.0 for h in factories}
+    # Without a cluster the coordinator's own node reaches every host, whatever node the
+    # inventory names for a cluster.
+    resources.update({h.ray_resource: 1000.0 for h in hosts or [] if h.ray_resource})
     with ray_session(ray_address, resources=None if ray_address else resources) as ray:
         timings["ray_init_s"] = time.perf_counter() - t_start
         actor_cls = ray.remote(num_cpus=0)(HostWorker)
         have_res = ray.cluster_resources()
         actors = {}
+        specs = {h.name: h for h in hosts or []}
+        no_route: dict[str, str] = {}
         for h, make in factories.items():
-            opts = {"max_concurrency": 1}
+            opts: dict = {"max_concurrency": 1}
             # The per-host resource keeps a second worker (another coordinator on the same
             # cluster) for the same host pending.
             if f"harness-host:{h}" in have_res:
                 opts["resources"] = {f"harness-host:{h}": 1.0}
+            need = getattr(specs.get(h), "ray_resource", None)
+            if need:  # only a node with this resource (e.g. one per lab network) reaches it
+                if need not in have_res:
+                    no_route[h] = (f"{h}: no Ray node offers the resource {need!r} through "
+                                   "which this host is reached")
+                    continue
+                opts.setdefault("resources", {})[need] = 0.001
             actors[h] = actor_cls.options(**opts).remote(make)
         # Hosts connect, lock and probe while the coordinator converts models.
         setups = {h: a.setup.remote() for h, a in actors.items()}
@@ -142,6 +154,7 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
         prepared = prepare_suite(suite)
         timings["prepare_s"] = time.perf_counter() - t
         host_info = {h: ray.get(ref) for h, ref in setups.items()}
+        host_info.update({h: {"error": msg} for h, msg in no_route.items()})
         _write_models_table(prepared, out_dir)
         configs = expand(suite, list(factories))
         writer = RunWriter(out_dir, run_id, initial_rows=kept)
@@ -154,6 +167,12 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
             pm = prepared[cfg.model]
             art = pm.artifacts.get(adapter_class(cfg.engine).MODEL_FORMAT)
             static = _static_row_fields(pm, art)
+            if cfg.host in no_route:
+                early = {"status": "unreachable", "error": no_route[cfg.host],
+                         "started_at": time.time()}
+                writer.add(make_row(ctx, cfg, early, measure=suite.measure, **static))
+                bars.update(cfg, "unreachable")
+                continue
             if isinstance(art, str):
                 early = {**_host_fields(host_info.get(cfg.host)), "status": "convert_error",
                          "error": art, "started_at": time.time()}

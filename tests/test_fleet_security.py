@@ -128,3 +128,19 @@ def test_dry_run_prints_plan_without_connecting(tmp_path):
                         "--inventory", str(inv), "--devices", "tag:gpu", "--dry-run"],
                        capture_output=True, text=True, timeout=120)
     assert "2 configurations on 1 host(s)" in p.stdout
+
+
+def test_host_behind_a_missing_ray_resource_is_unreachable_not_a_hang(x86_host_a, tmp_path,
+                                                                      ray_instance):
+    e = x86_host_a.inventory_entry()
+    e["name"] = "behind-lab9"
+    e["ray_resource"] = "lab9-gateway"
+    ok = x86_host_a.inventory_entry()
+    inv = load_inventory(write_inventory(tmp_path / "inv.toml", [e, ok]))
+    (tmp_path / "s.toml").write_text(TWO_VERSIONS.replace('["3.4.0", "3.6.1"]', '"installed"'))
+    report = run_suite(load_suite(tmp_path / "s.toml"), tmp_path / "out", hosts=inv,
+                       progress=False)
+    df = pd.DataFrame(report.rows).set_index("host")
+    assert df.loc["behind-lab9", "status"] == "unreachable"
+    assert "lab9-gateway" in df.loc["behind-lab9", "error"]
+    assert df.loc["x86-a", "status"] == "ok"
