@@ -102,7 +102,9 @@ class SshTransport:
         except Exception as e:  # fabric raises many kinds; all mean the command did not finish
             if type(e).__name__ == "CommandTimedOut":
                 return Result(124, "", f"timed out after {timeout} s")
-            raise HostUnreachable(f"{self.spec.name}: SSH command failed: {e}") from None
+            why = str(e).strip() or type(e).__name__
+            raise HostUnreachable(f"{self.spec.name}: SSH command failed, connection lost? "
+                                  f"({why})") from None
         return Result(r.return_code, r.stdout, r.stderr)
 
     def alive(self) -> bool:
