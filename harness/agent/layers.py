@@ -232,16 +232,6 @@ class CompareSink:
 
 
 # -- ncnn ---------------------------------------------------------------------------------------
-def _ncnn_feed(adapter, ex, inputs: Sequence[np.ndarray]) -> None:
-    ncnn = adapter.ncnn
-    for name, x in zip(adapter.input_names, inputs):
-        if x.ndim == 4:
-            if x.shape[0] != 1:
-                raise ValueError("ncnn runs batch 1 only, got shape %s" % (x.shape,))
-            x = x[0]
-        ex.input(name, ncnn.Mat(np.ascontiguousarray(x)))
-
-
 def ncnn_graph(adapter) -> List[Dict[str, object]]:
     net = adapter.net
     blobs = [b.name for b in net.blobs()]
@@ -262,7 +252,7 @@ def ncnn_walk(adapter, inputs: Sequence[np.ndarray], sink: Sink):
     finals: Dict[str, np.ndarray] = {}
     ex = adapter.net.create_extractor()
     ex.set_light_mode(False)  # keep every blob; in-place layers work on copies
-    _ncnn_feed(adapter, ex, inputs)
+    adapter.feed(ex, inputs)
     for rec in records:
         tensors = {}
         for top in rec["outputs"]:
@@ -294,7 +284,7 @@ def ncnn_extract_times(adapter, inputs: Sequence[np.ndarray], iterations: int
     for it in range(iterations + 1):
         ex = adapter.net.create_extractor()
         ex.set_light_mode(False)
-        _ncnn_feed(adapter, ex, inputs)
+        adapter.feed(ex, inputs)
         for i, rec in enumerate(records):
             t0 = time.perf_counter()
             for top in rec["outputs"]:

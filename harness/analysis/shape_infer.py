@@ -12,6 +12,7 @@ inference run again from them; a tensor still unknown after that is an error.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,10 +36,7 @@ class TensorInfo:
 
     @property
     def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
 
 def fix_input_shapes(model: Any, shapes: Mapping[str, tuple[int, ...]], keep_declared: bool = False) -> Any:

@@ -87,16 +87,19 @@ class Adapter(_Base):
         self.output_names = list(self.job.get("output_names") or net.output_names())
         self.input_shapes = input_shapes
 
-    def run(self, inputs: List[np.ndarray]) -> List[np.ndarray]:
-        ncnn = self.ncnn
-        ex = self.net.create_extractor()
+    def feed(self, ex, inputs: List[np.ndarray]) -> None:
+        """Set the inputs on an extractor (also used by the per-layer dumper)."""
         for name, x in zip(self.input_names, inputs):
             # ncnn blobs have no batch axis: a leading 1 is dropped, anything else is unsupported.
             if x.ndim == 4:
                 if x.shape[0] != 1:
                     raise Unsupported("ncnn runs batch 1 only, got shape %s" % (x.shape,))
                 x = x[0]
-            ex.input(name, ncnn.Mat(np.ascontiguousarray(x)))
+            ex.input(name, self.ncnn.Mat(np.ascontiguousarray(x)))
+
+    def run(self, inputs: List[np.ndarray]) -> List[np.ndarray]:
+        ex = self.net.create_extractor()
+        self.feed(ex, inputs)
         res = []
         for name in self.output_names:
             ret, mat = ex.extract(name)
