@@ -12,9 +12,10 @@ from .cache import atomic_write_bytes, cache_root
 GENERATOR_VERSION = "1"
 
 
-def _save(model, name: str) -> Path:
+def save_model(model, name: str, version: str = GENERATOR_VERSION) -> Path:
+    """Write a generated model once into the cache (checked, atomically); its path."""
     import onnx
-    path = cache_root() / "micro" / f"{name}-v{GENERATOR_VERSION}.onnx"
+    path = cache_root() / "micro" / f"{name}-v{version}.onnx"
     if not path.exists():
         onnx.checker.check_model(model)
         atomic_write_bytes(path, model.SerializeToString())
@@ -37,7 +38,7 @@ def convtranspose_upsampler() -> Path:
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)],
                           producer_name="harness.micromodels")
     m.ir_version = 7
-    return _save(m, "convtranspose_upsampler")
+    return save_model(m, "convtranspose_upsampler")
 
 
 def reduction_sum_block() -> Path:
@@ -62,4 +63,4 @@ def reduction_sum_block() -> Path:
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)],
                           producer_name="harness.micromodels")
     m.ir_version = 7
-    return _save(m, "reduction_sum_block")
+    return save_model(m, "reduction_sum_block")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache import atomic_write_bytes, cache_root
+from ..micromodels import save_model
 
 GENERATOR_VERSION = "1"
 MIDGRAPH_SHAPE = (1, 8, 96, 96)
@@ -21,12 +21,7 @@ CONV_CHAIN_SHAPE = (1, 3, 32, 32)
 
 
 def _save(model, name: str) -> Path:
-    import onnx
-    path = cache_root() / "micro" / f"diag-{name}-v{GENERATOR_VERSION}.onnx"
-    if not path.exists():
-        onnx.checker.check_model(model)
-        atomic_write_bytes(path, model.SerializeToString())
-    return path
+    return save_model(model, f"diag-{name}", GENERATOR_VERSION)
 
 
 def _model(nodes, name, inputs, outputs, inits):
