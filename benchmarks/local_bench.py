@@ -137,7 +137,7 @@ def rss_fidelity() -> None:
             with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
                 json.dump(job, f)
             env = dict(os.environ, PYTHONPATH=str(ROOT))
-            p = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-m", "harness.agent",
+            p = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-m", "harness_agent",
                                 f.name], capture_output=True, text=True, env=env)
             os.unlink(f.name)
             res, _ = parse_lines(p.stdout)

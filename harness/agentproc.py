@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .agent import RESULT_MARKER
-from .agent.runner import PROGRESS_MARKER
+from harness_agent import RESULT_MARKER
+from harness_agent.runner import PROGRESS_MARKER
 
 
 @dataclass

@@ -56,8 +56,8 @@ def _cmd_run(args) -> int:
 def _run_footer(report, out) -> int:
     """Per-host counts and the exit code: non-zero when any configuration failed."""
     from collections import Counter
-    good = ("ok", "fallback", "unsupported")
-    bad = [r for r in report.rows if r["status"] not in good]
+    from .status import FAILED, RETRY
+    bad = [r for r in report.rows if r["status"] in FAILED]
     by_host: dict[str, Counter] = {}
     for r in report.rows:
         by_host.setdefault(r["host"], Counter())[r["status"]] += 1
@@ -66,7 +66,7 @@ def _run_footer(report, out) -> int:
             print(f"host {h}: " + ", ".join(f"{n} {s}" for s, n in sorted(c.items())))
     print(f"\nrun {report.run_id}: {len(report.rows)} rows in {report.wall_s:.1f} s -> "
           f"{out} ({len(report.files)} file(s)); {len(bad)} failed")
-    if any(r["status"] in ("unreachable", "host_busy", "host_error") for r in report.rows):
+    if any(r["status"] in RETRY for r in report.rows):
         print(f"resume with: harness run ... --resume {report.run_id}")
     return 1 if bad else 0
 

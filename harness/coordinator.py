@@ -21,6 +21,7 @@ from .plan import Config, expand
 from .prepare import PreparedModel, prepare_suite
 from .raysession import ray_session
 from .rows import RunContext, make_row
+from .status import RETRY, Status
 from .suite import Suite
 
 
@@ -33,10 +34,6 @@ class RunReport:
     timings: dict = field(default_factory=dict)
     transfers: list[dict] = field(default_factory=list)
     hosts: dict = field(default_factory=dict)  # host -> probe info, or {"error": ...}
-
-
-# Infrastructure failures: the configuration was not measured, so a resume runs it again.
-RETRY_STATUSES = ("unreachable", "host_busy", "host_error")
 
 
 def new_run_id() -> str:
@@ -117,7 +114,7 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
         if not old:
             raise InputError("--resume", f"no journal for run {resume} in {out_dir}",
                              "a run id printed by an earlier harness run")
-        kept = [r for r in old if r.get("status") not in RETRY_STATUSES]
+        kept = [r for r in old if r.get("status") not in RETRY]
     skip = {(r.get("host"), r.get("series"), r.get("process")) for r in kept}
     factories = executor_factories(hosts, run_id, trust_new_host_key, lock_wait_s)
     ctx = RunContext(run_id=run_id, suite=suite.name, sweep_kind=sweep_kind,
@@ -168,16 +165,16 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
             art = pm.artifacts.get(adapter_class(cfg.engine).MODEL_FORMAT)
             static = _static_row_fields(pm, art)
             if cfg.host in no_route:
-                early = {"status": "unreachable", "error": no_route[cfg.host],
+                early = {"status": Status.UNREACHABLE.value, "error": no_route[cfg.host],
                          "started_at": time.time()}
                 writer.add(make_row(ctx, cfg, early, measure=suite.measure, **static))
-                bars.update(cfg, "unreachable")
+                bars.update(cfg, Status.UNREACHABLE.value)
                 continue
             if isinstance(art, str):
-                early = {**_host_fields(host_info.get(cfg.host)), "status": "convert_error",
+                early = {**_host_fields(host_info.get(cfg.host)), "status": Status.CONVERT_ERROR.value,
                          "error": art, "started_at": time.time()}
                 writer.add(make_row(ctx, cfg, early, measure=suite.measure, **static))
-                bars.update(cfg, "convert_error")
+                bars.update(cfg, Status.CONVERT_ERROR.value)
                 continue
             job = build_job(suite, cfg, pm)
             if job_hook is not None:
@@ -190,7 +187,7 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
             try:
                 result = ray.get(done[0])
             except Exception as e:  # the worker died: infrastructure, not the engine
-                result = {"status": "error", "error": f"host worker failed: {e}"[:500]}
+                result = {"status": Status.ERROR.value, "error": f"host worker failed: {e}"[:500]}
             result = {**_host_fields(host_info.get(cfg.host)), **result}
             row = make_row(ctx, cfg, result, measure=suite.measure, **static)
             writer.add(row)

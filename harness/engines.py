@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .agent.engines import ADAPTERS, load_adapter
+from harness_agent.engines import ADAPTERS, load_adapter
 
 
 def known_engines() -> list[str]:

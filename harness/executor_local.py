@@ -89,7 +89,7 @@ class LocalExecutor:
         import platform
         import sys as _sys
 
-        from .agent.hostctl import venv
+        from harness_agent.hostctl import venv
         from .cache import cache_root
         from .fleet.wheels import NoWheel, download
         tag = "cp%d%d" % _sys.version_info[:2]
@@ -108,7 +108,7 @@ class LocalExecutor:
         return str(path)
 
     def setup(self) -> dict:
-        from .agent.hostctl import probe
+        from harness_agent.hostctl import probe
         return probe()
 
     transfers: list = []
@@ -123,4 +123,4 @@ class LocalExecutor:
             return {"status": "unsupported", "error": str(e)}
         job = dict(job)
         cgroup = job.pop("cgroup", None)  # a memory cgroup to run the agent in (tests, boards)
-        return spawn_agent(python, "harness.agent", job, timeout_s, cgroup)
+        return spawn_agent(python, "harness_agent", job, timeout_s, cgroup)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .agent import PROTOCOL
+from harness_agent import PROTOCOL
 from .cache import sha256_file
 from .convert import Artifact
 from .engines import adapter_class

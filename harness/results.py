@@ -25,6 +25,7 @@ import pyarrow.dataset as ds
 
 from .dataset import PARTITIONS, SCHEMA
 from .errors import InputError
+from .status import MEASURED
 
 # Low-cardinality string columns: read dictionary-encoded, returned as pandas Categorical.
 DIMENSIONS = (
@@ -35,7 +36,6 @@ DIMENSIONS = (
     "precision_requested", "precision", "gpu_device", "gpu_type", "engine_options", "status",
     "phase", "verdict", "governor_start", "governor_end",
 ) + PARTITIONS
-MEASURED = ("ok", "fallback")
 _DICT = pa.dictionary(pa.int32(), pa.string())
 
 

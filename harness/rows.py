@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -11,6 +10,7 @@ from datetime import datetime, timezone
 from . import __version__
 from .dataset import COLUMNS
 from .plan import Config
+from .stats import latency_stats
 from .verdict import output_verdict
 
 _KNOWN = {name for name, _ in COLUMNS} | {"date", "engine"}
@@ -25,21 +25,6 @@ class RunContext:
     suite: str
     sweep_kind: str = "suite"
     sweep_tag: str | None = None
-
-
-def latency_stats(samples: list[float]) -> dict:
-    if not samples:
-        return {}
-    s = sorted(samples)
-    n = len(s)
-    mean = statistics.fmean(s)
-    return {
-        "median_ms": statistics.median(s),
-        "p90_ms": s[min(n - 1, int(round(0.9 * (n - 1))))],
-        "mean_ms": mean,
-        "min_ms": s[0],
-        "cv": (statistics.stdev(s) / mean) if n > 1 and mean > 0 else 0.0,
-    }
 
 
 def make_row(ctx: RunContext, cfg: Config, result: dict, *, model_sha256: str = "",

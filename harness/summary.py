@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .stats import quantile
+from .status import worst
+
 KEYS = ["model", "engine", "engine_version", "backend", "precision", "threads"]
-_VERDICT_ORDER = ["wrong", "nan/inf", "error", "timeout", "oom", "convert_error",
-                  "unsupported", "unreachable", "no-ref", "ok"]
-
-
-def _worst(vs) -> str:
-    vs = [v for v in vs if isinstance(v, str)]
-    for v in _VERDICT_ORDER:
-        if v in vs:
-            return v
-    return vs[0] if vs else ""
 
 
 def summarize(rows: list[dict]) -> pd.DataFrame:
@@ -30,7 +23,6 @@ def summarize(rows: list[dict]) -> pd.DataFrame:
     out = []
     for key, g in df.groupby(KEYS, dropna=False, sort=True):
         samples = [s for lst in g.get("latency_ms", []) if isinstance(lst, list) for s in lst]
-        lat = pd.Series(samples, dtype=float)
         steady = g["rss_steady_peak_kb"].dropna() if "rss_steady_peak_kb" in g else []
         statuses = sorted(set(g["status"]))
         theory = None
@@ -41,15 +33,15 @@ def summarize(rows: list[dict]) -> pd.DataFrame:
         out.append({
             **dict(zip(KEYS, key)),
             "n": len(g),
-            "median_ms": lat.median() if len(lat) else None,
-            "p90_ms": lat.quantile(0.9) if len(lat) else None,
+            "median_ms": quantile(samples, 0.5),
+            "p90_ms": quantile(samples, 0.9),
             "steady_peak_mib": (steady.median() / 1024.0) if len(steady) else None,
             "theory_mib": theory,
             # what the engine added over the bare interpreter, against what the model needs
             "mem_overhead": ((steady.median() - base.median()) / 1024.0 / theory
                              if theory and len(steady) and len(base) else None),
             "status": ",".join(statuses),
-            "verdict": _worst(list(g["verdict"])),
+            "verdict": worst(list(g["verdict"]) + list(g["status"])),
         })
     return pd.DataFrame(out)
 

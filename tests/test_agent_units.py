@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from harness.agent.memory import PhaseMeter, read_status
-from harness.agent.outputs import compare, describe, summarize
+from harness_agent.memory import PhaseMeter, read_status
+from harness_agent.outputs import compare, describe, summarize
 
 
 def test_phase_peak_resets_between_phases():

@@ -180,7 +180,7 @@ def test_ppocr_cls_on_cpu_fp32_against_onnxruntime_is_clean(engine):
 
 # -- the device side, and a remote host --------------------------------------------------------
 def test_dump_writes_every_blob_to_the_npz_of_the_job(tmp_path):
-    from harness.agent.layers import NpzReader
+    from harness_agent.layers import NpzReader
     from harness.diagnose.device import DeviceRunner
     from harness.diagnose.run import _job, resolve_model
     m = resolve_model("reduction_sum_block", "ncnn")

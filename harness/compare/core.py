@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..results import latency_arrays
+from ..status import severity_rank
 from .pairing import pair_rows
 from .result import CompareResult
 from .stats import (MAX_TWO_LEVEL, _ranges, bootstrap_cost, bootstrap_ratio_ci_flat,
@@ -37,7 +38,8 @@ from .stats import (MAX_TWO_LEVEL, _ranges, bootstrap_cost, bootstrap_ratio_ci_f
 from .verdicts import (PHASES, Thresholds, correctness_verdict, latency_final, latency_prelim,
                        memory_verdict)
 
-_MEMORY_ORDER = ("larger", "insufficient", "smaller", "same")  # worst first
+# worst first, in the one severity order
+_MEMORY_ORDER = tuple(sorted(("larger", "insufficient", "smaller", "same"), key=severity_rank))
 
 
 def _side_agg(frame: pd.DataFrame, n_pairs: int, spec: dict) -> dict[str, np.ndarray]:

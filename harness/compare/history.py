@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..results import MEASURED
+from ..status import MEASURED
 from .pairing import SERIES_KEY, effective, factorize_rows
 
 _MEDIAN_SE = math.sqrt(math.pi / 2)  # 1.2533

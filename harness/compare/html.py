@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..verdict import tolerance_for
-from .render import SEVERITY, display_frame, split_key, summary_line
+from ..status import severity_rank
+from .render import display_frame, split_key, summary_line
 from .svg import PALETTE, Chart
 from .verdicts import PHASES
 
@@ -26,7 +27,6 @@ VERDICT_COLORS = {"slower": "#d62728", "larger": "#d62728", "wrong": "#d62728",
                   "drift": "#e67e22", "unstable": "#9467bd", "insufficient": "#7f7f7f",
                   "faster": "#2ca02c", "smaller": "#2ca02c", "identical": "#2ca02c",
                   "ok": "#2ca02c", "same": "#555555", "no-ref": "#7f7f7f"}
-_RANK = {v: i for i, v in enumerate(SEVERITY)}
 
 CSS = """
 body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;
@@ -89,7 +89,7 @@ def _panels(pairs: pd.DataFrame, cols: list[str]):
         groups = list(pairs.groupby([keyframe[c] for c in cols], sort=False, dropna=False))
     scored = []
     for k, g in groups:
-        score = min(min(_RANK.get(v, 99) for v in g[a]) for a in ("latency", "memory",
+        score = min(min(severity_rank(v) for v in g[a]) for a in ("latency", "memory",
                                                                   "correctness"))
         scored.append((score, k if isinstance(k, tuple) else (k,), g))
     scored.sort(key=lambda t: t[0])
@@ -230,7 +230,7 @@ def to_html(res, title: str | None = None, max_panels: int = 36,
     for aspect, counts in res.counts().items():
         if aspect == "missing":
             continue
-        items = sorted(counts.items(), key=lambda kv: _RANK.get(kv[0], 99))
+        items = sorted(counts.items(), key=lambda kv: severity_rank(kv[0]))
         badges.append(f"<div><b>{aspect}</b>: " + "".join(_badge(v, n) for v, n in items)
                       + "</div>")
     out.append("".join(badges))

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..results import MEASURED, DatasetError
+from ..results import DatasetError
+from ..status import MEASURED
 
 SERIES_KEY = ("model", "input_shape", "engine", "backend", "precision", "threads", "cores", "host")
 DIMENSIONS = {

@@ -10,10 +10,7 @@ import pandas as pd
 
 from .verdicts import PHASES
 
-# worst first; used to sort pairs and to pick a pair's headline verdict
-SEVERITY = ("wrong", "slower", "larger", "drift", "unstable", "insufficient", "faster",
-            "smaller", "no-ref", "same", "ok", "identical")
-_RANK = {v: i for i, v in enumerate(SEVERITY)}
+from ..status import SEVERITY, severity_rank
 
 
 def _num(v):
@@ -77,7 +74,7 @@ def severity_order(pairs: pd.DataFrame) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     score = np.full(len(pairs), len(SEVERITY), dtype=np.int64)
     for a in ("latency", "memory", "correctness"):
-        score = np.minimum(score, pairs[a].map(lambda v: _RANK.get(v, len(SEVERITY))).to_numpy())
+        score = np.minimum(score, pairs[a].map(severity_rank).to_numpy())
     return np.argsort(score, kind="stable")
 
 
@@ -99,7 +96,7 @@ def summary_line(res) -> str:
         if aspect == "missing":
             parts.append(f"missing: {counts['pairs']}")
             continue
-        order = sorted(counts, key=lambda v: _RANK.get(v, 99))
+        order = sorted(counts, key=severity_rank)
         parts.append(f"{aspect}: " + (", ".join(f"{counts[v]} {v}" for v in order) or "-"))
     return " | ".join(parts)
 

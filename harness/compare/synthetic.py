@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from ..dataset import COLUMNS, to_table
 from ..rows import latency_stats
 from ..verdict import output_verdict
+from ..status import MEASURED
 
 T0 = 1_780_000_000.0  # 2026-05-28, a fixed epoch for reproducible rows
 
@@ -59,7 +60,7 @@ def rows_for(*, processes: int = 5, samples: int = 40, median_ms: float = 10.0,
         started = t0 + 10.0 * p
         row.update(process=p, started_at=started, ended_at=started + 5.0,
                    date=datetime.fromtimestamp(started, timezone.utc).strftime("%Y-%m-%d"))
-        if row.get("status") in ("ok", "fallback"):
+        if row.get("status") in MEASURED:
             row["latency_ms"] = [float(x) for x in lat]
             row.update(latency_stats(row["latency_ms"]))
             row["iterations"] = samples

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 
 from ..errors import InputError
-from ..verdict import tolerance_for
+from ..verdict import tolerance_for, within
 
 LATENCY_VERDICTS = ("slower", "unstable", "insufficient", "faster", "same")
 MEMORY_VERDICTS = ("larger", "insufficient", "smaller", "same")
@@ -134,22 +134,22 @@ def correctness_verdict(precision, identical, nan_inf_base, nan_inf_head, ref_ba
     n = len(identical)
     out = np.full(n, "ok", dtype=object)
     notes = np.full(n, "", dtype=object)
-    tol_cos = np.array([tolerance_for(p).cosine for p in precision], dtype=float)
-    tol_rel = np.array([np.inf if tolerance_for(p).rel_err is None else tolerance_for(p).rel_err
-                        for p in precision], dtype=float)
+    tols = [tolerance_for(p if isinstance(p, str) else None) for p in precision]
+
+    def outside(rel, cos):
+        return np.array([not within({"rel_err": r, "cosine": c}, t)[0]
+                         for r, c, t in zip(rel, cos, tols)], dtype=bool)
+
+    has_ref = ref_head > 0
+    out_of_tol = has_ref & outside(rel_head, cos_head)
+    base_out = (ref_base > 0) & outside(rel_base, cos_base)
     with np.errstate(invalid="ignore"):
-        has_ref = ref_head > 0
-        cos_h = np.where(np.isnan(cos_head), -np.inf, cos_head)
-        rel_h = np.where(np.isnan(rel_head), np.inf, rel_head)
-        out_of_tol = has_ref & ((cos_h < tol_cos) | (rel_h > tol_rel))
         err_b, err_h = 1.0 - cos_base, 1.0 - cos_head
         both_ref = has_ref & (ref_base > 0)
         drift_cos = both_ref & (err_h > th.drift_factor * np.maximum(err_b, 0.0)) & (
             err_h - err_b > th.drift_cos_abs)
         drift_rel = both_ref & (rel_head > th.drift_factor * rel_base) & (
             rel_head - rel_base > th.drift_rel_abs)
-        base_out = (ref_base > 0) & ((np.where(np.isnan(cos_base), -np.inf, cos_base) < tol_cos)
-                                     | (np.where(np.isnan(rel_base), np.inf, rel_base) > tol_rel))
     out[~has_ref] = "no-ref"
     out[drift_cos | drift_rel] = "drift"
     notes[drift_cos] = "1-cos grew"

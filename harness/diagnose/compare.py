@@ -9,10 +9,9 @@ the tolerance of the suspect's effective precision (harness.verdict.tolerance_fo
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
-from ..verdict import Tolerance, tolerance_for
+from ..verdict import Tolerance, tolerance_for, within
 
 STAT_KEYS = ("min", "max", "mean", "std", "nan", "inf")
 ABS_FLOOR = 1e-6  # errors this small against an all-zero reference are not a divergence
@@ -122,11 +121,8 @@ def check_tensor(entry: dict, tol: Tolerance) -> tuple[bool | None, str]:
     ref_scale = max(abs(_f(ref.get("min")) or 0.0), abs(_f(ref.get("max")) or 0.0))
     if ref_scale == 0.0 and mx is not None and mx <= ABS_FLOOR:
         return False, "within tolerance (zero reference)"
-    if cos is None or math.isnan(cos) or cos < tol.cosine:
-        return True, f"cosine {cos if cos is None else round(cos, 6)} < {tol.cosine}"
-    if tol.rel_err is not None and (rel is None or not math.isfinite(rel) or rel > tol.rel_err):
-        return True, f"rel err {rel:.3g} > {tol.rel_err:g}" if rel is not None else "no rel err"
-    return False, "within tolerance"
+    ok, why = within({"rel_err": rel, "cosine": cos}, tol)
+    return not ok, why
 
 
 VALUE_MATCHED = ("name", "value", "best", "size")

@@ -1,6 +1,6 @@
 """Running the device side of a diagnosis through an executor (LocalExecutor or SshExecutor).
 
-The agent package is what runs on the host either way: locally as ``harness.agent``, on an SSH
+The agent package is what runs on the host either way: locally as ``harness_agent``, on an SSH
 host as the pushed ``harness_agent`` package (PYTHONPATH set to its unpacked copy), with model
 files, inputs and reference tensors pushed content-addressed by SshExecutor.push_blob. Tensors
 the device dumps (a reference run's .npz) stay on the device, in a per-diagnosis directory, and
@@ -72,7 +72,7 @@ class DeviceRunner:
         runtime = getattr(self.ex, "runtime", None)  # the Python for (engine, version)
         python = runtime(job["engine"], job.get("version", "installed")) if runtime else \
             self.ex.python
-        return spawn_agent(python, f"harness.agent.{MODULE}", job, timeout_s)
+        return spawn_agent(python, f"harness_agent.{MODULE}", job, timeout_s)
 
     def _run_ssh(self, job: dict, timeout_s: float) -> dict:
         from ..fleet.executor import AGENT_PKG, KILL_AFTER_S, SSH_SLACK_S

@@ -95,7 +95,7 @@ def dump_all(onnx_path, names: list[str], arrays: list[np.ndarray], out_npz: Pat
     import onnx
     import onnxruntime as ort
 
-    from ..agent.layers import NpzWriter
+    from harness_agent.layers import NpzWriter
 
     model = _load(onnx_path)
     consts = _consts(model)

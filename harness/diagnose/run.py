@@ -15,11 +15,9 @@ for MNN, which has no per-layer switch, it checks whether precision=high fixes t
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import secrets
 import shutil
-import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,11 +25,13 @@ from typing import Callable
 
 import numpy as np
 
-from ..agent import PROTOCOL
-from ..agent.diagnose_main import OUTPUT_PREFIX
+from harness_agent import PROTOCOL
+from harness_agent.diagnose_main import OUTPUT_PREFIX
 from ..cache import cache_root
 from ..convert import Artifact
 from ..errors import HarnessError, InputError
+from ..stats import latency_stats
+from ..status import MEASURED
 from ..verdict import output_verdict, tolerance_for
 from . import compare as cmp
 from . import ncnn_param
@@ -164,7 +164,7 @@ def _job(m: Model, engine: str, cfg: Config, files: dict | None = None,
 
 
 def _need_ok(res: dict, what: str) -> dict:
-    if res.get("status") not in ("ok", "fallback"):
+    if res.get("status") not in MEASURED:
         raise HarnessError(f"{what} failed: {res.get('status')}: "
                            f"{' '.join(str(res.get('error') or '').split())[:400]}")
     return res
@@ -329,7 +329,7 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
                 lat = r.get("latency_ms") or []
                 return Attempt(mask, list(masks), status, detail, _num(worst.get("rel_err")),
                                _num(worst.get("cosine")), _num(worst.get("max_abs_err")),
-                               statistics.median(lat[1:] or lat) if lat else None, patched, dst)
+                               latency_stats(lat[1:] or lat).get("median_ms"), patched, dst)
 
             d.fix = search(try_masks, analysis.culprit.name, d.inheritors)
             if d.fix.chosen is not None:
@@ -385,7 +385,7 @@ def _side_by_side(dev: DeviceRunner, m: Model, engine: str, cfg: Config, patched
     refs = [str(p) for p in m.pm.inputs.references]
     ref_from = "onnxruntime" if refs else ""
     if ref_dump:  # the reference configuration's own outputs, as the runner's .npy files
-        from ..agent.layers import NpzReader
+        from harness_agent.layers import NpzReader
         rd = NpzReader(ref_dump)
         if all(k in rd for k in out_keys):
             refs = []
@@ -402,23 +402,16 @@ def _side_by_side(dev: DeviceRunner, m: Model, engine: str, cfg: Config, patched
                    min_iterations=10, min_seconds=0.2, max_iterations=1000)
         r = dev.measure(job, timeout_s)
         lat = r.get("latency_ms") or []
+        stats = latency_stats(lat)
         row = {"param": label, "status": r.get("status"), "backend": r.get("backend"),
                "precision": r.get("precision"), "iterations": len(lat),
-               "median_ms": statistics.median(lat) if lat else None,
-               "p90_ms": _p90(lat), "load_ms": r.get("load_ms"), "out_nan": r.get("out_nan"),
+               "median_ms": stats.get("median_ms"), "p90_ms": stats.get("p90_ms"), "load_ms": r.get("load_ms"), "out_nan": r.get("out_nan"),
                "out_inf": r.get("out_inf"), "out_rel_err": r.get("out_rel_err"),
                "out_cosine": r.get("out_cosine"), "reference": ref_from,
                "error": r.get("error")}
         row["verdict"] = output_verdict({**r, "has_reference": r.get("has_reference")})
         rows.append(row)
     return rows
-
-
-def _p90(xs: list[float]) -> float | None:
-    if not xs:
-        return None
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(math.ceil(0.9 * len(s))) - 1)]
 
 
 # -- rows -----------------------------------------------------------------------------------------

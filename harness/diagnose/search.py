@@ -16,13 +16,13 @@ inherits its error together.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..verdict import Tolerance
+from ..status import MEASURED
+from ..verdict import Tolerance, within
 from .ncnn_param import describe_mask
 
 MASKS = (1, 2, 3, 16, 18)
@@ -68,7 +68,7 @@ class FixResult:
 def classify(res: dict, tol: Tolerance) -> tuple[str, str, dict]:
     """(status, detail, worst metrics) of an 'outputs' run against the reference outputs."""
     st = res.get("status")
-    if st not in ("ok", "fallback"):
+    if st not in MEASURED:
         err = str(res.get("error") or "")
         if st == "error" and ("without a result" in err or "exited -" in err):
             return "crash", _short(err), {}
@@ -83,9 +83,7 @@ def classify(res: dict, tol: Tolerance) -> tuple[str, str, dict]:
         return "error", "no reference for the outputs", worst
     for o in outs:
         cos, rel = o.get("cosine"), o.get("rel_err")
-        bad_cos = cos is None or (isinstance(cos, float) and math.isnan(cos)) or cos < tol.cosine
-        bad_rel = tol.rel_err is not None and (rel is None or rel > tol.rel_err)
-        if bad_cos or bad_rel:
+        if not within(o, tol)[0]:
             rel_t = "-" if rel is None else f"{rel:.3g}"
             cos_t = "-" if cos is None else f"{cos:.6g}"
             return "wrong", f"output {o.get('name')}: rel err {rel_t}, cosine {cos_t}", worst

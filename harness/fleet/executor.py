@@ -20,7 +20,7 @@ from .inventory import HostSpec
 from .transport import HostBusy, HostIOError, HostUnreachable, SshTransport
 from .wheels import NoWheel, download
 
-AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
+AGENT_DIR = Path(__file__).resolve().parent.parent.parent / "harness_agent"
 AGENT_PKG = "harness_agent"  # the name the agent package has on hosts
 # Kill grace after the remote timeout's TERM, then the SSH-level backstop on top of that.
 KILL_AFTER_S = 5

@@ -1,6 +1,6 @@
 """One measurement, start to finish, in this (fresh) process.
 
-Usage: python -m harness.agent JOB.json   (or '-' to read the job from stdin)
+Usage: python -m harness_agent JOB.json   (or '-' to read the job from stdin)
 
 Prints progress lines and exactly one result line, each prefixed with a marker, on the original
 stdout; everything the engine prints goes to stderr so it can never corrupt the result.
@@ -213,7 +213,7 @@ def main(argv: List[str]) -> int:
         import base64
         argv = ["--b64", base64.b64decode(argv[1]).decode()]
     elif len(argv) != 1:
-        sys.stderr.write("usage: python -m harness.agent JOB.json|-|--b64 BASE64\n")
+        sys.stderr.write("usage: python -m harness_agent JOB.json|-|--b64 BASE64\n")
         return 2
     try:
         if argv[0] == "--b64":

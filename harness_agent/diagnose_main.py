@@ -154,7 +154,7 @@ def main(argv: List[str]) -> int:
         elif len(argv) == 1:
             text = sys.stdin.read() if argv[0] == "-" else open(argv[0]).read()
         else:
-            sys.stderr.write("usage: python -m harness.agent.diagnose_main JOB.json|-|--b64 B64\n")
+            sys.stderr.write("usage: python -m harness_agent.diagnose_main JOB.json|-|--b64 B64\n")
             return 2
         job = json.loads(text)
     except (OSError, ValueError) as e:

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import statistics
 import time
 import zipfile
 from typing import Callable, Dict, List, Optional, Sequence
@@ -27,11 +28,12 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from .outputs import compare, describe
+from .tolerance import TOLERANCES, within
 
 Sink = Callable[[str, np.ndarray], Dict[str, object]]
 
 # "Close enough to be the same tensor" when matching names by value (fp32 against fp32).
-MATCH_REL, MATCH_COS = 1e-3, 0.9999
+MATCH = TOLERANCES["fp32"]
 
 
 # -- tensor files -------------------------------------------------------------------------------
@@ -134,10 +136,6 @@ class DumpSink:
         return _stats(arr)
 
 
-def _within(m: Dict[str, object], rel: float, cos: float) -> bool:
-    r, c = m.get("rel_err"), m.get("cosine")
-    return (r is not None and c is not None and math.isfinite(float(r)) and float(r) <= rel
-            and float(c) >= cos)
 
 
 _RASTER = re.compile(r"(_raster_\d+)+$")
@@ -198,7 +196,7 @@ class CompareSink:
         for i, n in enumerate(cands):
             m = compare(probe, self.ref.get(n))
             # in order, the first tensor that agrees wins (identity-like ops agree too)
-            if _within(m, MATCH_REL, MATCH_COS):
+            if within(m, MATCH)[0]:
                 return n, "value"
             rel = m.get("rel_err")
             rel = float(rel) if rel is not None and math.isfinite(float(rel)) else math.inf
@@ -447,11 +445,7 @@ def mnn_op_times(adapter, inputs: Sequence[np.ndarray], iterations: int
 
 
 def _median(xs: List[float]) -> Optional[float]:
-    if not xs:
-        return None
-    s = sorted(xs)
-    m = len(s) // 2
-    return s[m] if len(s) % 2 else 0.5 * (s[m - 1] + s[m])
+    return statistics.median(xs) if xs else None
 
 
 def walk(engine: str, adapter, inputs: Sequence[np.ndarray], sink: Sink):
