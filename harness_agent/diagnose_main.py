@@ -68,7 +68,6 @@ def run(job: Dict[str, object]) -> Dict[str, object]:
     from . import layers
 
     mode = str(job.get("mode", "compare"))
-    engine = str(job["engine"])
     res: Dict[str, object] = {"protocol": PROTOCOL, "diagnose_protocol": DIAGNOSE_PROTOCOL,
                               "mode": mode, "status": "error", "phase": "import",
                               "started_at": time.time()}
@@ -97,7 +96,7 @@ def run(job: Dict[str, object]) -> Dict[str, object]:
                 ref = layers.NpzReader(str(job["reference_npz"]))
                 match = layers.NpzReader(str(job["match_npz"])) if job.get("match_npz") else None
                 sink = layers.CompareSink(ref, match, job.get("candidates"), writer)
-            res["layers"], finals = layers.walk(engine, adapter, inputs, sink)
+            res["layers"], finals = adapter.walk(inputs, sink)
             _final_outputs(job, adapter, finals, res)
             if writer is not None:
                 # the final outputs under their own names too (an MNN output is written by an
@@ -119,9 +118,8 @@ def run(job: Dict[str, object]) -> Dict[str, object]:
             res["phase"] = "outputs"
             _final_outputs(job, adapter, outs, res)
         elif mode == "profile":
-            recs, how = layers.layer_times(engine, adapter, inputs,
-                                           max(1, int(job.get("iterations", 5))))
-            res["layers"], res["timing"] = recs, how
+            res["layers"] = adapter.layer_times(inputs, max(1, int(job.get("iterations", 5))))
+            res["timing"] = adapter.LAYER_TIMES
         else:
             raise ValueError("unknown diagnose mode %r" % mode)
         res["elapsed_s"] = time.perf_counter() - t0

@@ -21,7 +21,7 @@ import sys
 import time
 from typing import List
 
-from .fdcapture import capture_native_output
+from .engines import adapter_names, load_adapter
 
 
 _OUT_FD = None
@@ -29,20 +29,6 @@ _OUT_FD = None
 
 def _out(obj) -> None:
     os.write(_OUT_FD if _OUT_FD is not None else 1, (json.dumps(obj) + "\n").encode())
-
-
-def _engine_version(mod: str):
-    try:
-        with capture_native_output(echo_fd=-1) as _:
-            m = __import__(mod)
-            ver = m.version() if mod == "MNN" else getattr(m, "__version__", "?")
-            extra = {}
-            if mod == "ncnn":
-                n = m.get_gpu_count()
-                extra["vulkan_devices"] = [m.get_gpu_info(i).device_name() for i in range(n)]
-        return {"version": ver, **extra}
-    except Exception as e:  # not installed or broken: say which
-        return {"error": "%s: %s" % (type(e).__name__, str(e)[:200])}
 
 
 def probe() -> dict:
@@ -55,7 +41,7 @@ def probe() -> dict:
         "python_version": platform.python_version(),
         "libc": "%s %s" % libc if libc[0] else None,
         "glibc": libc[1] if libc[0] == "glibc" else None,
-        "engines": {"mnn": _engine_version("MNN"), "ncnn": _engine_version("ncnn")},
+        "engines": dict((name, load_adapter(name).probe()) for name in adapter_names()),
     })
     return info
 

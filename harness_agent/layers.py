@@ -1,36 +1,25 @@
-"""Every intermediate output of one model run, layer by layer (device side of `harness diagnose`).
+"""Per-layer tensors on the device (the device side of `harness diagnose`): .npz files that
+stream one tensor at a time, and the sinks an adapter's walk() hands every intermediate tensor
+to (write it to an .npz, or compare it against a reference on the spot), so the process holds one
+intermediate at a time, not the whole model's. How an engine yields its intermediates is the
+engine's adapter's walk() (harness_agent/engines/).
 
-ncnn: every blob of the loaded net is pulled through one Extractor, in the layer order of the
-param file (which is topological), with light mode off so that no blob is released or
-overwritten in place before it is read.
-MNN: Interpreter.runSessionWithCallBackInfo; the after-callback copies each op's outputs to a
-host tensor. The dataflow between ops is recovered from host pointers: an op's input is the
-output of the last op that wrote that buffer (MNN reuses buffers, never while they are live).
-
-Each produced tensor goes to a sink (write it to an .npz, or compare it against a reference
-on the spot), so the process holds one intermediate at a time, not the whole model's.
-
-Standard library + numpy + the engine binding only, Python 3.9 syntax, relative imports.
+Standard library + numpy only, Python 3.9 syntax, relative imports.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import math
 import os
 import re
-import statistics
-import time
 import zipfile
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from .outputs import compare, describe
 from .tolerance import TOLERANCES, within
-
-Sink = Callable[[str, np.ndarray], Dict[str, object]]
 
 # "Close enough to be the same tensor" when matching names by value (fp32 against fp32).
 MATCH = TOLERANCES["fp32"]
@@ -118,7 +107,8 @@ class NpzReader:
 
 
 # -- sinks --------------------------------------------------------------------------------------
-def _stats(arr: np.ndarray) -> Dict[str, object]:
+def tensor_stats(arr: np.ndarray) -> Dict[str, object]:
+    """describe() without the checksum: what a layer record keeps of a tensor."""
     d = describe(arr)
     d.pop("sha256", None)
     return d
@@ -133,7 +123,7 @@ class DumpSink:
     def __call__(self, key: str, arr: np.ndarray) -> Dict[str, object]:
         if self.writer is not None:
             self.writer.add(key, arr)
-        return _stats(arr)
+        return tensor_stats(arr)
 
 
 
@@ -214,7 +204,7 @@ class CompareSink:
     def __call__(self, key: str, arr: np.ndarray) -> Dict[str, object]:
         if self.writer is not None:
             self.writer.add(key, arr)
-        d = _stats(arr)
+        d = tensor_stats(arr)
         name, how = self._choose(key, arr)
         d["match"] = how
         if name is None:
@@ -223,244 +213,9 @@ class CompareSink:
         if self.candidates is not None:
             self.last_pos = max(self.last_pos, self.ref.pos.get(name, -1))
         d["ref_name"] = name
-        rs = _stats(r)
+        rs = tensor_stats(r)
         d["ref"] = dict((k, rs[k]) for k in ("shape", "min", "max", "mean", "std", "nan", "inf"))
         d.update(compare(arr, r))
         return d
 
 
-# -- ncnn ---------------------------------------------------------------------------------------
-def ncnn_graph(adapter) -> List[Dict[str, object]]:
-    net = adapter.net
-    blobs = [b.name for b in net.blobs()]
-    out = []
-    for i, layer in enumerate(net.layers()):
-        out.append({"index": i, "name": layer.name, "type": layer.type,
-                    "inputs": [blobs[j] for j in layer.bottoms],
-                    "outputs": [blobs[j] for j in layer.tops]})
-    return out
-
-
-def ncnn_walk(adapter, inputs: Sequence[np.ndarray], sink: Sink):
-    """Extract every blob, layer by layer, and hand each to the sink.
-
-    Returns (layer records, the final outputs in adapter.output_names order)."""
-    records = ncnn_graph(adapter)
-    wanted = set(adapter.output_names)
-    finals: Dict[str, np.ndarray] = {}
-    ex = adapter.net.create_extractor()
-    ex.set_light_mode(False)  # keep every blob; in-place layers work on copies
-    adapter.feed(ex, inputs)
-    for rec in records:
-        tensors = {}
-        for top in rec["outputs"]:
-            ret, mat = ex.extract(top)
-            if ret != 0:
-                tensors[top] = {"error": "extract returned %d" % ret}
-                continue
-            arr = np.array(mat, copy=True)
-            if top in wanted:
-                finals[top] = arr
-            tensors[top] = sink(top, arr)
-        rec["tensors"] = tensors
-    for name in adapter.output_names:
-        if name not in finals:
-            ret, mat = ex.extract(name)
-            if ret != 0:
-                raise RuntimeError("ncnn extract(%r) returned %d" % (name, ret))
-            finals[name] = np.array(mat, copy=True)
-    return records, [finals[n] for n in adapter.output_names]
-
-
-def ncnn_extract_times(adapter, inputs: Sequence[np.ndarray], iterations: int
-                       ) -> List[Dict[str, object]]:
-    """Approximate per-layer times: the time each layer's extract() adds, with every earlier
-    blob already computed. Each extract also waits for (and, on Vulkan, downloads) its blob,
-    so this is not how the layers run inside one normal inference."""
-    records = ncnn_graph(adapter)
-    samples: List[List[float]] = [[] for _ in records]
-    for it in range(iterations + 1):
-        ex = adapter.net.create_extractor()
-        ex.set_light_mode(False)
-        adapter.feed(ex, inputs)
-        for i, rec in enumerate(records):
-            t0 = time.perf_counter()
-            for top in rec["outputs"]:
-                ex.extract(top)
-            if it > 0:  # the first pass builds pipelines and allocators
-                samples[i].append((time.perf_counter() - t0) * 1e3)
-    for rec, s in zip(records, samples):
-        rec["ms"] = _median(s)
-    return records
-
-
-# -- MNN ----------------------------------------------------------------------------------------
-_capsule_ptr = None
-
-
-def _host_ptr(t) -> int:
-    global _capsule_ptr
-    try:
-        cap = t.getHost()
-        if cap is None:
-            return 0
-        if _capsule_ptr is None:
-            api = ctypes.pythonapi
-            api.PyCapsule_GetName.restype = ctypes.c_char_p
-            api.PyCapsule_GetName.argtypes = [ctypes.py_object]
-            api.PyCapsule_GetPointer.restype = ctypes.c_void_p
-            api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-            _capsule_ptr = api
-        name = _capsule_ptr.PyCapsule_GetName(cap)
-        return int(_capsule_ptr.PyCapsule_GetPointer(cap, name) or 0)
-    except Exception:
-        return 0
-
-
-def _mnn_host(MNN, t) -> np.ndarray:
-    host = MNN.Tensor(t, MNN.Tensor_DimensionType_Caffe)
-    t.copyToHostTensor(host)
-    return np.array(host.getNumpyData(), copy=True)
-
-
-def _mnn_feed(adapter, inputs: Sequence[np.ndarray]) -> None:
-    MNN = adapter.MNN
-    for t, x in zip(adapter.inputs, inputs):
-        t.copyFrom(MNN.Tensor(x.shape, MNN.Halide_Type_Float, x, MNN.Tensor_DimensionType_Caffe))
-
-
-def mnn_walk(adapter, inputs: Sequence[np.ndarray], sink: Sink):
-    """Run the session once with callbacks; every op's outputs go to the sink.
-
-    Returns (op records, the session's final outputs)."""
-    MNN = adapter.MNN
-    interp, session = adapter.interp, adapter.session
-    _mnn_feed(adapter, inputs)
-    producer: Dict[int, str] = {}
-    for name, t in zip(adapter.input_names, adapter.inputs):
-        p = _host_ptr(t)
-        if p:
-            producer[p] = "input:" + name
-    records: List[Dict[str, object]] = []
-    seen: Dict[str, int] = {}
-    pending: Dict[str, object] = {}
-    errors: List[str] = []
-
-    def before(tensors, info):
-        try:
-            ins, ext = [], {}
-            for j, t in enumerate(tensors):
-                p = _host_ptr(t)
-                src = producer.get(p) if p else None
-                if src is None:
-                    # a constant or a tensor made outside the ops we saw: keep its statistics
-                    src = "const:%s:%d" % (info.getName(), j)
-                    try:
-                        ext[src] = _stats(_mnn_host(MNN, t))
-                    except Exception as e:  # noqa: BLE001 - a statistic must not stop the run
-                        ext[src] = {"error": str(e)[:200]}
-                ins.append(src)
-            pending["inputs"], pending["external"] = ins, ext
-        except Exception as e:  # noqa: BLE001 - an exception must not cross into C++
-            errors.append("before %s: %s" % (info.getName(), e))
-        return True
-
-    def after(tensors, info):
-        try:
-            name = info.getName()
-            n = seen.get(name, 0)
-            seen[name] = n + 1
-            base = name if n == 0 else "%s#%d" % (name, n + 1)
-            rec = {"index": len(records), "name": base, "type": info.getType(),
-                   "inputs": pending.pop("inputs", []), "outputs": [], "tensors": {}}
-            ext = pending.pop("external", {})
-            if ext:
-                rec["external"] = ext
-            try:
-                rec["mflops"] = float(info.getFlops())
-            except Exception:  # noqa: BLE001
-                pass
-            for j, t in enumerate(tensors):
-                key = base if j == 0 else "%s:%d" % (base, j)
-                rec["outputs"].append(key)
-                try:
-                    rec["tensors"][key] = sink(key, _mnn_host(MNN, t))
-                except Exception as e:  # noqa: BLE001
-                    rec["tensors"][key] = {"error": str(e)[:200]}
-                p = _host_ptr(t)
-                if p:
-                    producer[p] = key
-            records.append(rec)
-        except Exception as e:  # noqa: BLE001
-            errors.append("after %s: %s" % (info.getName(), e))
-        return True
-
-    interp.runSessionWithCallBackInfo(session, before, after)
-    if errors:
-        raise RuntimeError("MNN callbacks failed: " + "; ".join(errors[:3]))
-    finals = []
-    for t, host in zip(adapter.outputs, adapter.host_out):
-        t.copyToHostTensor(host)
-        finals.append(np.array(host.getNumpyData(), copy=True))
-    return records, finals
-
-
-def mnn_op_times(adapter, inputs: Sequence[np.ndarray], iterations: int
-                 ) -> List[Dict[str, object]]:
-    """Per-op wall time between MNN's before and after callbacks (the op's own execution)."""
-    interp, session = adapter.interp, adapter.session
-    _mnn_feed(adapter, inputs)
-    order: List[str] = []
-    types: Dict[str, str] = {}
-    flops: Dict[str, float] = {}
-    samples: Dict[str, List[float]] = {}
-    state = {"t0": 0.0, "it": 0, "seen": {}}
-
-    def before(tensors, info):
-        state["t0"] = time.perf_counter()
-        return True
-
-    def after(tensors, info):
-        dt = (time.perf_counter() - state["t0"]) * 1e3
-        name = info.getName()
-        n = state["seen"].get(name, 0)
-        state["seen"][name] = n + 1
-        key = name if n == 0 else "%s#%d" % (name, n + 1)
-        if key not in types:
-            order.append(key)
-            types[key] = info.getType()
-            try:
-                flops[key] = float(info.getFlops())
-            except Exception:  # noqa: BLE001
-                pass
-        if state["it"] > 0:
-            samples.setdefault(key, []).append(dt)
-        return True
-
-    for it in range(iterations + 1):
-        state["it"], state["seen"] = it, {}
-        interp.runSessionWithCallBackInfo(session, before, after)
-    return [{"index": i, "name": k, "type": types[k], "mflops": flops.get(k),
-             "ms": _median(samples.get(k, []))} for i, k in enumerate(order)]
-
-
-def _median(xs: List[float]) -> Optional[float]:
-    return statistics.median(xs) if xs else None
-
-
-def walk(engine: str, adapter, inputs: Sequence[np.ndarray], sink: Sink):
-    """(per-layer records, final outputs) of one run with every intermediate sent to sink."""
-    if engine == "ncnn":
-        return ncnn_walk(adapter, inputs, sink)
-    if engine == "mnn":
-        return mnn_walk(adapter, inputs, sink)
-    raise ValueError("no per-layer outputs for engine %r (ncnn and MNN have them)" % engine)
-
-
-def layer_times(engine: str, adapter, inputs: Sequence[np.ndarray], iterations: int):
-    """(records with 'ms', how the times were taken)."""
-    if engine == "mnn":
-        return mnn_op_times(adapter, inputs, iterations), "mnn-callback"
-    if engine == "ncnn":
-        return ncnn_extract_times(adapter, inputs, iterations), "ncnn-extract-delta"
-    raise ValueError("no per-layer timing for engine %r" % engine)

@@ -29,6 +29,7 @@ from harness_agent import PROTOCOL
 from harness_agent.diagnose_main import OUTPUT_PREFIX
 from ..cache import cache_root
 from ..convert import Artifact
+from ..engines import adapter_class, engines_with
 from ..errors import HarnessError, InputError
 from ..stats import latency_stats
 from ..status import MEASURED
@@ -39,7 +40,6 @@ from .device import DeviceRunner
 from .search import Attempt, FixResult, classify, search
 
 ORT = "onnxruntime"
-ENGINES = ("ncnn", "mnn")
 
 
 @dataclass(frozen=True)
@@ -100,9 +100,10 @@ def resolve_model(model: str | Path, engine: str, shape: str | None = None,
     from ..adhoc import suite_dict
     from ..prepare import prepare_model
     from ..suite import parse_suite
-    if engine not in ENGINES:
-        raise InputError("--engine", f"got {engine!r}", "ncnn or mnn (engines with per-layer "
-                         "outputs)")
+    layered = engines_with("LAYER_OUTPUTS")
+    if engine not in layered:
+        raise InputError("--engine", f"got {engine!r}",
+                         f"{' or '.join(layered)} (engines with per-layer outputs)")
     def spec_of(path: str, shp: str | None):
         ns = argparse.Namespace(model=path, shape=shp, engine=engine, threads=None,
                                 precision=None, backend=None, iterations=None, seconds=None,
@@ -122,8 +123,7 @@ def resolve_model(model: str | Path, engine: str, shape: str | None = None,
                          "--shape such as 1x3x224x224 (or --onnx with its ONNX source)")
     spec = spec_of(str(model), shape)
     pm = prepare_model(spec, [engine])
-    fmt = "ncnn" if engine == "ncnn" else "mnn"
-    art = pm.artifacts.get(fmt)
+    art = pm.artifacts.get(adapter_class(engine).MODEL_FORMAT)
     if not isinstance(art, Artifact):
         raise InputError("--model", str(art), f"a model {engine} can load")
     src = pm.onnx
@@ -137,7 +137,6 @@ def resolve_model(model: str | Path, engine: str, shape: str | None = None,
 
 
 def _check_config(engine: str, cfg: Config, where: str) -> None:
-    from ..engines import adapter_class
     cls = adapter_class(engine)
     if cfg.backend not in cls.BACKENDS:
         raise InputError(where, f"backend {cfg.backend!r}", "one of " + ", ".join(cls.BACKENDS))
@@ -260,7 +259,8 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
             dump = dump_all(m.onnx, names, [np.load(p) for p in m.inputs], work / "onnxruntime.npz")
             ref_npz, local_refs = str(dump.path), ("reference_npz",)
             out_keys = list(dump.outputs)
-            candidates = fusion_candidates(m.onnx) if engine == "mnn" else "*"
+            fused = adapter_class(engine).ONNX_NAME_MATCH == "fused-ops"
+            candidates = fusion_candidates(m.onnx) if fused else "*"
             ref_label = "onnxruntime cpu/fp32/1t"
             if (suspect.backend, suspect.precision) != ("cpu", "fp32"):
                 say(f"{engine} cpu/fp32: a run to match tensor names by value")
@@ -269,8 +269,8 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
                                f"the {engine} cpu/fp32 matching run")
                 match_npz = res["dump_path"]
             notes.append("tensors matched to ONNX names: " + (
-                "MNN op names with fused element-wise successors, chosen by value"
-                if engine == "mnn" else "pnnx blob names by value and graph order (see onnx_ref)"))
+                f"{engine} op names with fused element-wise successors, chosen by value"
+                if fused else f"{engine} tensor names by value and graph order (see onnx_ref)"))
         else:
             say(f"reference {engine} {reference.label()}: dump every layer")
             res = _need_ok(dev.run(_job(m, engine, reference, options=options, mode="dump",
@@ -293,9 +293,9 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
             notes.append(f"the suspect ran as {ran_as[0]}/{ran_as[1]}, not {suspect.backend}/"
                          f"{suspect.precision}")
         notes.extend(str(n) for n in sus.get("notes") or [] if len(str(n)) < 300)
+        strategy = adapter_class(engine).FIX_STRATEGY
         params = {}
-        pf = None
-        if engine == "ncnn":
+        if strategy == "featmask":  # the layers' params are what a feature mask patches
             pf = ncnn_param.parse(m.artifact.files["param"])
             params = {lay.name: lay.params_text() for lay in pf.layers}
         final = _final(sus, ran_as[1])
@@ -311,7 +311,7 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
         tol = tolerance_for(ran_as[1])
         if fix and final["ok"] and analysis.culprit is not None:
             notes.append("the final outputs are within tolerance: no fix searched")
-        if fix and not final["ok"] and engine == "ncnn" and analysis.culprit is not None:
+        if fix and not final["ok"] and strategy == "featmask" and analysis.culprit is not None:
             src = Path(m.artifact.files["param"])
             counter = [0]
 
@@ -341,9 +341,9 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
                     d.side_by_side = _side_by_side(dev, m, engine, suspect, d.patched_param,
                                                    options, timeout_s, ref_npz if dev.is_local and
                                                    reference != ORT else None, out_keys, work, say)
-        elif fix and not final["ok"] and engine == "mnn":
+        elif fix and not final["ok"] and strategy == "precision_high":
             hi = Config(suspect.backend, "fp32", suspect.threads)
-            say(f"MNN {hi.label()} (precision=high)")
+            say(f"{engine} {hi.label()} (high precision)")
             r = dev.run(_job(m, engine, hi, options=options, mode="outputs", iterations=1,
                              reference_npz=ref_npz, output_ref_keys=out_keys), timeout_s, local_refs)
             status, detail, worst = classify(r, tolerance_for(str(r.get("precision") or "fp32")))
@@ -405,7 +405,8 @@ def _side_by_side(dev: DeviceRunner, m: Model, engine: str, cfg: Config, patched
         stats = latency_stats(lat)
         row = {"param": label, "status": r.get("status"), "backend": r.get("backend"),
                "precision": r.get("precision"), "iterations": len(lat),
-               "median_ms": stats.get("median_ms"), "p90_ms": stats.get("p90_ms"), "load_ms": r.get("load_ms"), "out_nan": r.get("out_nan"),
+               "median_ms": stats.get("median_ms"), "p90_ms": stats.get("p90_ms"),
+               "load_ms": r.get("load_ms"), "out_nan": r.get("out_nan"),
                "out_inf": r.get("out_inf"), "out_rel_err": r.get("out_rel_err"),
                "out_cosine": r.get("out_cosine"), "reference": ref_from,
                "error": r.get("error")}
@@ -511,13 +512,6 @@ def write_rows(out_dir: Path, d: Diagnosis) -> Path:
 
 
 # -- profile --------------------------------------------------------------------------------------
-NCNN_TIMING_NOTE = (
-    "the ncnn Python binding exposes no per-layer timing (ncnn times layers only in builds "
-    "with NCNN_BENCHMARK, which the PyPI wheel is not). The times below are extract deltas: "
-    "each layer's blobs extracted in order, every earlier blob already computed; each extract "
-    "waits for its blob (and downloads it from the GPU on Vulkan), so they are approximate")
-
-
 @dataclass
 class Profile:
     model: str
@@ -553,9 +547,7 @@ def profile(model: str | Path, engine: str, config: Config = REFERENCE, *,
                                   iterations=iterations), timeout_s), "the profile run")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    note = NCNN_TIMING_NOTE if engine == "ncnn" else (
-        "time between MNN's before and after callbacks of each op (the callbacks add a little "
-        "per op)")
+    note = adapter_class(engine).LAYER_TIMES_NOTE
     return Profile(m.name, engine, str(r.get("engine_version")), config,
                    (str(r.get("backend")), str(r.get("precision"))), str(r.get("timing")),
                    list(r.get("layers") or []), iterations, note)

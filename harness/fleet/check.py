@@ -23,14 +23,13 @@ class HostCheck:
         eng = i.get("engines") or {}
         engines = ", ".join(f"{e} {v['version']}" for e, v in sorted(eng.items())
                             if "version" in v) or "no engines importable"
-        vk = (eng.get("ncnn") or {}).get("vulkan_devices")
-        vulkan = "; ".join(vk) if vk else ("none" if "ncnn" in eng and "version" in eng["ncnn"]
-                                             else "unknown (ncnn missing)")
+        devs = sorted({d for v in eng.values() for d in v.get("devices") or []})
+        devices = "; ".join(devs) if devs else "none"
         mem = f"{(i.get('mem_total_kb') or 0) / 1048576:.1f} GiB"
         warn = f"  [arch {i['arch_mismatch']}]" if i.get("arch_mismatch") else ""
         return (f"{self.name:<14} ok    {i.get('arch')}  {i.get('os')}  Python "
                 f"{i.get('python_version')}  {i.get('cpu_model')} x{i.get('cores')}  {mem}  "
-                f"vulkan: {vulkan}  engines: {engines}{warn}")
+                f"devices: {devices}  engines: {engines}{warn}")
 
 
 def check_host(spec: HostSpec, trust_new_host_key: bool = False) -> HostCheck:

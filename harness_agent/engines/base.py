@@ -1,10 +1,17 @@
-"""The interface every engine adapter implements."""
+"""The interface every engine adapter implements, and the capabilities it declares.
+
+Class attributes are read by the coordinator without importing the engine (so a coordinator
+without, say, MNN installed can still plan and convert for it); methods run on the device.
+"""
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+# A sink takes (tensor name, array) and returns that tensor's statistics/comparison record.
+Sink = Callable[[str, np.ndarray], Dict[str, object]]
 
 
 class Unsupported(Exception):
@@ -13,12 +20,31 @@ class Unsupported(Exception):
 
 class Adapter:
     name = "?"
-    # Read by the coordinator without importing the engine: what a suite may ask of this engine,
-    # which model file format it loads (its converter), and which PyPI package provides it.
+    # What a suite may ask of this engine.
     BACKENDS: tuple = ()
     PRECISIONS: tuple = ()
+    # The model format it loads ("onnx", "mnn", "ncnn"): the coordinator's converter registry
+    # turns an ONNX source into it.
     MODEL_FORMAT = "onnx"
+    # The Python module that is the engine, and the PyPI distribution that provides it (used to
+    # provision a requested version on a host).
+    MODULE = ""
     PIP_PACKAGE = ""
+    # Per-layer capabilities used by `harness diagnose` and `harness profile`:
+    # LAYER_OUTPUTS: walk() gives every intermediate tensor of one run.
+    # LAYER_TIMES: how layer_times() times layers (a label stored with the profile), or None;
+    #   LAYER_TIMES_NOTE says what those times mean.
+    # ONNX_NAME_MATCH: how this engine's tensor names relate to the ONNX source's, for a
+    #   diagnosis against onnxruntime: "fused-ops" (op names, element-wise successors fused in)
+    #   or "by-value" (renamed: matched by value and graph order).
+    # FIX_STRATEGY: what diagnose tries once it found the culprit layer: "featmask" (a
+    #   per-layer feature mask patched into the model file), "precision_high" (the whole model
+    #   at high precision), or None.
+    LAYER_OUTPUTS = False
+    LAYER_TIMES: Optional[str] = None
+    LAYER_TIMES_NOTE = ""
+    ONNX_NAME_MATCH = "by-value"
+    FIX_STRATEGY: Optional[str] = None
 
     def __init__(self, job: Dict[str, object]) -> None:
         self.job = job
@@ -27,6 +53,22 @@ class Adapter:
         self.effective_precision: Optional[str] = None
         self.notes: List[str] = []
         self.details: Dict[str, object] = {}
+        self.input_names: List[str] = []
+        self.output_names: List[str] = []
+
+    @classmethod
+    def probe(cls) -> Dict[str, object]:
+        """What this host has of the engine, without loading a model: {"version": str,
+        "devices": [accelerator names]} or {"error": why it does not import}."""
+        try:
+            return cls.probe_engine()
+        except Exception as e:  # not installed or broken: say which
+            return {"error": "%s: %s" % (type(e).__name__, str(e)[:200])}
+
+    @classmethod
+    def probe_engine(cls) -> Dict[str, object]:
+        """probe() without the error handling: import the engine, return version and devices."""
+        raise NotImplementedError
 
     def version(self) -> str:
         raise NotImplementedError
@@ -43,5 +85,16 @@ class Adapter:
         """
         raise NotImplementedError
 
-    def close(self) -> None:
-        pass
+    def walk(self, inputs: Sequence[np.ndarray], sink: Sink
+             ) -> Tuple[List[Dict[str, object]], List[np.ndarray]]:
+        """One run with every intermediate tensor handed to ``sink`` in execution order.
+
+        Returns (per-layer records {index, name, type, inputs, outputs, tensors}, the final
+        outputs in output_names order). Only where LAYER_OUTPUTS is True."""
+        raise Unsupported("%s gives no per-layer outputs" % self.name)
+
+    def layer_times(self, inputs: Sequence[np.ndarray], iterations: int
+                    ) -> List[Dict[str, object]]:
+        """Per-layer times over ``iterations`` runs: records {index, name, type, ms, mflops}
+        (ms: median per layer). Only where LAYER_TIMES is set."""
+        raise Unsupported("%s gives no per-layer times" % self.name)

@@ -1,15 +1,25 @@
-"""MNN through its Interpreter/Session API (the one with per-op callbacks)."""
+"""MNN through its Interpreter/Session API (the one with per-op callbacks).
+
+Per-layer outputs (diagnose): Interpreter.runSessionWithCallBackInfo; the after-callback copies
+each op's outputs to a host tensor. The dataflow between ops is recovered from host pointers:
+an op's input is the output of the last op that wrote that buffer (MNN reuses buffers, never
+while they are live).
+"""
 
 from __future__ import annotations
 
+import ctypes
 import re
-from typing import List
+import statistics
+import time
+from typing import Dict, List, Sequence
 
 import numpy as np
 
 from ..fdcapture import capture_native_output
 from .base import Adapter as _Base
 from .base import Unsupported
+from ..layers import tensor_stats
 
 _BACKENDS = {"cpu": "CPU", "vulkan": "VULKAN", "opencl": "OPENCL", "cuda": "CUDA", "metal": "METAL"}
 # fp32 asks for 'high' so that no backend may quietly drop to fp16; fp16 asks for 'low'.
@@ -22,7 +32,16 @@ class Adapter(_Base):
     BACKENDS = tuple(_BACKENDS)
     PRECISIONS = tuple(_PRECISIONS)
     MODEL_FORMAT = "mnn"
+    MODULE = "MNN"
     PIP_PACKAGE = "MNN"
+    LAYER_OUTPUTS = True
+    LAYER_TIMES = "mnn-callback"
+    LAYER_TIMES_NOTE = ("time between MNN's before and after callbacks of each op (the callbacks "
+                        "add a little per op)")
+    # MNN keeps ONNX node names for its ops and fuses element-wise successors into them
+    ONNX_NAME_MATCH = "fused-ops"
+    # no per-layer switch: diagnose checks whether precision=high fixes the outputs
+    FIX_STRATEGY = "precision_high"
 
     def __init__(self, job):
         super().__init__(job)
@@ -32,6 +51,13 @@ class Adapter(_Base):
         # "The device supports: i8sdot:0, fp16:0, ..." tells whether the CPU can do fp16 at all.
         m = re.search(r"fp16:(\d)", cap.text)
         self.cpu_fp16 = bool(int(m.group(1))) if m else None
+
+    @classmethod
+    def probe_engine(cls):
+        with capture_native_output(echo_fd=-1):
+            import MNN
+        # the PyPI wheels are CPU-only; a GPU backend shows up only when a session falls back
+        return {"version": MNN.version(), "devices": []}
 
     def version(self) -> str:
         return self.MNN.version()
@@ -80,13 +106,155 @@ class Adapter(_Base):
                                             MNN.Tensor_DimensionType_Caffe))
         self.details["threads_effective"] = threads
 
-    def run(self, inputs: List[np.ndarray]) -> List[np.ndarray]:
+    def feed(self, inputs: Sequence[np.ndarray]) -> None:
+        """Copy the inputs into the session's input tensors (also used by walk/layer_times)."""
         MNN = self.MNN
         for t, x in zip(self.inputs, inputs):
-            t.copyFrom(MNN.Tensor(x.shape, MNN.Halide_Type_Float, x, MNN.Tensor_DimensionType_Caffe))
-        self.interp.runSession(self.session)
+            t.copyFrom(MNN.Tensor(x.shape, MNN.Halide_Type_Float, x,
+                                  MNN.Tensor_DimensionType_Caffe))
+
+    def _read_outputs(self) -> List[np.ndarray]:
         res = []
         for t, host in zip(self.outputs, self.host_out):
             t.copyToHostTensor(host)
             res.append(np.array(host.getNumpyData(), copy=True))
         return res
+
+    def run(self, inputs: List[np.ndarray]) -> List[np.ndarray]:
+        self.feed(inputs)
+        self.interp.runSession(self.session)
+        return self._read_outputs()
+
+    # -- per layer ----------------------------------------------------------------------------
+    def _host_copy(self, t) -> np.ndarray:
+        MNN = self.MNN
+        host = MNN.Tensor(t, MNN.Tensor_DimensionType_Caffe)
+        t.copyToHostTensor(host)
+        return np.array(host.getNumpyData(), copy=True)
+
+    def walk(self, inputs, sink):
+        self.feed(inputs)
+        producer: Dict[int, str] = {}
+        for name, t in zip(self.input_names, self.inputs):
+            p = _host_ptr(t)
+            if p:
+                producer[p] = "input:" + name
+        records: List[Dict[str, object]] = []
+        seen: Dict[str, int] = {}
+        pending: Dict[str, object] = {}
+        errors: List[str] = []
+
+        def before(tensors, info):
+            try:
+                ins, ext = [], {}
+                for j, t in enumerate(tensors):
+                    p = _host_ptr(t)
+                    src = producer.get(p) if p else None
+                    if src is None:
+                        # a constant or a tensor made outside the ops we saw: keep its statistics
+                        src = "const:%s:%d" % (info.getName(), j)
+                        try:
+                            ext[src] = tensor_stats(self._host_copy(t))
+                        except Exception as e:  # noqa: BLE001 - a statistic must not stop the run
+                            ext[src] = {"error": str(e)[:200]}
+                    ins.append(src)
+                pending["inputs"], pending["external"] = ins, ext
+            except Exception as e:  # noqa: BLE001 - an exception must not cross into C++
+                errors.append("before %s: %s" % (info.getName(), e))
+            return True
+
+        def after(tensors, info):
+            try:
+                base = _op_key(seen, info.getName())
+                rec = {"index": len(records), "name": base, "type": info.getType(),
+                       "inputs": pending.pop("inputs", []), "outputs": [], "tensors": {}}
+                ext = pending.pop("external", {})
+                if ext:
+                    rec["external"] = ext
+                try:
+                    rec["mflops"] = float(info.getFlops())
+                except Exception:  # noqa: BLE001
+                    pass
+                for j, t in enumerate(tensors):
+                    key = base if j == 0 else "%s:%d" % (base, j)
+                    rec["outputs"].append(key)
+                    try:
+                        rec["tensors"][key] = sink(key, self._host_copy(t))
+                    except Exception as e:  # noqa: BLE001
+                        rec["tensors"][key] = {"error": str(e)[:200]}
+                    p = _host_ptr(t)
+                    if p:
+                        producer[p] = key
+                records.append(rec)
+            except Exception as e:  # noqa: BLE001
+                errors.append("after %s: %s" % (info.getName(), e))
+            return True
+
+        self.interp.runSessionWithCallBackInfo(self.session, before, after)
+        if errors:
+            raise RuntimeError("MNN callbacks failed: " + "; ".join(errors[:3]))
+        return records, self._read_outputs()
+
+    def layer_times(self, inputs, iterations):
+        """Per-op wall time between MNN's before and after callbacks (the op's own execution)."""
+        self.feed(inputs)
+        order: List[str] = []
+        types: Dict[str, str] = {}
+        flops: Dict[str, float] = {}
+        samples: Dict[str, List[float]] = {}
+        state = {"t0": 0.0, "it": 0, "seen": {}}
+
+        def before(tensors, info):
+            state["t0"] = time.perf_counter()
+            return True
+
+        def after(tensors, info):
+            dt = (time.perf_counter() - state["t0"]) * 1e3
+            key = _op_key(state["seen"], info.getName())
+            if key not in types:
+                order.append(key)
+                types[key] = info.getType()
+                try:
+                    flops[key] = float(info.getFlops())
+                except Exception:  # noqa: BLE001
+                    pass
+            if state["it"] > 0:
+                samples.setdefault(key, []).append(dt)
+            return True
+
+        for it in range(iterations + 1):
+            state["it"], state["seen"] = it, {}
+            self.interp.runSessionWithCallBackInfo(self.session, before, after)
+        return [{"index": i, "name": k, "type": types[k], "mflops": flops.get(k),
+                 "ms": statistics.median(samples[k]) if samples.get(k) else None}
+                for i, k in enumerate(order)]
+
+
+def _op_key(seen: Dict[str, int], name: str) -> str:
+    """An op name, made unique within one run (a name that repeats gets #2, #3, ...)."""
+    n = seen.get(name, 0)
+    seen[name] = n + 1
+    return name if n == 0 else "%s#%d" % (name, n + 1)
+
+
+_capsule_api = None
+
+
+def _host_ptr(t) -> int:
+    """The host buffer address of an MNN tensor (0 when it has none or it cannot be read)."""
+    global _capsule_api
+    try:
+        cap = t.getHost()
+        if cap is None:
+            return 0
+        if _capsule_api is None:
+            api = ctypes.pythonapi
+            api.PyCapsule_GetName.restype = ctypes.c_char_p
+            api.PyCapsule_GetName.argtypes = [ctypes.py_object]
+            api.PyCapsule_GetPointer.restype = ctypes.c_void_p
+            api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+            _capsule_api = api
+        name = _capsule_api.PyCapsule_GetName(cap)
+        return int(_capsule_api.PyCapsule_GetPointer(cap, name) or 0)
+    except Exception:
+        return 0

@@ -1,8 +1,15 @@
-"""ncnn through its Python binding (Net + Extractor)."""
+"""ncnn through its Python binding (Net + Extractor).
+
+Per-layer outputs (diagnose): every blob of the loaded net is pulled through one Extractor, in
+the layer order of the param file (which is topological), with light mode off so that no blob
+is released or overwritten in place before it is read.
+"""
 
 from __future__ import annotations
 
-from typing import List
+import statistics
+import time
+from typing import Dict, List, Sequence
 
 import numpy as np
 
@@ -16,16 +23,36 @@ class Adapter(_Base):
     BACKENDS = ("cpu", "vulkan")
     PRECISIONS = ("fp32", "fp16")
     MODEL_FORMAT = "ncnn"
+    MODULE = "ncnn"
     PIP_PACKAGE = "ncnn"
+    LAYER_OUTPUTS = True
+    LAYER_TIMES = "ncnn-extract-delta"
+    LAYER_TIMES_NOTE = (
+        "the ncnn Python binding exposes no per-layer timing (ncnn times layers only in builds "
+        "with NCNN_BENCHMARK, which the PyPI wheel is not). The times below are extract deltas: "
+        "each layer's blobs extracted in order, every earlier blob already computed; each "
+        "extract waits for its blob (and downloads it from the GPU on Vulkan), so they are "
+        "approximate")
+    # pnnx renames every blob (in0, 1, 2, ...): tensors are matched to ONNX names by value
+    ONNX_NAME_MATCH = "by-value"
+    # param key 31 on a layer line: ncnn's per-layer feature mask (no fp16, no Vulkan, ...)
+    FIX_STRATEGY = "featmask"
 
     def __init__(self, job):
         super().__init__(job)
         # Importing ncnn probes Vulkan and prints to the native descriptors.
-        with capture_native_output() as cap:
+        with capture_native_output():
             import ncnn
             self.gpu_count = ncnn.get_gpu_count()
         self.ncnn = ncnn
-        self.import_log = cap.text
+
+    @classmethod
+    def probe_engine(cls):
+        with capture_native_output(echo_fd=-1):
+            import ncnn
+            n = ncnn.get_gpu_count()
+            devices = [ncnn.get_gpu_info(i).device_name() for i in range(n)]
+        return {"version": ncnn.__version__, "devices": devices}
 
     def version(self) -> str:
         return self.ncnn.__version__
@@ -107,3 +134,61 @@ class Adapter(_Base):
                 raise RuntimeError("ncnn extract(%r) returned %d" % (name, ret))
             res.append(np.array(mat, copy=True))
         return res
+
+    # -- per layer ----------------------------------------------------------------------------
+    def graph(self) -> List[Dict[str, object]]:
+        """Layers in param-file order: {index, name, type, inputs, outputs} (blob names)."""
+        net = self.net
+        blobs = [b.name for b in net.blobs()]
+        return [{"index": i, "name": layer.name, "type": layer.type,
+                 "inputs": [blobs[j] for j in layer.bottoms],
+                 "outputs": [blobs[j] for j in layer.tops]}
+                for i, layer in enumerate(net.layers())]
+
+    def _full_extractor(self, inputs: Sequence[np.ndarray]):
+        ex = self.net.create_extractor()
+        ex.set_light_mode(False)  # keep every blob; in-place layers work on copies
+        self.feed(ex, list(inputs))
+        return ex
+
+    def walk(self, inputs, sink):
+        records = self.graph()
+        wanted = set(self.output_names)
+        finals: Dict[str, np.ndarray] = {}
+        ex = self._full_extractor(inputs)
+        for rec in records:
+            tensors = {}
+            for top in rec["outputs"]:
+                ret, mat = ex.extract(top)
+                if ret != 0:
+                    tensors[top] = {"error": "extract returned %d" % ret}
+                    continue
+                arr = np.array(mat, copy=True)
+                if top in wanted:
+                    finals[top] = arr
+                tensors[top] = sink(top, arr)
+            rec["tensors"] = tensors
+        for name in self.output_names:
+            if name not in finals:
+                ret, mat = ex.extract(name)
+                if ret != 0:
+                    raise RuntimeError("ncnn extract(%r) returned %d" % (name, ret))
+                finals[name] = np.array(mat, copy=True)
+        return records, [finals[n] for n in self.output_names]
+
+    def layer_times(self, inputs, iterations):
+        """The time each layer's extract() adds, with every earlier blob already computed (see
+        LAYER_TIMES_NOTE: not how the layers run inside one normal inference)."""
+        records = self.graph()
+        samples: List[List[float]] = [[] for _ in records]
+        for it in range(iterations + 1):
+            ex = self._full_extractor(inputs)
+            for i, rec in enumerate(records):
+                t0 = time.perf_counter()
+                for top in rec["outputs"]:
+                    ex.extract(top)
+                if it > 0:  # the first pass builds pipelines and allocators
+                    samples[i].append((time.perf_counter() - t0) * 1e3)
+        for rec, s in zip(records, samples):
+            rec["ms"] = statistics.median(s) if s else None
+        return records

@@ -15,12 +15,19 @@ class Adapter(_Base):
     BACKENDS = ("cpu",)
     PRECISIONS = ("fp32",)
     MODEL_FORMAT = "onnx"
+    MODULE = "onnxruntime"
     PIP_PACKAGE = "onnxruntime"
 
     def __init__(self, job):
         super().__init__(job)
         import onnxruntime
         self.ort = onnxruntime
+
+    @classmethod
+    def probe_engine(cls):
+        import onnxruntime
+        # the adapter runs the CPU execution provider only
+        return {"version": onnxruntime.__version__, "devices": []}
 
     def version(self) -> str:
         return self.ort.__version__
