@@ -52,9 +52,9 @@ SEVERITY: tuple[str, ...] = tuple(str(v) for v in (
     Status.HOST_ERROR, Status.HOST_BUSY, Status.UNREACHABLE,
     Verdict.SLOWER, Verdict.LARGER, Verdict.DRIFT, Verdict.UNSTABLE, Verdict.INSUFFICIENT,
     Status.UNSUPPORTED, Verdict.NO_REF,
-    Verdict.FASTER, Verdict.SMALLER, Verdict.SAME, Verdict.OK, Verdict.IDENTICAL,
-    Status.FALLBACK, Status.OK,
-))
+    Verdict.FASTER, Verdict.SMALLER, Verdict.SAME, Status.FALLBACK, Verdict.OK,
+    Verdict.IDENTICAL,
+))  # Status.OK is Verdict.OK: the same word, one place
 _RANK = {v: i for i, v in enumerate(SEVERITY)}
 
 

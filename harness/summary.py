@@ -41,7 +41,7 @@ def summarize(rows: list[dict]) -> pd.DataFrame:
             "mem_overhead": ((steady.median() - base.median()) / 1024.0 / theory
                              if theory and len(steady) and len(base) else None),
             "status": ",".join(statuses),
-            "verdict": worst(list(g["verdict"]) + list(g["status"])),
+            "verdict": worst(g["verdict"]),
         })
     return pd.DataFrame(out)
 

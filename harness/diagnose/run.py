@@ -400,19 +400,21 @@ def _side_by_side(dev: DeviceRunner, m: Model, engine: str, cfg: Config, patched
         say(f"measure {label} param")
         job = _job(m, engine, cfg, files=files, options=options, references=refs, warmup=2,
                    min_iterations=10, min_seconds=0.2, max_iterations=1000)
-        r = dev.measure(job, timeout_s)
-        lat = r.get("latency_ms") or []
-        stats = latency_stats(lat)
-        row = {"param": label, "status": r.get("status"), "backend": r.get("backend"),
-               "precision": r.get("precision"), "iterations": len(lat),
-               "median_ms": stats.get("median_ms"), "p90_ms": stats.get("p90_ms"),
-               "load_ms": r.get("load_ms"), "out_nan": r.get("out_nan"),
-               "out_inf": r.get("out_inf"), "out_rel_err": r.get("out_rel_err"),
-               "out_cosine": r.get("out_cosine"), "reference": ref_from,
-               "error": r.get("error")}
-        row["verdict"] = output_verdict({**r, "has_reference": r.get("has_reference")})
-        rows.append(row)
+        rows.append(side_by_side_row(label, dev.measure(job, timeout_s), ref_from))
     return rows
+
+
+def side_by_side_row(label: str, r: dict, ref_from: str) -> dict:
+    """One line of the side-by-side table from a measurement result (latency in ms)."""
+    lat = r.get("latency_ms") or []
+    stats = latency_stats(lat)
+    return {"param": label, "status": r.get("status"), "backend": r.get("backend"),
+            "precision": r.get("precision"), "iterations": len(lat),
+            "median_ms": stats.get("median_ms"), "p90_ms": stats.get("p90_ms"),
+            "load_ms": r.get("load_ms"), "out_nan": r.get("out_nan"),
+            "out_inf": r.get("out_inf"), "out_rel_err": r.get("out_rel_err"),
+            "out_cosine": r.get("out_cosine"), "reference": ref_from, "error": r.get("error"),
+            "verdict": output_verdict({**r, "has_reference": r.get("has_reference")})}
 
 
 # -- rows -----------------------------------------------------------------------------------------

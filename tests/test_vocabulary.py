@@ -1,0 +1,75 @@
+"""One status vocabulary, one latency statistic, one tolerance check: every place agrees."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from harness.diagnose.run import side_by_side_row
+from harness.plan import Config
+from harness.rows import RunContext, make_row
+from harness.stats import latency_stats, quantile
+from harness.status import FAILED, MEASURED, RETRY, SEVERITY, Status, Verdict, worst
+from harness.summary import summarize
+from harness.verdict import output_verdict, tolerance_for, within
+
+SAMPLES = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+
+
+def _row(status="ok", latency=SAMPLES, **kw):
+    cfg = Config("m", "mnn", "installed", "cpu", "fp32", 1, 0)
+    res = {"status": status, "latency_ms": list(latency), "backend": "cpu", "precision": "fp32",
+           "engine_version": "1", "has_reference": True, "out_cosine": 1.0, "out_rel_err": 0.0,
+           **kw}
+    return make_row(RunContext("r", "s"), cfg, res)
+
+
+def test_p90_of_1_to_7_is_the_same_in_row_summary_diagnose_and_numpy():
+    row = _row()
+    summary = summarize([row]).iloc[0]
+    side = side_by_side_row("original", {"status": "ok", "latency_ms": SAMPLES}, "")
+    assert row["p90_ms"] == summary["p90_ms"] == side["p90_ms"] == pytest.approx(6.4)
+    assert row["median_ms"] == summary["median_ms"] == side["median_ms"] == 4.0
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 5, 30, 101):
+        x = rng.exponential(size=n).tolist()
+        assert quantile(x, 0.9) == pytest.approx(float(np.quantile(x, 0.9)))
+        assert latency_stats(x)["median_ms"] == pytest.approx(float(np.median(x)))
+
+
+def test_summary_ranks_infrastructure_statuses_above_ok():
+    for bad in ("host_busy", "corrupt", "host_error", "unreachable", "timeout"):
+        rows = [_row(), _row(status=bad, latency=[])]
+        rows[1]["process"] = 1
+        assert summarize(rows).iloc[0]["verdict"] == bad, bad
+    assert worst(["ok", "host_busy"]) == "host_busy"
+    assert worst(["no-ref", "wrong", "ok"]) == "wrong"
+    assert worst([]) == "" and worst([None, float("nan")]) == ""
+
+
+def test_vocabulary_sets():
+    assert MEASURED == {Status.OK, Status.FALLBACK} and "ok" in MEASURED
+    assert RETRY == {"unreachable", "host_busy", "host_error"}
+    assert Status.UNSUPPORTED not in FAILED and Status.CORRUPT in FAILED
+    assert not (MEASURED & FAILED)
+    # every status and verdict has a place in the one order, and no value appears twice
+    assert len(SEVERITY) == len(set(SEVERITY))
+    assert {str(s) for s in Status} | {str(v) for v in Verdict} == set(SEVERITY)
+    assert SEVERITY.index("wrong") < SEVERITY.index("host_busy") < SEVERITY.index("ok")
+
+
+def test_one_tolerance_check():
+    fp32, fp16 = tolerance_for("fp32"), tolerance_for("fp16")
+    assert within({"rel_err": 1e-4, "cosine": 0.99999}, fp32) == (True, "within tolerance")
+    ok, why = within({"rel_err": 5e-3, "cosine": 0.99999}, fp32)
+    assert not ok and "rel err" in why
+    assert within({"rel_err": 5e-3, "cosine": 0.99999}, fp16)[0]
+    for bad in ({"rel_err": None, "cosine": 1.0}, {"rel_err": 0.0, "cosine": None},
+                {"rel_err": math.nan, "cosine": 1.0}, {"rel_err": math.inf, "cosine": 1.0}):
+        assert not within(bad, fp32)[0], bad
+    assert within({"cosine": 0.995}, tolerance_for("int8"))[0]
+    assert tolerance_for(None) == tolerance_for("no-such") == fp32
+    assert output_verdict(_row(out_rel_err=2e-3)) == "wrong"
+    assert output_verdict(_row()) == "ok"
