@@ -122,7 +122,11 @@ class Adapter(_Base):
                 if x.shape[0] != 1:
                     raise Unsupported("ncnn runs batch 1 only, got shape %s" % (x.shape,))
                 x = x[0]
-            ex.input(name, self.ncnn.Mat(np.ascontiguousarray(x)))
+            # A Mat made from an array shares its memory, and ncnn's light mode lets an in-place
+            # first layer (ReLU, Sigmoid, BinaryOp with a scalar, ...) write into its input:
+            # into the caller's array, which crashes or corrupts the next run. The engine gets
+            # its own copy, made here, inside the timed call like every engine's input copy.
+            ex.input(name, self.ncnn.Mat(np.ascontiguousarray(x)).clone())
 
     def run(self, inputs: List[np.ndarray]) -> List[np.ndarray]:
         ex = self.net.create_extractor()

@@ -1,0 +1,31 @@
+"""An in-place op right after the input (ReLU, Sigmoid, Clip, BinaryOp with a scalar, ...):
+ncnn's light mode works on the input blob itself, so the adapter must give ncnn memory it owns;
+a Mat sharing the numpy input made the agent die with SIGSEGV."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.coordinator import run_suite
+from harness.suite import load_suite
+
+from .one_layer_models import build
+
+pytestmark = pytest.mark.slow
+
+IN_PLACE = ("Relu", "Sigmoid", "Tanh", "Elu", "LeakyRelu", "HardSigmoid", "Clip", "AddScalar",
+            "MulScalar")
+
+
+def test_in_place_first_layers_run_on_ncnn(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    models = build(tmp_path / "models")
+    lines = ['name = "in-place"', 'engines = { ncnn = "installed" }', "threads = [1]",
+             "[measure]", "warmup = 1", "min_iterations = 3", "min_seconds = 0.0",
+             "timeout_s = 120"]
+    for op in IN_PLACE:
+        lines += ["[[models]]", f'name = "{op}"', f'onnx = "{models[op]}"']
+    (tmp_path / "suite.toml").write_text("\n".join(lines) + "\n")
+    report = run_suite(load_suite(tmp_path / "suite.toml"), tmp_path / "results", progress=False)
+    got = {r["model"]: (r["status"], r["verdict"], r["out_deterministic"]) for r in report.rows}
+    assert got == {op: ("ok", "ok", True) for op in IN_PLACE}
