@@ -98,9 +98,9 @@ def _tight_median(eng, art, pm, threads, warm, iters) -> float:
 
 
 def fidelity(iters: int, rounds: int) -> None:
-    from harness.prepare import prepare_model
+    from harness.models.prepare import prepare_model
     from harness.suite import ModelSpec
-    from harness.builtin import default_inputs
+    from harness.models.registry import default_inputs
     pm = prepare_model(ModelSpec(name="det", builtin="ppocr_det",
                                  inputs=default_inputs("ppocr_det")), ["mnn", "ncnn"])
     for eng in ("mnn", "ncnn"):
@@ -116,9 +116,9 @@ def fidelity(iters: int, rounds: int) -> None:
 
 
 def rss_fidelity() -> None:
-    from harness.prepare import prepare_model
+    from harness.models.prepare import prepare_model
     from harness.suite import ModelSpec
-    from harness.builtin import default_inputs
+    from harness.models.registry import default_inputs
     from harness.agentproc import parse_lines
     if not shutil.which("/usr/bin/time") and not os.path.exists("/usr/bin/time"):
         print("rss fidelity: /usr/bin/time missing (apt-get install time)")
