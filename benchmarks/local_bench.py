@@ -98,13 +98,14 @@ def _tight_median(eng, art, pm, threads, warm, iters) -> float:
 
 
 def fidelity(iters: int, rounds: int) -> None:
+    from harness.models.converters import engine_format
     from harness.models.prepare import prepare_model
     from harness.suite import ModelSpec
     from harness.models.registry import default_inputs
     pm = prepare_model(ModelSpec(name="det", builtin="ppocr_det",
                                  inputs=default_inputs("ppocr_det")), ["mnn", "ncnn"])
     for eng in ("mnn", "ncnn"):
-        art = pm.artifacts[eng]
+        art = pm.artifact(engine_format(eng))
         for threads in (1, 2):
             h, t = [], []
             for _ in range(rounds):  # alternate so host drift hits both sides alike
@@ -116,6 +117,7 @@ def fidelity(iters: int, rounds: int) -> None:
 
 
 def rss_fidelity() -> None:
+    from harness.models.converters import engine_format
     from harness.models.prepare import prepare_model
     from harness.suite import ModelSpec
     from harness.models.registry import default_inputs
@@ -127,7 +129,7 @@ def rss_fidelity() -> None:
         pm = prepare_model(ModelSpec(name=model, builtin=model, inputs=default_inputs(model)),
                            ["mnn", "ncnn"])
         for eng in ("mnn", "ncnn"):
-            art = pm.artifacts[eng]
+            art = pm.artifact(engine_format(eng))
             job = {"engine": eng, "files": {k: str(v) for k, v in art.files.items()},
                    "inputs": [str(p) for p in pm.inputs.inputs],
                    "input_names": list(art.input_names), "output_names": list(art.output_names),

@@ -56,9 +56,9 @@ def two_inputs(tmp_path):
 @pytest.fixture
 def conv(tmp_path):
     w = onnx.numpy_helper.from_array(np.ones((1, 1, 3, 3), "float32"), "w")
+    x = helper.make_tensor_value_info("x", TP.FLOAT, ["n", 1, "h", "w"])  # dynamic
     g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3])],
-                          "conv", [helper.make_tensor_value_info("x", TP.FLOAT, ["n", 1, "h", "w"])],
-                          [helper.make_tensor_value_info("y", TP.FLOAT, None)], [w])
+                          "conv", [x], [helper.make_tensor_value_info("y", TP.FLOAT, None)], [w])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
     m.ir_version = 8
     path = tmp_path / "conv.onnx"
