@@ -98,13 +98,14 @@ def _tight_median(eng, art, pm, threads, warm, iters) -> float:
 
 
 def fidelity(iters: int, rounds: int) -> None:
-    from harness.prepare import prepare_model
+    from harness.models.converters import engine_format
+    from harness.models.prepare import prepare_model
     from harness.suite import ModelSpec
-    from harness.builtin import default_inputs
+    from harness.models.registry import default_inputs
     pm = prepare_model(ModelSpec(name="det", builtin="ppocr_det",
                                  inputs=default_inputs("ppocr_det")), ["mnn", "ncnn"])
     for eng in ("mnn", "ncnn"):
-        art = pm.artifacts[eng]
+        art = pm.artifact(engine_format(eng))
         for threads in (1, 2):
             h, t = [], []
             for _ in range(rounds):  # alternate so host drift hits both sides alike
@@ -116,9 +117,10 @@ def fidelity(iters: int, rounds: int) -> None:
 
 
 def rss_fidelity() -> None:
-    from harness.prepare import prepare_model
+    from harness.models.converters import engine_format
+    from harness.models.prepare import prepare_model
     from harness.suite import ModelSpec
-    from harness.builtin import default_inputs
+    from harness.models.registry import default_inputs
     from harness.agentproc import parse_lines
     if not shutil.which("/usr/bin/time") and not os.path.exists("/usr/bin/time"):
         print("rss fidelity: /usr/bin/time missing (apt-get install time)")
@@ -127,7 +129,7 @@ def rss_fidelity() -> None:
         pm = prepare_model(ModelSpec(name=model, builtin=model, inputs=default_inputs(model)),
                            ["mnn", "ncnn"])
         for eng in ("mnn", "ncnn"):
-            art = pm.artifacts[eng]
+            art = pm.artifact(engine_format(eng))
             job = {"engine": eng, "files": {k: str(v) for k, v in art.files.items()},
                    "inputs": [str(p) for p in pm.inputs.inputs],
                    "input_names": list(art.input_names), "output_names": list(art.output_names),

@@ -26,47 +26,16 @@ def _ints(flag: str, text: str | None) -> list[int] | None:
         raise InputError(flag, f"got {text!r}", "comma-separated integers such as 1,2,4") from None
 
 
-def parse_shape_flag(text: str) -> list[dict]:
-    """'1x3x48x192' or 'x:1x3x48x192,mask:1x48' -> [{'name':..., 'shape': [...]}, ...]."""
-    out = []
-    for part in text.split(","):
-        name, _, dims = part.rpartition(":")
-        if not re.fullmatch(r"\d+(x\d+)*", dims.strip()):
-            raise InputError("--shape", f"got {text!r}", "dims joined by x, e.g. 1x3x224x224, "
-                             "optionally NAME:dims, comma-separated per input")
-        entry = {"shape": [int(d) for d in dims.strip().split("x")]}
-        if name:
-            entry["name"] = name.strip()
-        out.append(entry)
-    return out
-
-
 def suite_dict(args) -> dict:
-    """The suite (as TOML data) that the flags describe."""
-    from .builtin import builtin_names
+    """The suite (as TOML data) that the flags describe; without --engine, every engine whose
+    models are converted from ONNX."""
+    from .models.converters import converted_engines
+    from .models.registry import model_entry
     engines: dict[str, list[str]] = {}
-    for e in _csv(args.engine) or ["mnn", "ncnn"]:
+    for e in _csv(args.engine) or converted_engines():
         name, _, ver = e.partition("==")
         engines.setdefault(name.strip(), []).append(ver.strip() or "installed")
-    model: dict = {"name": Path(args.model).stem.replace(".ncnn", "") or "model"}
-    m = args.model
-    if m in builtin_names():
-        model["builtin"] = m
-    else:
-        p = Path(m).expanduser().resolve()
-        if not p.is_file():
-            raise InputError("--model", f"{m!r} is neither a file nor a built-in model",
-                             "an .onnx/.mnn/.param path or one of " + ", ".join(builtin_names()))
-        if p.suffix == ".onnx":
-            model["onnx"] = str(p)
-        elif p.suffix == ".mnn":
-            model["mnn"] = str(p)
-        elif p.suffix == ".param":
-            model["ncnn_param"], model["ncnn_bin"] = str(p), str(p.with_suffix(".bin"))
-        else:
-            raise InputError("--model", f"{m!r} has an unknown extension", ".onnx, .mnn or .param")
-    if args.shape:
-        model["inputs"] = parse_shape_flag(args.shape)
+    model = model_entry(args.model, args.shape)
     data: dict = {"name": "adhoc", "engines": engines, "models": [model]}
     for key, val in (("threads", _ints("--threads", args.threads)),
                      ("precisions", _csv(args.precision)), ("backends", _csv(args.backend))):

@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .convert import Artifact
 from .dataset import RunWriter, check_writable, read_journal, recover_orphans
 from .engines import adapter_class
 from .errors import InputError
 from .executor_local import LocalExecutor
 from .jobs import build_job
 from .plan import Config, expand
-from .prepare import PreparedModel, prepare_suite
+from .models.converters import Artifact, ConversionFailed
+from .models.prepare import PreparedModel, prepare_suite
 from .raysession import ray_session
 from .rows import RunContext, make_row
 from .status import RETRY, Status
@@ -170,9 +170,9 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
                 writer.add(make_row(ctx, cfg, early, measure=suite.measure, **static))
                 bars.update(cfg, Status.UNREACHABLE.value)
                 continue
-            if isinstance(art, str):
+            if isinstance(art, ConversionFailed):
                 early = {**_host_fields(host_info.get(cfg.host)), "status": Status.CONVERT_ERROR.value,
-                         "error": art, "started_at": time.time()}
+                         "error": art.reason, "started_at": time.time()}
                 writer.add(make_row(ctx, cfg, early, measure=suite.measure, **static))
                 bars.update(cfg, Status.CONVERT_ERROR.value)
                 continue

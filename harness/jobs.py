@@ -6,18 +6,16 @@ from typing import Callable
 
 from harness_agent import PROTOCOL
 from .cache import sha256_file
-from .convert import Artifact
 from .engines import adapter_class
 from .plan import Config
-from .prepare import PreparedModel
+from .models.prepare import PreparedModel
 from .suite import Suite
 
 
 def build_job(suite: Suite, cfg: Config, pm: PreparedModel,
               where: Callable[[object], str] = str) -> dict:
     """``where`` maps a coordinator path to the path the agent will see (identity locally)."""
-    art = pm.artifacts[adapter_class(cfg.engine).MODEL_FORMAT]
-    assert isinstance(art, Artifact)
+    art = pm.artifact(adapter_class(cfg.engine).MODEL_FORMAT)
     m = suite.measure
     files = [*art.files.values(), *pm.inputs.inputs, *pm.inputs.references]
     return {

@@ -170,7 +170,7 @@ def _input(v: _V, base: Path) -> InputSpec:
 
 
 def _model(v: _V, base: Path, engines: list[str]) -> ModelSpec:
-    from .builtin import builtin_names
+    from .models.registry import builtin_names
     v.keys(("name", "builtin", "onnx", "mnn", "ncnn_param", "ncnn_bin", "inputs", "shape",
             "engines", "backends", "precisions", "threads"))
     name = v.get("name", str, required=True)
@@ -201,10 +201,10 @@ def _model(v: _V, base: Path, engines: list[str]) -> ModelSpec:
     elif "shape" in v.t:
         inputs = (InputSpec(shape=v.int_list("shape")),)
     elif builtin is not None:
-        from .builtin import default_inputs
+        from .models.registry import default_inputs
         inputs = default_inputs(builtin)
     elif onnx is not None:
-        from .builtin import builtin_for_file, default_inputs
+        from .models.registry import builtin_for_file, default_inputs
         known = builtin_for_file(onnx)  # the PP-OCR files themselves have dynamic H and W
         inputs = default_inputs(known) if known else _declared_inputs(v, onnx)
     else:

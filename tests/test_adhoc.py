@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 
 from harness.adhoc import suite_from_flags
-from harness.builtin import builtin_onnx
+from harness.models.registry import builtin_onnx
 from harness.cli import build_parser
 from harness.plan import expand
 from harness.suite import load_suite

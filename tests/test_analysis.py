@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,9 @@ from harness.analysis import (
     render_table,
     write_models_table,
 )
-from harness.analysis.builtin_paths import DEFAULT_SHAPES, builtin_path
+from harness.errors import HarnessError
+from harness.models.registry import BUILTINS
+from harness.models.registry import builtin_onnx as builtin_path
 from harness.analysis.cli import add_parser
 from harness.analysis.memory import Step, plan_memory
 from harness.analysis.pnnx_ref import parse_pnnx_output
@@ -252,8 +255,7 @@ def test_memory_plan_residual_and_growth() -> None:
 
 # ---------------------------------------------------------------- PP-OCR models
 
-OCR_CASES = [("ppocr_det", DEFAULT_SHAPES["ppocr_det"]), ("ppocr_rec", DEFAULT_SHAPES["ppocr_rec"]),
-             ("ppocr_cls", DEFAULT_SHAPES["ppocr_cls"])]
+OCR_CASES = [(n, BUILTINS[n].shapes[0]) for n in ("ppocr_det", "ppocr_rec", "ppocr_cls")]
 
 
 @pytest.mark.skipif(not HAVE_OCR, reason="rapidocr_onnxruntime not installed")
@@ -357,7 +359,11 @@ def _cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="harness models")
     add_parser(parser.add_subparsers(dest="cmd"))
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except HarnessError as exc:  # what the CLI edge (harness.cli.main) does
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 def test_cli_stats_json_and_errors(tmp_path: Path, conv3x3: Path, capsys) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import harness.convert as convert
-from harness.builtin import builtin_onnx
+import harness.models.converters as convert
+from harness.models.registry import builtin_onnx
 
 
 def test_second_conversion_runs_no_converter(tmp_path, monkeypatch):

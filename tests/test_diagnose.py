@@ -137,7 +137,7 @@ def test_midgraph_against_onnxruntime_matches_pnnx_blobs_to_onnx_names(midgraph)
 # -- MNN: weights altered after conversion, against onnxruntime on the original ONNX ------------
 @pytest.fixture(scope="module")
 def conv_chain(tmp_path_factory):
-    from harness.convert import to_mnn
+    from harness.models.converters import to_mnn
     src = testmodels.conv_chain()
     art = to_mnn(src)
     alt = tmp_path_factory.mktemp("diag-mnn") / "conv_chain_altered.mnn"

@@ -94,7 +94,7 @@ def test_hostile_names_run_nothing_extra(x86_host_a, tmp_path, ray_instance):
     import uuid
     from pathlib import Path
 
-    from harness.builtin import builtin_onnx
+    from harness.models.registry import builtin_onnx
     canary = f"CANARY_{uuid.uuid4().hex[:8]}"
     evil_dir = tmp_path / f"dir with 'quotes' and $(touch {canary})"
     evil_dir.mkdir()

@@ -8,7 +8,7 @@ from .models_table import write_models_table
 from .onnx_stats import FLOPS_CONVENTION, LayerStats, ModelStats, analyze_onnx
 from .pnnx_ref import pnnx_reference_flops
 from .report import models_table_row, render_table
-from .shapes import format_shapes, parse_shape
+from ..models.shapes import format_shapes, parse_shape
 
 __all__ = [
     "AnalysisError", "FLOPS_CONVENTION", "LayerStats", "ModelStats", "analyze_onnx", "format_shapes",

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
-from .builtin_paths import BUILTIN_FILES, DEFAULT_SHAPES, resolve_model
-from .errors import AnalysisError
+from ..models.registry import builtin, builtin_names, resolve_onnx
+from ..models.shapes import ShapeArg, parse_shape
 from .onnx_stats import analyze_onnx, check_onnx_path
 from .report import models_table_row, render_table
-from .shapes import ShapeArg, parse_shape
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -25,7 +23,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "im2col workspace and activation memory (naive / liveness lower bound / greedy plan) "
                     "of an ONNX model at fixed input shapes.",
     )
-    p.add_argument("model", help=f"path to an .onnx file, or a built-in name: {', '.join(BUILTIN_FILES)}")
+    p.add_argument("model", help=f"path to an .onnx file, or a built-in name: {', '.join(builtin_names())}")
     p.add_argument("--shape", help="input shape, e.g. 1x3x640x640, or x:1x3x640x640,y:1x4 for several inputs "
                                    "(default: the built-in model's default, else the model's static shape)")
     p.add_argument("--json", action="store_true", help="print the full statistics as JSON instead of a table")
@@ -35,24 +33,23 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    try:
-        path, builtin = resolve_model(args.model)
-        check_onnx_path(path)
-        shapes: ShapeArg | None
-        if args.shape:
-            shapes = parse_shape(args.shape)
-        elif builtin:
-            shapes = DEFAULT_SHAPES[builtin]
-        else:
-            shapes = None  # analyze_onnx asks for --shape if the model's inputs are dynamic
-        stats = analyze_onnx(path, shapes)
-        if getattr(args, "models_table", None):
-            from .models_table import write_models_table
+    """Raises AnalysisError (an InputError) for a model or shape that cannot be analysed."""
+    path, name = resolve_onnx(args.model)
+    check_onnx_path(path)
+    shapes: ShapeArg | None
+    if args.shape:
+        shapes = parse_shape(args.shape)
+    elif name:
+        default = builtin(name).shapes
+        # several inputs need names to bind; the file's declared shapes serve then
+        shapes = default[0] if len(default) == 1 else None
+    else:
+        shapes = None  # analyze_onnx asks for --shape if the model's inputs are dynamic
+    stats = analyze_onnx(path, shapes)
+    if getattr(args, "models_table", None):
+        from .models_table import write_models_table
 
-            write_models_table([models_table_row(stats)], args.models_table)
-    except AnalysisError as exc:
-        print(f"harness models stats: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        write_models_table([models_table_row(stats)], args.models_table)
     if args.json:
         print(json.dumps(stats.to_dict(), indent=2))
     else:

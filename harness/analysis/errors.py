@@ -1,9 +1,9 @@
-"""The one exception type of the analysis package."""
+"""The exception type of the analysis package."""
 
 from __future__ import annotations
 
-from ..errors import InputError
+from ..models.errors import ModelError
 
-
-class AnalysisError(InputError):
-    """Static analysis could not be done; one line: where, what, what was expected (exit 2)."""
+# One type for "this model cannot be used as given": a shape text the grammar refuses
+# (harness.models.shapes) and a graph the analysis cannot cost are the same fault to a caller.
+AnalysisError = ModelError

@@ -25,7 +25,7 @@ from .memory import Step, plan_memory
 from .op_costs import INPLACE_ANY, INPLACE_UNARY, OpCost, op_cost
 from .params import ConstTotals, is_learnable, linear_biases, weight_inputs
 from .shape_infer import TensorInfo, resolve_tensors
-from .shapes import ShapeArg, bind_shapes, format_shapes
+from ..models.shapes import ShapeArg, bind_shapes, format_shapes
 
 FLOPS_CONVENTION = (
     "FLOPs convention: 1 MAC = 2 FLOPs (Conv/ConvTranspose/Gemm/MatMul FLOPs = 2 x MACs, bias "

@@ -19,7 +19,6 @@ elementwise-heavy models compare 2 x MACs (+ bias_flops) with pnnx instead.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -27,20 +26,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..models.converters import ConvertError, pnnx_binary
 from .errors import AnalysisError
 
 _UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
 _LINE = re.compile(r"^(FLOPS|memory OPS)\s*=\s*([0-9.]+)\s*([KMGTP]?)\s*$", re.MULTILINE)
-
-
-def pnnx_binary() -> Path:
-    spec = importlib.util.find_spec("pnnx")
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for loc in locations:
-        exe = Path(loc) / "pnnx"
-        if exe.is_file():
-            return exe
-    raise AnalysisError("pnnx", "binary not found in the installed pnnx package", "pip package pnnx")
 
 
 def parse_pnnx_output(text: str) -> tuple[float, float]:
@@ -66,7 +56,10 @@ def pnnx_reference_flops(onnx_path: str | Path, shape: Sequence[int] | Sequence[
     nested = bool(shape) and hasattr(shape[0], "__len__")
     shapes: list[Sequence[int]] = list(shape) if nested else [shape]  # type: ignore[list-item]
     arg = "inputshape=" + ",".join("[" + ",".join(str(int(d)) for d in s) + "]" for s in shapes)
-    exe = pnnx_binary()
+    try:
+        exe = pnnx_binary()
+    except ConvertError as exc:
+        raise AnalysisError("pnnx", str(exc), "pip package pnnx") from None
     with tempfile.TemporaryDirectory(prefix="pnnx-ref-") as tmp:
         model = Path(tmp) / "model.onnx"
         shutil.copyfile(src, model)

@@ -14,7 +14,6 @@ for MNN, which has no per-layer switch, it checks whether precision=high fixes t
 
 from __future__ import annotations
 
-import argparse
 import os
 import secrets
 import shutil
@@ -28,8 +27,9 @@ import numpy as np
 from harness_agent import PROTOCOL
 from harness_agent.diagnose_main import OUTPUT_PREFIX
 from ..cache import cache_root
-from ..convert import Artifact
 from ..engines import adapter_class, engines_with
+from ..models.converters import Artifact
+from ..models.prepare import PreparedModel
 from ..errors import HarnessError, InputError
 from ..stats import latency_stats
 from ..status import MEASURED
@@ -78,8 +78,10 @@ def parse_reference(text: str | None) -> Config | str:
 # -- models ---------------------------------------------------------------------------------------
 @dataclass
 class Model:
+    """The model a diagnosis runs: prepared inputs and references, the engine's artifact, and
+    the ONNX source (None for an engine-native file given without one)."""
     name: str
-    pm: object  # harness.prepare.PreparedModel
+    pm: PreparedModel
     artifact: Artifact
     onnx: Path | None
 
@@ -96,43 +98,44 @@ def resolve_model(model: str | Path, engine: str, shape: str | None = None,
                   onnx: str | Path | None = None) -> Model:
     """An .onnx path, an engine-native file (.mnn, .param) or a built-in name -> prepared.
 
-    ``onnx``: the ONNX source of an engine-native file (for an onnxruntime reference)."""
-    from ..adhoc import suite_dict
-    from ..prepare import prepare_model
-    from ..suite import parse_suite
+    ``shape``: input shapes in the harness.models.shapes grammar. ``onnx``: the ONNX source of
+    an engine-native file (for an onnxruntime reference; its input shapes serve when ``shape``
+    is not given). Raises InputError for a model, shape or source that cannot be used."""
+    from ..models.converters import native_suffixes
+    from ..models.inputs import onnx_io_names
+    from ..models.prepare import prepare_model
+    from ..models.registry import model_spec
     layered = engines_with("LAYER_OUTPUTS")
     if engine not in layered:
         raise InputError("--engine", f"got {engine!r}",
                          f"{' or '.join(layered)} (engines with per-layer outputs)")
-    def spec_of(path: str, shp: str | None):
-        ns = argparse.Namespace(model=path, shape=shp, engine=engine, threads=None,
-                                precision=None, backend=None, iterations=None, seconds=None,
-                                processes=None, warmup=None, timeout=None)
-        return parse_suite(suite_dict(ns), "command line", Path.cwd()).models[0]
-
     if onnx is not None:
         onnx = Path(onnx).expanduser().resolve()
         if onnx.suffix != ".onnx" or not onnx.is_file():
             raise InputError("--onnx", f"{str(onnx)!r} is not an .onnx file",
                              "the model's ONNX source")
-    if shape is None and onnx is not None and Path(str(model)).suffix in (".mnn", ".param"):
+    native = Path(str(model)).suffix in native_suffixes()
+    inputs = None
+    if shape is None and native:
+        if onnx is None:
+            raise InputError("--shape", f"{model} is an engine-native file with no input shapes",
+                             "--shape such as 1x3x224x224 (or --onnx with its ONNX source)")
         # an engine-native file has no shapes of its own: take its ONNX source's
-        shape = ",".join("x".join(map(str, s.shape)) for s in spec_of(str(onnx), None).inputs)
-    if shape is None and Path(str(model)).suffix in (".mnn", ".param"):
-        raise InputError("--shape", f"{model} is an engine-native file with no input shapes",
-                         "--shape such as 1x3x224x224 (or --onnx with its ONNX source)")
-    spec = spec_of(str(model), shape)
+        inputs = model_spec(str(onnx), [engine]).inputs
+    spec = model_spec(str(model), [engine], shape, inputs)
     pm = prepare_model(spec, [engine])
-    art = pm.artifacts.get(adapter_class(engine).MODEL_FORMAT)
+    fmt = adapter_class(engine).MODEL_FORMAT
+    art = pm.artifacts.get(fmt)
     if not isinstance(art, Artifact):
-        raise InputError("--model", str(art), f"a model {engine} can load")
+        reason = art.reason if art is not None else f"no {fmt} model"
+        raise InputError("--model", reason, f"a model {engine} can load")
     src = pm.onnx
     if onnx is not None:
         src = onnx
-        from ..convert import onnx_io_names
-        if len(onnx_io_names(src)[0]) != len(pm.inputs.inputs):
-            raise InputError("--onnx", f"{onnx} has {len(onnx_io_names(src)[0])} input(s), the "
-                             f"model {len(pm.inputs.inputs)}", "the model's ONNX source")
+        n_in = len(onnx_io_names(src)[0])
+        if n_in != len(pm.inputs.inputs):
+            raise InputError("--onnx", f"{onnx} has {n_in} input(s), the model "
+                             f"{len(pm.inputs.inputs)}", "the model's ONNX source")
     return Model(spec.name, pm, art, src)
 
 
@@ -252,7 +255,7 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
         match_npz = None
         candidates: object = None
         if reference == ORT:
-            from ..convert import onnx_io_names
+            from ..models.inputs import onnx_io_names
             from .onnx_ref import dump_all, fusion_candidates
             say("onnxruntime: every intermediate tensor")
             names = list(onnx_io_names(m.onnx)[0])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..micromodels import save_model
+from ..models.micromodels import save_model
 
 GENERATOR_VERSION = "1"
 MIDGRAPH_SHAPE = (1, 8, 96, 96)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import atomic_write_bytes, cache_root
+from ..cache import atomic_write_bytes, cache_root
 
 # Bump when a generator changes so cached files are regenerated.
 GENERATOR_VERSION = "1"

@@ -1,4 +1,5 @@
-"""Deterministic inputs and onnxruntime reference outputs, cached beside the converted models."""
+"""Model inputs: their names in an ONNX graph, deterministic input data and onnxruntime
+reference outputs, cached beside the converted models."""
 
 from __future__ import annotations
 
@@ -8,22 +9,35 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import atomic_write_bytes, cache_root, sha256_file, sha256_text
-from .errors import InputError
-from .suite import InputSpec
+from ..cache import atomic_write_bytes, cache_root, sha256_file, sha256_text
+from ..errors import InputError
+from ..suite import InputSpec
+from .shapes import format_shapes
 
 
 @dataclass(frozen=True)
 class InputSet:
+    """The inputs of one model at fixed shapes, as .npy files, with their references."""
     key: str  # stable id of (model source, inputs)
-    shape_text: str  # "x:1x3x640x640"
+    shape_text: str  # "x:1x3x640x640", see shapes.format_shapes
+    names: tuple[str, ...]  # model input names, in the model's order
     shapes: tuple[tuple[int, ...], ...]
     inputs: tuple[Path, ...]
     references: tuple[Path, ...]  # empty when there is no ONNX source
     output_names: tuple[str, ...] = ()
 
 
+def onnx_io_names(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(input names, output names) of an ONNX graph; weights listed as inputs are left out."""
+    import onnx
+    m = onnx.load(str(path), load_external_data=False)
+    inits = {i.name for i in m.graph.initializer}
+    ins = tuple(i.name for i in m.graph.input if i.name not in inits)
+    return ins, tuple(o.name for o in m.graph.output)
+
+
 def make_input(spec: InputSpec) -> np.ndarray:
+    """Input data of one input: its .npy file, else seeded normal floats or small integers."""
     if spec.npy is not None:
         arr = np.load(spec.npy)
         if tuple(arr.shape) != tuple(spec.shape):
@@ -42,21 +56,17 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def shape_text(names, shapes) -> str:
-    return ",".join(f"{n or f'in{i}'}:{'x'.join(map(str, s))}"
-                    for i, (n, s) in enumerate(zip(names, shapes)))
-
-
 def prepare_inputs(model_name: str, onnx_path: Path | None, specs: tuple[InputSpec, ...],
                    source_sha: str) -> InputSet:
-    """Write the inputs (and, with an ONNX source, fp32 1-thread onnxruntime references)."""
+    """Write the inputs (and, with an ONNX source, fp32 1-thread onnxruntime references).
+
+    Raises InputError when the number of inputs or their shapes do not fit the model."""
     key = sha256_text(source_sha, *(s.key() for s in specs),
                       *(sha256_file(s.npy) for s in specs if s.npy))[:24]
     d = cache_root() / "data" / key
     meta_path = d / "meta.json"
-    names = [s.name for s in specs]
+    names = [s.name or f"in{i}" for i, s in enumerate(specs)]
     if onnx_path is not None:
-        from .convert import onnx_io_names
         onnx_ins, onnx_outs = onnx_io_names(onnx_path)
         if len(onnx_ins) != len(specs):
             raise InputError(model_name, f"{len(specs)} input(s) given, the model has "
@@ -79,7 +89,8 @@ def prepare_inputs(model_name: str, onnx_path: Path | None, specs: tuple[InputSp
     if onnx_path is not None:
         outs = onnx_outs
     return InputSet(
-        key=key, shape_text=shape_text(names, [s.shape for s in specs]),
+        key=key, shape_text=format_shapes(zip(names, [s.shape for s in specs])),
+        names=tuple(names),
         shapes=tuple(tuple(s.shape) for s in specs),
         inputs=tuple(d / f"in{i}.npy" for i in range(len(specs))),
         references=tuple(d / f"ref{j}.npy" for j in range(meta["n_refs"])),

@@ -1,0 +1,289 @@
+"""Model formats and their converters: ONNX -> the format an engine loads, cached by content.
+
+The registry ``CONVERTERS`` maps a model format (an adapter's ``MODEL_FORMAT``) to its
+converter: how ONNX becomes that format, and which engine-native files of a model are already
+in it. It is the one place outside ``harness_agent/engines/`` that knows format names; the
+rest of the coordinator asks it. A conversion is cached under source sha256 + converter +
+version + options, so a second preparation converts nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+from ..cache import cache_root, sha256_file, sha256_text
+from ..errors import HarnessError
+from .inputs import onnx_io_names
+
+
+class ConvertError(HarnessError):
+    """A converter failed or is missing; the message ends with the converter's output (tail)."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A model in one format: its files by role, and the blob names the agent feeds and reads."""
+    format: str
+    files: dict[str, Path]
+    converter: str  # e.g. "pnnx 20261020 fp16=0", "" for files used as they are
+    input_names: tuple[str, ...] = ()
+    output_names: tuple[str, ...] = ()
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class ConversionFailed:
+    """Why a model has no artifact in a format; becomes a ``convert_error`` row."""
+    format: str
+    reason: str  # one line
+
+
+ArtifactOrFailure = Union[Artifact, ConversionFailed]
+
+
+# -- running converters -------------------------------------------------------------------------
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        raise ConvertError(f"converter package {dist} is not installed") from None
+
+
+def _run(cmd: list[str], cwd: Path, timeout: float = 900) -> str:
+    try:
+        p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ConvertError(f"{Path(cmd[0]).name} timed out after {timeout:.0f} s") from None
+    out = (p.stdout or "") + (p.stderr or "")
+    if p.returncode != 0:
+        raise ConvertError(f"{Path(cmd[0]).name} exited {p.returncode}: {_tail(out)}")
+    return out
+
+
+def _tail(text: str, n: int = 600) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    text = " | ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+    return text[-n:]
+
+
+def _cached(key: str, build: Callable[[Path], None]) -> Path:
+    """Return the cache dir for key, building it in a temp dir and renaming when complete."""
+    final = cache_root() / "models" / key
+    if (final / "meta.json").exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}."))
+    try:
+        build(tmp)
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another process finished the same conversion first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def pnnx_binary() -> Path:
+    """The pnnx executable of the installed pnnx package; ConvertError when absent."""
+    spec = importlib.util.find_spec("pnnx")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConvertError("pnnx is not installed (pip install pnnx)")
+    # The package's Python wrapper imports torch; the binary beside it needs nothing.
+    for loc in spec.submodule_search_locations:
+        exe = Path(loc) / "pnnx"
+        if exe.is_file():
+            return exe
+    raise ConvertError("pnnx binary missing from the installed pnnx package "
+                       f"({', '.join(spec.submodule_search_locations)})")
+
+
+# -- one converter per format -------------------------------------------------------------------
+_MNNCONVERT = "import sys, _tools; _tools.mnnconvert(sys.argv)"
+
+
+def to_mnn(src: Path, input_shapes: list[tuple[int, ...]] | None = None) -> Artifact:
+    """ONNX -> .mnn with MNN's converter (input shapes stay as the ONNX file has them)."""
+    ver = _version("MNN")
+    converter = f"mnnconvert {ver}"
+    sha = sha256_file(src)
+    key = sha256_text(sha, "mnn", converter)[:24]
+
+    def build(d: Path) -> None:
+        # The converter's extension is called directly: the wheel's `mnnconvert` wrapper sends
+        # usage telemetry and, when its logging SDK is missing, runs `pip install` of it, which
+        # downgrades protobuf under onnx.
+        out = _run([sys.executable, "-c", _MNNCONVERT, "mnnconvert", "-f", "ONNX", "--modelFile",
+                    str(src), "--MNNModel", str(d / "model.mnn"), "--bizCode", "harness"], d)
+        if "Converted Success" not in out or not (d / "model.mnn").exists():
+            raise ConvertError(f"mnnconvert did not convert: {_tail(out)}")
+        (d / "convert.log").write_text(out)
+        (d / "meta.json").write_text(json.dumps({"converter": converter, "source": sha}))
+
+    d = _cached(key, build)
+    ins, outs = onnx_io_names(src)
+    f = d / "model.mnn"
+    return Artifact("mnn", {"mnn": f}, converter, ins, outs, sha256_file(f))
+
+
+def to_ncnn(src: Path, input_shapes: list[tuple[int, ...]]) -> Artifact:
+    """ONNX -> ncnn .param/.bin with pnnx, which fixes the input shapes into the graph."""
+    # fp16=0: pnnx stores weights as fp16 by default, which on PP-OCRv4 det drops the output's
+    # cosine to the fp32 reference to ~0.05; runtime fp16 is chosen by ncnn's options instead.
+    opts = "fp16=0"
+    shapes = ",".join("[" + ",".join(map(str, s)) + "]" for s in input_shapes)
+    converter = f"pnnx {_version('pnnx')} {opts}"
+    sha = sha256_file(src)
+    key = sha256_text(sha, "ncnn", converter, shapes)[:24]
+
+    def build(d: Path) -> None:
+        os.symlink(src, d / "model.onnx")
+        out = _run([str(pnnx_binary()), "model.onnx", f"inputshape={shapes}", opts], d)
+        param, binf = d / "model.ncnn.param", d / "model.ncnn.bin"
+        if not param.exists() or not binf.exists():
+            raise ConvertError(f"pnnx wrote no ncnn files: {_tail(out)}")
+        # Keep only what is needed: pnnx also writes large intermediate onnx/pnnx files.
+        for p in d.iterdir():
+            if p.name not in ("model.ncnn.param", "model.ncnn.bin"):
+                p.unlink()
+        (d / "convert.log").write_text(out)
+        (d / "meta.json").write_text(json.dumps({"converter": converter, "source": sha,
+                                                 "inputshape": shapes}))
+
+    d = _cached(key, build)
+    ins, outs = onnx_io_names(src)
+    param, binf = d / "model.ncnn.param", d / "model.ncnn.bin"
+    # pnnx names blobs in0.. and out0.. in the order of the ONNX graph's inputs and outputs.
+    return Artifact("ncnn", {"param": param, "bin": binf}, converter,
+                    tuple(f"in{i}" for i in range(len(ins))),
+                    tuple(f"out{i}" for i in range(len(outs))),
+                    sha256_text(sha256_file(param), sha256_file(binf)))
+
+
+def as_onnx(src: Path, input_shapes: list[tuple[int, ...]] | None = None) -> Artifact:
+    """The ONNX file itself, for engines that load ONNX (no conversion)."""
+    ins, outs = onnx_io_names(src)
+    return Artifact("onnx", {"onnx": src}, "", ins, outs, sha256_file(src))
+
+
+def _native_mnn(spec) -> Optional[Artifact]:
+    if not spec.mnn:
+        return None
+    return Artifact("mnn", {"mnn": spec.mnn}, "", sha256=sha256_file(spec.mnn))
+
+
+def _native_ncnn(spec) -> Optional[Artifact]:
+    if not spec.ncnn_param:
+        return None
+    return Artifact("ncnn", {"param": spec.ncnn_param, "bin": spec.ncnn_bin}, "",
+                    sha256=sha256_text(sha256_file(spec.ncnn_param), sha256_file(spec.ncnn_bin)))
+
+
+# -- the registry -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Converter:
+    """How models reach one format.
+
+    ``convert(onnx, input_shapes)`` -> Artifact or ConvertError; ``native(spec)``: the
+    artifact from a ModelSpec's engine-native files, None when it has none in this format;
+    ``suffix`` and ``suite_entry(path)``: the file suffix of a model in this format given on the
+    command line, and the suite keys it becomes. ``identity``: the format is ONNX itself."""
+    format: str
+    convert: Callable[[Path, list], Artifact]
+    native: Callable[[object], Optional[Artifact]]
+    suffix: str
+    suite_entry: Callable[[Path], dict]
+    identity: bool = False
+
+
+CONVERTERS: dict[str, Converter] = {
+    "mnn": Converter("mnn", to_mnn, _native_mnn, ".mnn", lambda p: {"mnn": str(p)}),
+    "ncnn": Converter("ncnn", to_ncnn, _native_ncnn, ".param",
+                      lambda p: {"ncnn_param": str(p), "ncnn_bin": str(p.with_suffix(".bin"))}),
+    "onnx": Converter("onnx", as_onnx, lambda spec: None, ".onnx", lambda p: {"onnx": str(p)},
+                      identity=True),
+}
+
+
+def register_converter(conv: Converter) -> None:
+    """Add (or replace) the converter of ``conv.format``: a new engine's model format."""
+    CONVERTERS[conv.format] = conv
+
+
+def converter_for(fmt: str) -> Converter:
+    """The converter of a model format; ConvertError when none is registered."""
+    if fmt not in CONVERTERS:
+        raise ConvertError(f"no converter from ONNX to {fmt} (known formats: "
+                           f"{', '.join(sorted(CONVERTERS))})")
+    return CONVERTERS[fmt]
+
+
+def engine_format(engine: str) -> str:
+    """The model format an engine's adapter loads."""
+    from ..engines import adapter_class
+    return adapter_class(engine).MODEL_FORMAT
+
+
+def artifact_for(spec, onnx: Path | None, fmt: str,
+                 input_shapes: list[tuple[int, ...]]) -> ArtifactOrFailure:
+    """The model in ``fmt``: its native file when the spec has one, else converted from
+    ``onnx``. A failure is returned as ConversionFailed, never raised."""
+    try:
+        conv = converter_for(fmt)
+        native = conv.native(spec)
+        if native is not None:
+            return native
+        if onnx is None:
+            return ConversionFailed(fmt, f"no {fmt} file for model {spec.name} and no ONNX "
+                                         "source to convert")
+        return conv.convert(onnx, input_shapes)
+    except ConvertError as e:
+        return ConversionFailed(fmt, str(e))
+
+
+def native_files(spec) -> list[Path]:
+    """Every engine-native file of a ModelSpec, in registry order (its identity without ONNX)."""
+    out: list[Path] = []
+    for conv in CONVERTERS.values():
+        art = conv.native(spec)
+        if art is not None:
+            out.extend(art.files.values())
+    return out
+
+
+def suite_entry_for_file(path: Path) -> dict | None:
+    """Suite keys for a model file given by path (by its suffix); None for an unknown suffix."""
+    for conv in CONVERTERS.values():
+        if path.suffix == conv.suffix:
+            return conv.suite_entry(path)
+    return None
+
+
+def model_suffixes() -> list[str]:
+    """File suffixes a model given by path may have."""
+    return sorted(c.suffix for c in CONVERTERS.values())
+
+
+def native_suffixes() -> list[str]:
+    """Suffixes of engine-native model files (they carry no input shapes of their own)."""
+    return sorted(c.suffix for c in CONVERTERS.values() if not c.identity)
+
+
+def converted_engines() -> list[str]:
+    """Engines whose models are converted from ONNX (the engines under test), the default of a
+    one-off run; an engine that loads ONNX as it is serves as a baseline and is asked for."""
+    from ..engines import known_engines
+    convs = [CONVERTERS.get(engine_format(e)) for e in known_engines()]
+    return [e for e, c in zip(known_engines(), convs) if c is not None and not c.identity]
