@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.test_fleet import write_inventory
+from tests.helpers import write_inventory
 
 OK_SUITE = """
 name = "b"

@@ -10,7 +10,7 @@ import pandas as pd
 from harness.coordinator import run_suite
 from harness.fleet.inventory import load_inventory
 from harness.suite import load_suite
-from tests.test_fleet import write_inventory
+from tests.helpers import write_inventory
 
 TWO_VERSIONS = """
 name = "versions"

@@ -22,7 +22,7 @@ from harness.coordinator import run_suite
 from harness.fleet.inventory import load_inventory
 from harness.suite import load_suite
 from tests.hosts.sshd import start_x86_host
-from tests.test_fleet import write_inventory
+from tests.helpers import write_inventory
 
 SMALL = """
 name = "rel"
