@@ -18,6 +18,8 @@ from harness.compare.synthetic import T0, frame, rows_for, write_dataset
 from harness.errors import InputError
 from harness.results import DatasetError
 
+pytestmark = pytest.mark.unit
+
 V0, V1 = "3.4.0", "3.6.1"
 
 

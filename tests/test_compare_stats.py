@@ -14,6 +14,8 @@ from harness.compare.stats import (bootstrap_medians, bootstrap_ratio_ci, groupe
                                    mann_whitney_u, mwu_normal_p, norm_sf)
 from harness.compare.synthetic import T0, frame, rows_for
 
+pytestmark = pytest.mark.unit
+
 
 # ---- Mann–Whitney U -----------------------------------------------------------------------------
 

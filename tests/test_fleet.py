@@ -13,6 +13,8 @@ from harness.fleet.inventory import load_inventory
 from harness.suite import load_suite
 from tests.helpers import write_inventory
 
+pytestmark = [pytest.mark.hosts, pytest.mark.slow]
+
 SUITE = """
 name = "fleet-it"
 engines = { mnn = "installed", ncnn = "installed" }

@@ -14,6 +14,8 @@ from harness.errors import HarnessError, InputError
 from harness.results import (DIMENSIONS, DatasetError, latency_arrays, load, long_form,
                              measured)
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
