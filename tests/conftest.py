@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +28,31 @@ def ray_instance():
     from harness.raysession import ray_session
     with ray_session() as ray:
         yield ray
+
+
+@pytest.fixture(scope="session")
+def sample_dataset(tmp_path_factory) -> Path:
+    """A small dataset as a suite run writes it (Parquet partitions by date and engine): two
+    runs of the same configurations (mnn and ncnn, two models, 1 and 2 threads, fp32 and fp16)
+    plus an error row without samples."""
+    from harness.compare.synthetic import T0, rows_for, write_dataset
+    root = tmp_path_factory.mktemp("sample-dataset")
+    rng = np.random.default_rng(17)
+    rows = []
+    for r, run_id in enumerate(("20260528T000000Z-aaaaaa", "20260529T000000Z-bbbbbb")):
+        for engine, version in (("mnn", "3.6.1"), ("ncnn", "1.0.20261020")):
+            for model in ("ppocr_cls", "reduction_sum_block"):
+                for threads in (1, 2):
+                    for precision in ("fp32", "fp16"):
+                        rows += rows_for(model=model, engine=engine, engine_version=version,
+                                         engine_version_requested="installed", threads=threads,
+                                         precision=precision, precision_requested=precision,
+                                         run_id=run_id, processes=2, samples=12,
+                                         t0=T0 + 86400 * r, rng=rng)
+        rows += rows_for(model="ppocr_det", engine="ncnn", processes=1, status="error",
+                         run_id=run_id, t0=T0 + 86400 * r, rng=rng)
+    write_dataset(rows, root)
+    return root
 
 
 class FaultLedger:

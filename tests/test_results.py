@@ -116,10 +116,7 @@ def test_measured(data):
     assert list(measured(df)["status"].astype(str)) == ["ok"]
 
 
-def test_real_sample_dataset_if_present():
-    path = Path("/tmp/res1")
-    if not path.is_dir():
-        pytest.skip("no sample dataset at /tmp/res1")
-    df = load(path)
+def test_sample_dataset_loads(sample_dataset):
+    df = load(sample_dataset)
     assert len(df) > 0 and isinstance(df["engine"].dtype, pd.CategoricalDtype)
     assert len(long_form(df)) == int(df["latency_ms"].list.len().fillna(0).sum())
