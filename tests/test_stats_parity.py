@@ -70,7 +70,7 @@ def test_mwu_normal_approximation_matches_scipy_asymptotic():
         assert r.p_less == pytest.approx(less.pvalue, rel=1e-9, abs=1e-15)
 
 
-# ---- bootstrap CI of the median ratio -------------------------------------------------------------
+# ---- bootstrap CI of the median ratio ------------------------------------------------------------
 # Monte Carlo error: with 4000 replicates an endpoint's standard deviation is about 1 % of the
 # CI width, so two independent bootstraps agree to within CI_TOL x width (several sd's).
 
@@ -160,7 +160,7 @@ def test_bootstrap_cluster_grid_matches_plain_cluster_bootstrap():
     _assert_close_ci(ours, ref)
 
 
-# ---- change points against ruptures -----------------------------------------------------------------
+# ---- change points against ruptures --------------------------------------------------------------
 # change_points() splits where the two-level L1 fit is best (ruptures' CostL1: sum of absolute
 # deviations from each part's median) and recurses, like ruptures.Binseg(model="l1") with the
 # same minimum segment length and every index admissible (jump=1); it then keeps a split only if
