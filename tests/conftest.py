@@ -14,8 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
 CATEGORIES = ("unit", "engines", "hosts", "slow")
 HOST_FIXTURES = frozenset({"host_deps", "armhf_rootfs", "x86_host_a", "x86_host_b", "gpu_host",
                            "armv7_host", "test_hosts"})
@@ -36,6 +34,7 @@ def sample_dataset(tmp_path_factory) -> Path:
     runs of the same configurations (mnn and ncnn, two models, 1 and 2 threads, fp32 and fp16)
     plus an error row without samples."""
     from harness.compare.synthetic import T0, rows_for, write_dataset
+    from harness.status import Status
     root = tmp_path_factory.mktemp("sample-dataset")
     rng = np.random.default_rng(17)
     rows = []
@@ -49,7 +48,7 @@ def sample_dataset(tmp_path_factory) -> Path:
                                          precision=precision, precision_requested=precision,
                                          run_id=run_id, processes=2, samples=12,
                                          t0=T0 + 86400 * r, rng=rng)
-        rows += rows_for(model="ppocr_det", engine="ncnn", processes=1, status="error",
+        rows += rows_for(model="ppocr_det", engine="ncnn", processes=1, status=Status.ERROR,
                          run_id=run_id, t0=T0 + 86400 * r, rng=rng)
     write_dataset(rows, root)
     return root
