@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from harness.adhoc import suite_from_flags
 from harness.models.registry import builtin_onnx
@@ -22,6 +23,8 @@ def _harness(*args, timeout=600):
                           text=True, timeout=timeout)
 
 
+@pytest.mark.engines
+@pytest.mark.slow
 def test_local_adhoc_run_without_suite_file(tmp_path):
     out = tmp_path / "res"
     p = _harness("run", "--model", CLS, "--engine", "mnn,ncnn", "--threads", "1,2", "--on",
@@ -41,6 +44,8 @@ def _ssh_args(host, known_hosts):
             "--workdir", host.workdir]
 
 
+@pytest.mark.engines
+@pytest.mark.slow
 def test_adhoc_over_ssh_and_host_key_refusal(x86_host_a, tmp_path):
     common = ["run", "--model", "ppocr_cls", "--engine", "ncnn", "--threads", "1",
               "--iterations", "3", "--seconds", "0", "--no-progress"]
@@ -66,6 +71,7 @@ def test_adhoc_over_ssh_and_host_key_refusal(x86_host_a, tmp_path):
     assert "ssh-ed25519" in empty.read_text()
 
 
+@pytest.mark.unit
 def test_saved_suite_expands_to_the_same_configurations(tmp_path):
     saved = tmp_path / "saved.toml"
     argv = ["run", "--model", CLS, "--shape", "1x3x48x192", "--engine", "mnn==3.6.1,ncnn",
@@ -83,6 +89,7 @@ def test_saved_suite_expands_to_the_same_configurations(tmp_path):
     assert isinstance(args, argparse.Namespace)
 
 
+@pytest.mark.slow
 def test_bad_flags_one_line_exit_2(tmp_path):
     for argv, frag in ((["--model", "nope.onnx"], "--model"),
                        (["--model", CLS, "--threads", "one"], "--threads"),

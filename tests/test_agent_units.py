@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from harness_agent.memory import PhaseMeter, read_status
 from harness_agent.outputs import compare, describe, summarize
+
+pytestmark = pytest.mark.unit
 
 
 def test_phase_peak_resets_between_phases():

@@ -67,6 +67,7 @@ def conv3x3(tmp_path: Path) -> Path:
 # ---------------------------------------------------------------- counts on synthetic models
 
 
+@pytest.mark.unit
 def test_conv3x3_bias_counts(conv3x3: Path) -> None:
     stats = analyze_onnx(conv3x3, (1, 1, 5, 5))
     (layer,) = stats.layers
@@ -84,6 +85,7 @@ def test_conv3x3_bias_counts(conv3x3: Path) -> None:
     _check_bounds(stats)
 
 
+@pytest.mark.unit
 def test_linear_2048_to_101_params(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     node = helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)
@@ -97,6 +99,7 @@ def test_linear_2048_to_101_params(tmp_path: Path) -> None:
     _check_bounds(stats)
 
 
+@pytest.mark.unit
 def test_linear_as_matmul_plus_add_counts_bias(tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Add", ["m", "b"], ["y"])]
@@ -108,6 +111,7 @@ def test_linear_as_matmul_plus_add_counts_bias(tmp_path: Path) -> None:
     assert stats.macs == 2048 * 101 and stats.flops == 2 * 2048 * 101 + 101  # the Add is elementwise
 
 
+@pytest.mark.unit
 def test_conv_transpose_stride2(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], kernel_shape=[4, 4], strides=[2, 2],
@@ -124,6 +128,7 @@ def test_conv_transpose_stride2(tmp_path: Path) -> None:
     _check_bounds(stats)
 
 
+@pytest.mark.unit
 def test_no_workspace_for_1x1_and_depthwise(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     nodes = [
@@ -144,6 +149,7 @@ def test_no_workspace_for_1x1_and_depthwise(tmp_path: Path) -> None:
     _check_bounds(stats)
 
 
+@pytest.mark.unit
 def test_chain_buffer_reuse_halves_naive(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     nodes = [
@@ -165,6 +171,7 @@ def test_chain_buffer_reuse_halves_naive(tmp_path: Path) -> None:
     assert [l.live_bytes_after for l in stats.layers] == [size, size, size, size]
 
 
+@pytest.mark.unit
 def test_elementwise_pool_reduce_flops(tmp_path: Path) -> None:
     nodes = [
         helper.make_node("MaxPool", ["x"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
@@ -193,6 +200,7 @@ def test_elementwise_pool_reduce_flops(tmp_path: Path) -> None:
     _check_bounds(stats)
 
 
+@pytest.mark.unit
 def test_runtime_fallback_for_computed_resize(tmp_path: Path) -> None:
     # ONNX inference cannot follow the float arithmetic on the shape, so y/z stay unknown and
     # are measured by onnxruntime.
@@ -216,6 +224,7 @@ def test_runtime_fallback_for_computed_resize(tmp_path: Path) -> None:
     _check_bounds(stats)
 
 
+@pytest.mark.unit
 def test_multi_input_shapes(tmp_path: Path) -> None:
     nodes = [helper.make_node("Add", ["a", "b"], ["c"])]
     path = _save(tmp_path, "two", nodes, [_fin("a", ["n", 3]), _fin("b", ["n", 3])], [_fin("c", None)], [])
@@ -235,6 +244,7 @@ def test_multi_input_shapes(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- memory planner on its own
 
 
+@pytest.mark.unit
 def test_memory_plan_residual_and_growth() -> None:
     sizes = {"x": 100, "a": 100, "b": 100, "c": 100, "big": 300, "out": 50}
     steps = [
@@ -258,6 +268,7 @@ def test_memory_plan_residual_and_growth() -> None:
 OCR_CASES = [(n, BUILTINS[n].shapes[0]) for n in ("ppocr_det", "ppocr_rec", "ppocr_cls")]
 
 
+@pytest.mark.unit
 @pytest.mark.skipif(not HAVE_OCR, reason="rapidocr_onnxruntime not installed")
 @pytest.mark.parametrize("name,shape", OCR_CASES)
 def test_ppocr_memory_bounds(name: str, shape: tuple[int, ...]) -> None:
@@ -284,6 +295,7 @@ def _weight_constant_elems(path: Path) -> int:
     return sum(consts[n] for n in used)
 
 
+@pytest.mark.engines
 @pytest.mark.skipif(not (HAVE_OCR and HAVE_PNNX), reason="needs rapidocr_onnxruntime and pnnx")
 def test_ppocr_det_flops_match_pnnx() -> None:
     """Compared: our total FLOPs (2 x MACs for Conv/ConvTranspose, 1 per output element for
@@ -302,6 +314,7 @@ def test_ppocr_det_flops_match_pnnx() -> None:
 # ---------------------------------------------------------------- errors, tables, CLI
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("text", ["", "1x3x", "abc", "1,3,640,640", "x:1x0", "x:1x3,1x3", "x:1,x:2"])
 def test_bad_shape_text(text: str) -> None:
     with pytest.raises(AnalysisError) as info:
@@ -309,11 +322,13 @@ def test_bad_shape_text(text: str) -> None:
     assert "\n" not in str(info.value) and str(info.value)
 
 
+@pytest.mark.unit
 def test_parse_shape_forms() -> None:
     assert parse_shape("1x3x640x640") == (1, 3, 640, 640)
     assert parse_shape(" x:1x3x640x640 , y:1x4 ") == {"x": (1, 3, 640, 640), "y": (1, 4)}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("suffix", [".param", ".mnn"])
 def test_engine_native_model_rejected(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"model{suffix}"
@@ -323,6 +338,7 @@ def test_engine_native_model_rejected(tmp_path: Path, suffix: str) -> None:
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.unit
 def test_missing_and_garbage_files(tmp_path: Path) -> None:
     with pytest.raises(AnalysisError, match="no such file"):
         analyze_onnx(tmp_path / "nope.onnx", (1,))
@@ -332,6 +348,7 @@ def test_missing_and_garbage_files(tmp_path: Path) -> None:
         analyze_onnx(junk, (1,))
 
 
+@pytest.mark.unit
 def test_render_table_and_row(conv3x3: Path) -> None:
     stats = analyze_onnx(conv3x3, (1, 1, 5, 5))
     text = render_table(stats)
@@ -342,6 +359,7 @@ def test_render_table_and_row(conv3x3: Path) -> None:
     assert row["model_sha256"] == stats.model_sha256 and len(row["model_sha256"]) == 64
 
 
+@pytest.mark.unit
 def test_write_models_table_merges(tmp_path: Path, conv3x3: Path) -> None:
     import pandas as pd
 
@@ -366,6 +384,7 @@ def _cli(argv: list[str]) -> int:
         return exc.exit_code
 
 
+@pytest.mark.unit
 def test_cli_stats_json_and_errors(tmp_path: Path, conv3x3: Path, capsys) -> None:
     assert _cli(["stats", str(conv3x3), "--shape", "1x1x5x5", "--json", "--models-table", str(tmp_path)]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -383,12 +402,14 @@ def test_cli_stats_json_and_errors(tmp_path: Path, conv3x3: Path, capsys) -> Non
     assert "ONNX" in capsys.readouterr().err
 
 
+@pytest.mark.unit
 @pytest.mark.skipif(not HAVE_OCR, reason="rapidocr_onnxruntime not installed")
 def test_cli_builtin_default_shape(capsys) -> None:
     assert _cli(["stats", "ppocr_cls", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["input_shape"] == "x:1x3x48x192"
 
 
+@pytest.mark.unit
 def test_parse_pnnx_output() -> None:
     log = "...\nmodel inputshape = [1,3,640,640]f32\nFLOPS = 4.764G\nmemory OPS = 180.094M\n"
     flops, memops = parse_pnnx_output(log)
@@ -398,6 +419,7 @@ def test_parse_pnnx_output() -> None:
         parse_pnnx_output("nothing here")
 
 
+@pytest.mark.unit
 def test_dangling_input_is_one_clear_error(tmp_path: Path) -> None:
     path = _save(tmp_path, "dangling", [helper.make_node("Add", ["x", "ghost"], ["y"])], [_fin("x", [1, 2])],
                  [_fin("y", None)], [])

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.test_fleet import write_inventory
+from tests.helpers import write_inventory
 
 OK_SUITE = """
 name = "b"
@@ -36,6 +36,7 @@ def _one_line(p, *fragments):
         assert f in lines[0], lines[0]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("hosts, fragment", [
     ([{"name": "a", "host": "h"}, {"name": "a", "host": "h2"}], "duplicate host name 'a'"),
     ([{"name": "bad name;rm", "host": "h"}], "is not a valid name"),
@@ -51,6 +52,7 @@ def test_bad_inventory(tmp_path, hosts, fragment):
     assert not out.exists()
 
 
+@pytest.mark.unit
 def test_results_dir_not_writable(tmp_path):
     (tmp_path / "s.toml").write_text(OK_SUITE)
     (tmp_path / "afile").write_text("")
@@ -58,6 +60,8 @@ def test_results_dir_not_writable(tmp_path):
     _one_line(p, "results directory is not writable")
 
 
+@pytest.mark.engines
+@pytest.mark.slow
 def test_input_shape_that_does_not_fit(tmp_path):
     (tmp_path / "s.toml").write_text(OK_SUITE.replace('builtin = "reduction_sum_block"',
                                                       'builtin = "reduction_sum_block"\n'
@@ -68,6 +72,7 @@ def test_input_shape_that_does_not_fit(tmp_path):
     assert not list(out.rglob("*.parquet"))
 
 
+@pytest.mark.slow
 def test_missing_model_file_and_not_onnx(tmp_path):
     (tmp_path / "s.toml").write_text(OK_SUITE.replace('builtin = "reduction_sum_block"',
                                                       'onnx = "nope.onnx"'))
@@ -92,6 +97,7 @@ def test_wrong_ssh_key_is_a_clear_check_failure(x86_host_a, tmp_path):
     assert "FAIL" in p.stdout and "Authentication failed" in p.stdout, p.stdout
 
 
+@pytest.mark.slow
 def test_malformed_toml_and_unknown_values(tmp_path):
     for text, frag in (("engines = {", "not valid TOML"),
                        (OK_SUITE.replace('ncnn = "installed"', 'ncnn = 3'),

@@ -10,9 +10,11 @@ import pandas as pd
 import pytest
 
 from harness.compare.history import change_points, history
-from harness.compare.stats import (bootstrap_medians, bootstrap_ratio_ci, grouped_latency,
-                                   mann_whitney_u, mwu_normal_p, norm_sf)
+from harness.compare.stats import grouped_latency, mwu_normal_p, norm_sf
 from harness.compare.synthetic import T0, frame, rows_for
+from tests.oracles import bootstrap_medians, bootstrap_ratio_ci, mann_whitney_u
+
+pytestmark = pytest.mark.unit
 
 
 # ---- Mann–Whitney U -----------------------------------------------------------------------------

@@ -7,6 +7,8 @@ import pytest
 import harness.models.converters as convert
 from harness.models.registry import builtin_onnx
 
+pytestmark = pytest.mark.engines
+
 
 def test_second_conversion_runs_no_converter(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))

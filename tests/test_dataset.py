@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from harness.dataset import COLUMNS, RunWriter, read_journal
+
+pytestmark = pytest.mark.unit
 
 
 def _row(i, engine="mnn"):

@@ -35,6 +35,7 @@ def reduction(tmp_path_factory):
     return d, out
 
 
+@pytest.mark.engines
 def test_reduction_is_located_to_the_reduction_layer(reduction):
     d, _ = reduction
     pf = ncnn_param.parse(_param("reduction_sum_block"))
@@ -53,6 +54,7 @@ def test_reduction_is_located_to_the_reduction_layer(reduction):
     assert d.ran_as == ("vulkan", "fp16")
 
 
+@pytest.mark.engines
 def test_reduction_fix_is_a_verified_mask_on_that_line_only(reduction):
     d, _ = reduction
     fix = d.fix
@@ -81,6 +83,7 @@ def test_reduction_fix_is_a_verified_mask_on_that_line_only(reduction):
     assert sbs["patched"]["median_ms"] > 0 and sbs["patched"]["out_rel_err"] <= 1e-2
 
 
+@pytest.mark.engines
 def test_reduction_rows_in_parquet(reduction):
     d, out = reduction
     (path,) = d.files
@@ -107,6 +110,7 @@ def midgraph(tmp_path_factory):
     return d
 
 
+@pytest.mark.engines
 def test_midgraph_names_the_first_layer_and_its_inheritors(midgraph):
     d = midgraph
     pf = ncnn_param.parse(_param(testmodels.midgraph_overflow()))
@@ -125,6 +129,7 @@ def test_midgraph_names_the_first_layer_and_its_inheritors(midgraph):
     assert all(not a.ok for a in d.fix.attempts[:-1])
 
 
+@pytest.mark.engines
 def test_midgraph_against_onnxruntime_matches_pnnx_blobs_to_onnx_names(midgraph):
     d = diagnose(testmodels.midgraph_overflow(), "ncnn", VK16, ORT, fix=False)
     assert d.culprit is not None and d.culprit.name == midgraph.culprit.name
@@ -145,6 +150,7 @@ def conv_chain(tmp_path_factory):
     return src, art.files["mnn"], alt
 
 
+@pytest.mark.engines
 def test_mnn_altered_convolution_is_located_against_onnxruntime(conv_chain):
     src, _, alt = conv_chain
     d = diagnose(alt, "mnn", Config("cpu", "fp32", 1), ORT, onnx=src)
@@ -161,6 +167,7 @@ def test_mnn_altered_convolution_is_located_against_onnxruntime(conv_chain):
     assert d.fix is None
 
 
+@pytest.mark.engines
 def test_unaltered_mnn_model_reports_no_divergence(conv_chain):
     src, original, _ = conv_chain
     d = diagnose(original, "mnn", Config(), ORT, onnx=src)
@@ -169,6 +176,7 @@ def test_unaltered_mnn_model_reports_no_divergence(conv_chain):
 
 
 # -- clean models ---------------------------------------------------------------------------------
+@pytest.mark.engines
 @pytest.mark.parametrize("engine", ["mnn", "ncnn"])
 def test_ppocr_cls_on_cpu_fp32_against_onnxruntime_is_clean(engine):
     d = diagnose("ppocr_cls", engine, Config(), ORT)
@@ -179,6 +187,7 @@ def test_ppocr_cls_on_cpu_fp32_against_onnxruntime_is_clean(engine):
 
 
 # -- the device side, and a remote host --------------------------------------------------------
+@pytest.mark.engines
 def test_dump_writes_every_blob_to_the_npz_of_the_job(tmp_path):
     from harness_agent.layers import NpzReader
     from harness.diagnose.device import DeviceRunner
@@ -195,6 +204,7 @@ def test_dump_writes_every_blob_to_the_npz_of_the_job(tmp_path):
     assert r["outputs"][0]["name"] == "out0"
 
 
+@pytest.mark.engines
 def test_diagnose_on_an_ssh_host(gpu_host):
     from harness.fleet.executor import SshExecutor
     from harness.fleet.inventory import HostSpec
@@ -213,6 +223,7 @@ def test_diagnose_on_an_ssh_host(gpu_host):
         ex.close()
 
 
+@pytest.mark.engines
 def test_profile_cli_on_an_inventory_host(gpu_host, tmp_path, capsys):
     e = gpu_host.inventory_entry()
     inv = tmp_path / "inv.toml"
@@ -229,6 +240,7 @@ def test_profile_cli_on_an_inventory_host(gpu_host, tmp_path, capsys):
 
 
 # -- profile ----------------------------------------------------------------------------------------
+@pytest.mark.engines
 def test_profile_mnn_times_every_op():
     p = profile("ppocr_cls", "mnn", iterations=3)
     assert p.timing == "mnn-callback" and len(p.layers) > 50
@@ -237,6 +249,7 @@ def test_profile_mnn_times_every_op():
     assert "ms" in render_profile(p, 5)
 
 
+@pytest.mark.engines
 def test_profile_ncnn_says_the_binding_has_no_layer_timing():
     p = profile("reduction_sum_block", "ncnn", iterations=2)
     assert "no per-layer timing" in p.note and p.timing == "ncnn-extract-delta"
@@ -252,6 +265,7 @@ Reduction        red   1 1 1 out0 0=0 1=0 -23303=3,0,1,2 4=1 5=1
 """
 
 
+@pytest.mark.unit
 def test_featmask_is_added_or_ored_into_an_existing_key(tmp_path):
     src = tmp_path / "m.param"
     src.write_text(PARAM)
@@ -270,6 +284,7 @@ def test_featmask_is_added_or_ored_into_an_existing_key(tmp_path):
         ncnn_param.parse_text("7767517\n1 1\nInput in0 x\n")
 
 
+@pytest.mark.unit
 def test_tensor_checks_follow_the_precision_tolerance():
     tol32, tol16 = cmp.tolerance_for("fp32"), cmp.tolerance_for("fp16")
     e = {"ref_name": "a", "match": "name", "nan": 0, "inf": 0, "rel_err": 5e-3,
@@ -282,6 +297,7 @@ def test_tensor_checks_follow_the_precision_tolerance():
     assert cmp.check_tensor({"match": "none"}, tol16)[0] is None
 
 
+@pytest.mark.unit
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
     with pytest.raises(InputError):
         parse_reference("gpu")
@@ -317,6 +333,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
     assert rc == 2
 
 
+@pytest.mark.engines
 def test_cli_diagnose_exit_status_and_report(capsys):
     parser = argparse.ArgumentParser(prog="harness")
     register(parser.add_subparsers(dest="command", required=True))
@@ -331,6 +348,7 @@ def test_cli_diagnose_exit_status_and_report(capsys):
     assert "Reduction" in text or "Convolution" in text
 
 
+@pytest.mark.engines
 def test_cli_diagnose_html_report(capsys, tmp_path):
     parser = argparse.ArgumentParser(prog="harness")
     register(parser.add_subparsers(dest="command", required=True))

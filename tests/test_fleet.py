@@ -11,6 +11,9 @@ import pytest
 from harness.coordinator import run_suite
 from harness.fleet.inventory import load_inventory
 from harness.suite import load_suite
+from tests.helpers import write_inventory
+
+pytestmark = [pytest.mark.hosts, pytest.mark.slow]
 
 SUITE = """
 name = "fleet-it"
@@ -27,24 +30,6 @@ timeout_s = 240
 name = "reduce"
 builtin = "reduction_sum_block"
 """
-
-
-def toml_value(v):
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def write_inventory(path, entries):
-    text = ""
-    for e in entries:
-        text += "[[hosts]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in e.items()) + "\n"
-    path.write_text(text)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,12 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from harness.coordinator import run_suite
 from harness.fleet.inventory import load_inventory
 from harness.suite import load_suite
-from tests.test_fleet import write_inventory
+from tests.helpers import write_inventory
 
 TWO_VERSIONS = """
 name = "versions"
@@ -114,6 +115,7 @@ def test_hostile_names_run_nothing_extra(x86_host_a, tmp_path, ray_instance):
     assert not os.path.exists("/" + canary)
 
 
+@pytest.mark.slow
 def test_dry_run_prints_plan_without_connecting(tmp_path):
     inv = write_inventory(tmp_path / "inv.toml", [
         {"name": "a", "host": "127.0.0.1", "port": 9}, {"name": "b", "host": "127.0.0.1",

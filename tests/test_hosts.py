@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = [pytest.mark.hosts, pytest.mark.slow]
+
 _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:  # `tests` is a namespace package rooted at the repo
     sys.path.insert(0, str(_ROOT))

@@ -11,6 +11,8 @@ import pytest
 from harness.coordinator import run_suite
 from harness.suite import load_suite
 
+pytestmark = [pytest.mark.engines, pytest.mark.slow]
+
 SUITE = """
 name = "local-it"
 engines = { mnn = "installed", ncnn = "installed" }

@@ -5,8 +5,12 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from harness.plan import expand
 from harness.suite import parse_suite
+
+pytestmark = pytest.mark.unit
 
 TEXT = """
 name = "p"

@@ -22,7 +22,9 @@ from harness.coordinator import run_suite
 from harness.fleet.inventory import load_inventory
 from harness.suite import load_suite
 from tests.hosts.sshd import start_x86_host
-from tests.test_fleet import write_inventory
+from tests.helpers import write_inventory
+
+pytestmark = [pytest.mark.engines, pytest.mark.slow]
 
 SMALL = """
 name = "rel"
@@ -50,6 +52,7 @@ def _configs(df):
     return df[["host", "series", "process"]].drop_duplicates()
 
 
+@pytest.mark.hosts
 def test_host_lost_mid_sweep_then_resume(tmp_path, ray_instance, fault_ledger):
     a = start_x86_host(tmp_path / "a", "lost-a")
     b = start_x86_host(tmp_path / "b", "lost-b")
@@ -306,6 +309,7 @@ def test_corrupted_model_on_host_is_caught_and_repushed(tmp_path, x86_host_a, ra
     fault_ledger.record(faults=2, expected=len(df) + len(df3), present=len(df) + len(df3))
 
 
+@pytest.mark.hosts
 def test_disk_full_on_host_is_an_error_row(tmp_path, ray_instance, fault_ledger):
     host = start_x86_host(tmp_path / "full", "full-disk")
     work = host.local_path(host.workdir)

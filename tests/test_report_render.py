@@ -79,6 +79,7 @@ def decode_png(data: bytes) -> np.ndarray:
     return out.reshape(height, width, channels).astype(np.uint8)
 
 
+@pytest.mark.unit
 def test_png_decoder_roundtrip():
     """The decoder itself, on a PNG built here with filter 0 and 2 rows."""
     img = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [255, 255, 255]]], np.uint8)
@@ -93,6 +94,7 @@ def test_png_decoder_roundtrip():
     np.testing.assert_array_equal(decode_png(png), img)
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(tmp_path):
     browser = _browser()
     if browser is None:

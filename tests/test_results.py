@@ -14,6 +14,8 @@ from harness.errors import HarnessError, InputError
 from harness.results import (DIMENSIONS, DatasetError, latency_arrays, load, long_form,
                              measured)
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
@@ -114,10 +116,7 @@ def test_measured(data):
     assert list(measured(df)["status"].astype(str)) == ["ok"]
 
 
-def test_real_sample_dataset_if_present():
-    path = Path("/tmp/res1")
-    if not path.is_dir():
-        pytest.skip("no sample dataset at /tmp/res1")
-    df = load(path)
+def test_sample_dataset_loads(sample_dataset):
+    df = load(sample_dataset)
     assert len(df) > 0 and isinstance(df["engine"].dtype, pd.CategoricalDtype)
     assert len(long_form(df)) == int(df["latency_ms"].list.len().fillna(0).sum())

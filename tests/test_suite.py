@@ -10,6 +10,8 @@ import pytest
 from harness.errors import InputError
 from harness.suite import load_suite
 
+pytestmark = pytest.mark.unit
+
 GOOD = """
 name = "t"
 engines = { mnn = "installed", ncnn = ["installed"] }

@@ -12,6 +12,9 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
+
+pytestmark = [pytest.mark.engines, pytest.mark.slow]
 
 SUITE = """
 name = "versions"

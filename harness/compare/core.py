@@ -13,7 +13,7 @@ Cost model (so a million-row dataset compares in seconds):
     their verdict does not depend on it), scaled the same way; pairs left without budget get
     NaN CIs and resamples = 0;
   * a side with more than 50 processes (a comparison pooled over many sweeps) is resampled at
-    the process level only, medians from a CDF grid (stats.bootstrap_medians);
+    the process level only, medians from a CDF grid (stats.bootstrap_medians_flat);
   * when both sides have more than 50 processes, a normal CI from the process-level spread
     (sd of log row medians / sqrt(rows)) is computed for every pair at once. If the
     candidates' bootstrap would not fit the budget even at min_resamples, a candidate whose

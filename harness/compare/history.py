@@ -187,8 +187,3 @@ def history(df: pd.DataFrame, metric: str = "median_ms", by=None, tag: str | Non
     out.attrs["metric"] = metric
     out.attrs["key"] = key
     return out
-
-
-def change_table(hist: pd.DataFrame) -> pd.DataFrame:
-    """Only the change points of a history() frame, with the level before and after."""
-    return hist[hist["change_point"].astype(bool)].reset_index(drop=True)

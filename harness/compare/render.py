@@ -64,10 +64,6 @@ def fmt_mib_delta(kb) -> str:
     return f"{kb / 1024.0:+.1f}"
 
 
-def fmt_err(v) -> str:
-    return "-" if v is None or not np.isfinite(v) else f"{v:.1e}"
-
-
 def severity_order(pairs: pd.DataFrame) -> np.ndarray:
     """Row order: worst verdict (over latency, memory, correctness) first, stable."""
     if not len(pairs):

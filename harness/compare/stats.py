@@ -2,8 +2,8 @@
 
 Everything that runs once per pair is vectorized over all pairs at once (one global sort of the
 samples); only the bootstrap runs per pair, and only for pairs that need it (see core.py).
-No scipy: the normal approximation with tie and continuity correction is implemented here, and
-an exact null distribution for small samples without ties.
+No scipy: the Mann–Whitney normal approximation with tie and continuity correction is
+implemented here (tests/test_stats_parity.py checks it against scipy).
 """
 
 from __future__ import annotations
@@ -57,79 +57,9 @@ def mwu_normal_p(u_head, n_base, n_head, tie_term):
     return np.minimum(p_greater, 1.0), np.minimum(p_less, 1.0)
 
 
-def _exact_u_sf(u: int, m: int, n: int) -> float:
-    """P(U >= u) under H0, no ties: coefficients of the Gaussian binomial [m+n choose m]_q,
-    built with Python integers (exact)."""
-    size = m * n + 1
-    poly = [0] * size
-    poly[0] = 1
-    for i in range(1, m + 1):
-        step = n + i  # multiply by (1 - q^(n+i))
-        for k in range(size - 1, step - 1, -1):
-            poly[k] -= poly[k - step]
-        for k in range(i, size):  # divide by (1 - q^i)
-            poly[k] += poly[k - i]
-    total = math.comb(m + n, m)
-    return sum(poly[max(u, 0):]) / total
-
-
-@dataclass(frozen=True)
-class MWUResult:
-    u: float            # U of the second sample (y): pairs (x_i, y_j) with y_j > x_i, ties 1/2
-    p_greater: float    # one-sided: y tends to be larger than x
-    p_less: float       # one-sided: y tends to be smaller than x
-    method: str         # "exact" or "normal"
-
-
-def mann_whitney_u(x, y, exact_max: int = 25) -> MWUResult:
-    """Mann–Whitney U test of y against x (one-sided p-values both ways).
-
-    Exact null distribution when there are no ties and both samples have at most `exact_max`
-    values; otherwise the normal approximation with tie and continuity correction."""
-    x = np.asarray(x, dtype=float).ravel()
-    y = np.asarray(y, dtype=float).ravel()
-    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
-    n1, n2 = len(x), len(y)
-    if n1 == 0 or n2 == 0:
-        return MWUResult(float("nan"), 1.0, 1.0, "none")
-    pooled = np.concatenate([x, y])
-    order = np.argsort(pooled, kind="stable")
-    s = pooled[order]
-    change = np.flatnonzero(np.diff(s) != 0) + 1
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [len(s)]])
-    avg = (starts + ends - 1) / 2.0 + 1.0
-    ranks = np.empty(len(s))
-    ranks[order] = np.repeat(avg, ends - starts)
-    u = float(ranks[n1:].sum() - n2 * (n2 + 1) / 2.0)
-    t = (ends - starts).astype(float)
-    tie_term = float((t ** 3 - t).sum())
-    if tie_term == 0 and max(n1, n2) <= exact_max:
-        u_int = int(round(u))
-        p_greater = _exact_u_sf(u_int, n1, n2)                 # P(U >= u)
-        p_less = _exact_u_sf(n1 * n2 - u_int, n1, n2)          # P(U <= u), by symmetry
-        return MWUResult(u, min(p_greater, 1.0), min(p_less, 1.0), "exact")
-    pg, pl = mwu_normal_p([u], [n1], [n2], [tie_term])
-    return MWUResult(u, float(pg[0]), float(pl[0]), "normal")
-
-
 # ---------------------------------------------------------------------------------------------
 # All pairs at once
 # ---------------------------------------------------------------------------------------------
-
-def sorted_quantile(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, q: float):
-    """Quantile q (linear interpolation, numpy's default) of each group, where group g is
-    values[starts[g] : starts[g] + counts[g]], already sorted ascending. NaN for empty groups."""
-    out = np.full(len(counts), np.nan)
-    ok = counts > 0
-    pos = q * (counts[ok] - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, counts[ok] - 1)
-    frac = pos - lo
-    base = starts[ok]
-    out[ok] = values[base + lo] * (1 - frac) + values[base + hi] * frac
-    return out
-
 
 @dataclass
 class GroupedLatency:
@@ -278,18 +208,6 @@ def bootstrap_cost(n_samples, n_groups):
     return np.where(n_groups > MAX_TWO_LEVEL, n_groups * GRID_POINTS / 64.0, n_samples)
 
 
-def bootstrap_medians(groups: list[np.ndarray], resamples: int, rng: np.random.Generator,
-                      max_block: int = 2_000_000, max_two_level: int = MAX_TWO_LEVEL,
-                      grid_points: int = GRID_POINTS) -> np.ndarray:
-    """Medians of `resamples` hierarchical bootstrap resamples of the pooled samples; groups
-    are the processes' sample arrays. See bootstrap_medians_flat."""
-    groups = [np.asarray(g, dtype=float).ravel() for g in groups]
-    lens = np.array([len(g) for g in groups], dtype=np.int64)
-    flat = np.concatenate(groups) if groups else np.empty(0)
-    return bootstrap_medians_flat(flat, lens, resamples, rng, max_block=max_block,
-                                  max_two_level=max_two_level, grid_points=grid_points)
-
-
 def bootstrap_medians_flat(flat: np.ndarray, lens: np.ndarray, resamples: int,
                            rng: np.random.Generator, max_block: int = 2_000_000,
                            max_two_level: int = MAX_TWO_LEVEL,
@@ -374,21 +292,12 @@ def _cluster_grid_medians(flat, lens, resamples, rng, grid_points):
     return out
 
 
-def bootstrap_ratio_ci(base_groups: list[np.ndarray], head_groups: list[np.ndarray],
-                       resamples: int = 2000, level: float = 0.95,
-                       rng: np.random.Generator | None = None) -> tuple[float, float]:
-    """Percentile CI of median(head) / median(base) from independent hierarchical bootstraps
-    of both sides (groups: one sample array per process)."""
-    rng = rng if rng is not None else np.random.default_rng(0)
-    mb = bootstrap_medians(base_groups, resamples, rng)
-    mh = bootstrap_medians(head_groups, resamples, rng)
-    return _percentile_ci(mb, mh, level)
-
-
 def bootstrap_ratio_ci_flat(base: tuple[np.ndarray, np.ndarray],
                             head: tuple[np.ndarray, np.ndarray], resamples: int = 2000,
                             level: float = 0.95, rng: np.random.Generator | None = None):
-    """bootstrap_ratio_ci with each side given as (flat samples, samples per process)."""
+    """Percentile CI (lo, hi) of median(head) / median(base) from independent hierarchical
+    bootstraps of both sides (bootstrap_medians_flat); each side is (flat samples, samples per
+    process). (nan, nan) when no replicate gives a finite ratio."""
     rng = rng if rng is not None else np.random.default_rng(0)
     mb = bootstrap_medians_flat(*base, resamples, rng)
     mh = bootstrap_medians_flat(*head, resamples, rng)
