@@ -27,6 +27,7 @@ class Adapter(_Ort):
 '''
 
 
+@pytest.mark.unit
 def test_every_adapter_declares_its_capabilities():
     assert {"mnn", "ncnn", "onnxruntime"} <= set(known_engines())
     for e in known_engines():
@@ -41,11 +42,13 @@ def test_every_adapter_declares_its_capabilities():
     assert "onnxruntime" not in engines_with("LAYER_OUTPUTS")
 
 
+@pytest.mark.unit
 def test_unknown_engine_names_the_known_ones():
     with pytest.raises(ValueError, match="known: .*mnn.*ncnn"):
         adapter_class("tensorrt")
 
 
+@pytest.mark.engines
 def test_probe_reports_every_adapter():
     """hostctl probe asks each adapter; a host without an engine says why, per engine."""
     p = subprocess.run([sys.executable, "-m", "harness_agent.hostctl", "probe"], cwd=ROOT,
@@ -72,6 +75,7 @@ def _tiny_onnx(path: Path) -> None:
               path)
 
 
+@pytest.mark.engines
 @pytest.mark.slow
 def test_a_fourth_engine_is_one_new_file(tmp_path):
     """Copy the two packages, add one adapter file, and run it end to end through the CLI:

@@ -67,6 +67,7 @@ def conv(tmp_path):
 
 
 # -- registry ---------------------------------------------------------------------------------
+@pytest.mark.unit
 def test_one_registry_holds_packaged_and_generated_models():
     assert {"ppocr_det", "ppocr_rec", "ppocr_cls", "convtranspose_upsampler",
             "reduction_sum_block"} <= set(builtin_names())
@@ -75,6 +76,7 @@ def test_one_registry_holds_packaged_and_generated_models():
     assert [s.shape for s in spec.inputs] == [BUILTINS["convtranspose_upsampler"].shapes[0]]
 
 
+@pytest.mark.unit
 def test_models_stats_accepts_a_generated_builtin_library_call(capsys):
     assert _stats(["stats", "convtranspose_upsampler", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -83,6 +85,7 @@ def test_models_stats_accepts_a_generated_builtin_library_call(capsys):
     assert stats.macs == UPSAMPLER_MACS
 
 
+@pytest.mark.slow
 def test_models_stats_accepts_a_generated_builtin_cli():
     p = subprocess.run([sys.executable, "-m", "harness", "models", "stats",
                         "convtranspose_upsampler", "--json"], capture_output=True, text=True,
@@ -92,6 +95,7 @@ def test_models_stats_accepts_a_generated_builtin_cli():
     assert data["input_shape"] == "x:1x64x128x128" and data["macs"] == UPSAMPLER_MACS
 
 
+@pytest.mark.unit
 def test_unknown_model_is_one_line_exit_2(capsys):
     assert main(["models", "stats", "no_such_model"]) == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
@@ -99,6 +103,7 @@ def test_unknown_model_is_one_line_exit_2(capsys):
 
 
 # -- one shape grammar ------------------------------------------------------------------------
+@pytest.mark.unit
 def test_grammar_forms():
     assert parse_shape("1X3x8x8") == (1, 3, 8, 8)
     assert parse_shape("a:1x3, b:1X3") == {"a": (1, 3), "b": (1, 3)}
@@ -133,6 +138,7 @@ def _stats_shapes(model, shape, capsys) -> tuple[int, object]:
     return code, {k: tuple(v) for k, v in json.loads(out.out)["input_shapes"].items()}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("shape,dims", [("1X1x5x5", (1, 1, 5, 5)), ("x:1x1x7x7", (1, 1, 7, 7))])
 def test_run_and_stats_read_a_shape_alike(tmp_path, conv, capsys, shape, dims):
     code_r, run = _run_shapes(tmp_path, conv, shape, capsys)
@@ -143,6 +149,7 @@ def test_run_and_stats_read_a_shape_alike(tmp_path, conv, capsys, shape, dims):
     assert set(run) <= {None, "x"} and set(stats) == {"x"}
 
 
+@pytest.mark.unit
 def test_run_and_stats_read_named_inputs_alike(tmp_path, two_inputs, capsys):
     code_r, run = _run_shapes(tmp_path, two_inputs, "a:1x3,b:1X3", capsys)
     code_s, stats = _stats_shapes(two_inputs, "a:1x3,b:1X3", capsys)
@@ -150,6 +157,7 @@ def test_run_and_stats_read_named_inputs_alike(tmp_path, two_inputs, capsys):
     assert run == stats == {"a": (1, 3), "b": (1, 3)}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("model,shape,frag", [
     ("conv", "1x0x5x5", "dimension is 0"),
     ("conv", "1x-1x5x5", "cannot read"),
@@ -172,6 +180,7 @@ def _failing(fmt: str) -> Converter:
     return Converter(fmt, convert, real.native, real.suffix, real.suite_entry)
 
 
+@pytest.mark.unit
 def test_conversion_failure_is_a_value(monkeypatch):
     monkeypatch.setitem(converters.CONVERTERS, "mnn", _failing("mnn"))
     spec = model_spec("convtranspose_upsampler", ["mnn", "onnxruntime"])
@@ -186,6 +195,7 @@ def test_conversion_failure_is_a_value(monkeypatch):
     assert isinstance(artifact_for(spec, pm.onnx, "tflite", []), ConversionFailed)
 
 
+@pytest.mark.slow
 def test_conversion_failure_becomes_a_convert_error_row(tmp_path, monkeypatch, ray_instance):
     monkeypatch.setitem(converters.CONVERTERS, "mnn", _failing("mnn"))
     (tmp_path / "suite.toml").write_text(

@@ -11,7 +11,7 @@ from harness.suite import load_suite
 
 from .one_layer_models import build
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.engines, pytest.mark.slow]
 
 IN_PLACE = ("Relu", "Sigmoid", "Tanh", "Elu", "LeakyRelu", "HardSigmoid", "Clip", "AddScalar",
             "MulScalar")

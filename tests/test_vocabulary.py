@@ -15,6 +15,8 @@ from harness.status import FAILED, MEASURED, RETRY, SEVERITY, Status, Verdict, w
 from harness.summary import summarize
 from harness.verdict import output_verdict, tolerance_for, within
 
+pytestmark = pytest.mark.unit
+
 SAMPLES = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
 
 
