@@ -10,6 +10,7 @@ import json
 import sys
 from typing import Any
 
+from ..store.schema import SCHEMA_VERSION
 from .builtin_paths import BUILTIN_FILES, DEFAULT_SHAPES, resolve_model
 from .errors import AnalysisError
 from .onnx_stats import analyze_onnx, check_onnx_path
@@ -54,7 +55,7 @@ def run_stats(args: argparse.Namespace) -> int:
         print(f"harness models stats: error: {exc}", file=sys.stderr)
         return exc.exit_code
     if args.json:
-        print(json.dumps(stats.to_dict(), indent=2))
+        print(json.dumps({"schema_version": SCHEMA_VERSION, **stats.to_dict()}, indent=2))
     else:
         print(render_table(stats))
     return 0
