@@ -87,7 +87,7 @@ def write_dataset(rows: list[dict], root: str | Path) -> list[Path]:
 
 def frame(rows: list[dict]) -> pd.DataFrame:
     """The DataFrame `results.load()` would return for these rows, without the disk trip."""
-    from ..results import DIMENSIONS, _to_pandas
+    from ..store.read import DIMENSIONS, _to_pandas
     table = to_table(rows)
     for p in ("date", "engine"):
         table = table.append_column(p, pa.array([r.get(p) for r in rows], type=pa.string()))

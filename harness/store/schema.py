@@ -52,7 +52,8 @@ def _cols(typ: pa.DataType, *names: str) -> list[Column]:
 ROW_COLUMNS: tuple[Column, ...] = tuple(
     _dims("run_id", "sweep_kind", "sweep_tag", "suite", "series")
     + _cols(TS, "started_at", "ended_at")
-    + _dims("host", "device_id", "hostname", "arch", "cpu_model") + _cols(I, "cores", "mem_total_kb")
+    + _dims("host", "device_id", "hostname", "arch", "cpu_model")
+    + _cols(I, "cores", "mem_total_kb")
     + _dims("kernel", "os", "python_version", "harness_version",
             "model", "model_sha256", "artifact_sha256", "converter", "input_shape", "input_key")
     + _cols(I, "model_weight_bytes", "model_activation_lower_bound_bytes")
