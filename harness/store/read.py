@@ -143,9 +143,14 @@ def _upgraded(data: ds.FileSystemDataset, fmt: ds.FileFormat) -> ds.Dataset:
         (current if version == SCHEMA_VERSION else old).append((frag, version))
     if not old:
         return data
-    tables = [_conform(migrate(frag.to_table(schema=frag.physical_schema), version),
-                       ds.get_partition_keys(frag.partition_expression))
-              for frag, version in old]
+    tables = []
+    for frag, version in old:
+        try:
+            table = migrate(frag.to_table(schema=frag.physical_schema), version)
+            tables.append(_conform(table, ds.get_partition_keys(frag.partition_expression)))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
+            raise DatasetError(frag.path, f"cannot upgrade from schema_version {version} "
+                               f"({_first_line(e)})") from None
     parts = [ds.InMemoryDataset(pa.concat_tables(tables), schema=FULL_SCHEMA)]
     if current:
         parts.append(ds.FileSystemDataset.from_paths(

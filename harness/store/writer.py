@@ -42,7 +42,6 @@ class RunWriter:
         self.flush_every_s = flush_every_s
         self._last_flush = time.monotonic()
         self.journal = Journal(self.out_dir, run_id)
-        self.journal_path = self.journal.path
         self.partitions = PartitionWriter(self.out_dir, run_id)
 
     @property
