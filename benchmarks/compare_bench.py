@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.dataset import SCHEMA  # noqa: E402
+from harness.store.partitions import partition_path, write_parquet  # noqa: E402
+from harness.store.schema import SCHEMA, SCHEMA_VERSION  # noqa: E402
 
 HOSTS = ["pi5", "rk3588", "sd8gen2", "x86-ci"]
 MODELS = [f"m{i}" for i in range(10)]
@@ -198,6 +198,7 @@ def build_run(run: int, engine: str, samples: int, rng: np.random.Generator) -> 
     f("freq_cur_mhz_max_end", fmax)
     f("freq_max_mhz_start", fmax)
     s("extra_json", t, [f'{{"threads_effective": {x}}}' for x in THREADS])
+    cols["schema_version"] = pa.array(np.full(n, SCHEMA_VERSION, np.int64))
     # columns added to the schema later than this script: null
     table = pa.table([cols[f.name] if f.name in cols else pa.nulls(n, f.type) for f in SCHEMA],
                      schema=SCHEMA)
@@ -210,9 +211,7 @@ def generate(root: Path, runs: int, samples: int, seed: int = 0) -> int:
     for run in range(runs):
         for engine in ENGINES:
             table, date, run_id = build_run(run, engine, samples, rng)
-            path = root / f"date={date}" / f"engine={engine}" / f"part-{run_id}.parquet"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(table, path, compression="zstd")
+            write_parquet(partition_path(root, run_id, {"date": date, "engine": engine}), table)
             total += table.num_rows
     return total
 

@@ -59,7 +59,7 @@ def suite_from_flags(args) -> tuple[Suite, dict]:
 
 def save_suite(data: dict, path: str) -> None:
     import tomli_w
-    from .cache import atomic_write_bytes
+    from .store.atomic import atomic_write_bytes
     atomic_write_bytes(Path(path), tomli_w.dumps(data).encode())
 
 

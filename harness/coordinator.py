@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import sys
 import time
 import uuid
@@ -11,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .dataset import RunWriter, check_writable, read_journal, recover_orphans
 from .engines import adapter_class
 from .errors import InputError
 from .executor_local import LocalExecutor
@@ -22,6 +20,8 @@ from .models.prepare import PreparedModel, prepare_suite
 from .raysession import ray_session
 from .rows import RunContext, make_row
 from .status import RETRY, Status
+from .store.tables import write_transfers
+from .store.writer import RunWriter, check_writable, read_journal, recover_orphans
 from .suite import Suite
 
 
@@ -201,9 +201,7 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
         bars.close()
         writer.close()
     if transfers:
-        tdir = out_dir / "_transfers"
-        tdir.mkdir(exist_ok=True)
-        (tdir / f"{run_id}.jsonl").write_text("".join(json.dumps(t) + "\n" for t in transfers))
+        write_transfers(out_dir, run_id, transfers)
     return RunReport(run_id, writer.rows, sorted(writer.files), time.perf_counter() - t_start,
                      timings, transfers, host_info)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from . import __version__
-from .dataset import COLUMNS
+from .store.schema import COLUMNS
 from .plan import Config
 from .stats import latency_stats
 from .verdict import output_verdict

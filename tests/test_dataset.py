@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from harness.dataset import COLUMNS, RunWriter, read_journal
+from harness.store.schema import COLUMNS
+from harness.store.writer import RunWriter, read_journal
 
 pytestmark = pytest.mark.unit
 
@@ -38,7 +39,7 @@ def test_journal_survives_torn_last_line(tmp_path):
     w = RunWriter(tmp_path, "r2")
     w.add(_row(0))
     w.add(_row(1))
-    w._journal.write('{"run_id": "r2", "mod')  # a crash mid-write
-    w._journal.flush()
+    w.journal.file.write('{"run_id": "r2", "mod')  # a crash mid-write
+    w.journal.file.flush()
     rows = read_journal(tmp_path, "r2")
     assert [r["model"] for r in rows] == ["m0", "m1"]

@@ -231,7 +231,7 @@ def test_coordinator_killed_then_resumed(tmp_path, fault_ledger):
     finished = len(j[0].read_text().splitlines())
     assert 3 <= finished < 12
     # no partial file reads as data; every row finished before the kill is there after recovery
-    from harness.dataset import recover_orphans
+    from harness.store.writer import recover_orphans
     recover_orphans(out)
     df = pd.read_parquet(out)
     assert len(df) >= finished

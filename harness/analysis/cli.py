@@ -11,6 +11,7 @@ from typing import Any
 
 from ..models.registry import builtin, builtin_names, resolve_onnx
 from ..models.shapes import ShapeArg, parse_shape
+from ..store.schema import SCHEMA_VERSION
 from .onnx_stats import analyze_onnx, check_onnx_path
 from .report import models_table_row, render_table
 
@@ -51,7 +52,7 @@ def run_stats(args: argparse.Namespace) -> int:
 
         write_models_table([models_table_row(stats)], args.models_table)
     if args.json:
-        print(json.dumps(stats.to_dict(), indent=2))
+        print(json.dumps({"schema_version": SCHEMA_VERSION, **stats.to_dict()}, indent=2))
     else:
         print(render_table(stats))
     return 0

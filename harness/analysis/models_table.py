@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import fcntl
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
+from ..store.partitions import write_parquet
+from ..store.schema import MODEL_SCHEMA, file_version
 from .errors import AnalysisError
 from .report import MODELS_COLUMNS
 
@@ -19,11 +20,13 @@ FILENAME = "models.parquet"
 def write_models_table(rows: Iterable[Mapping[str, Any]], dir: str | Path) -> Path:
     """Merge `rows` into dir/models.parquet; a new row replaces an old one with the same key.
 
-    Written to a temp file in the same directory then os.replace'd, so readers never see a
-    half-written file; a lock file serialises concurrent writers on this host so none of
-    their rows are lost.
+    Written atomically (harness.store.atomic), so readers never see a half-written file,
+    with `harness.schema_version` metadata; an existing file newer than this harness reads is
+    refused (InputError) rather than merged. A lock file serialises concurrent writers on this
+    host so none of their rows are lost.
     """
     import pandas as pd
+    import pyarrow.parquet as pq
 
     out_dir = Path(dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -37,7 +40,10 @@ def write_models_table(rows: Iterable[Mapping[str, Any]], dir: str | Path) -> Pa
         frames = []
         if target.exists():
             try:
+                file_version(pq.read_schema(target).metadata, str(target))
                 frames.append(pd.read_parquet(target))
+            except InputError:
+                raise  # newer than this harness: merging would drop its columns
             except Exception as exc:
                 raise AnalysisError(str(target), f"exists but cannot be read ({type(exc).__name__})",
                                     "a Parquet file written by this tool") from exc
@@ -45,12 +51,14 @@ def write_models_table(rows: Iterable[Mapping[str, Any]], dir: str | Path) -> Pa
         merged = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) \
             else pd.DataFrame(columns=list(MODELS_COLUMNS))
         merged = merged.drop_duplicates(subset=KEY, keep="last").sort_values(KEY).reset_index(drop=True)
-        fd, tmp = tempfile.mkstemp(prefix=".models.", suffix=".parquet.tmp", dir=out_dir)
-        os.close(fd)
-        try:
-            merged.to_parquet(tmp, index=False)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_parquet(target, _typed_table(merged))
     return target
+
+
+def _typed_table(frame):
+    """The merged frame as Arrow with the store's column types (extra columns inferred)."""
+    import pyarrow as pa
+    fields = [MODEL_SCHEMA.field(c) if c in MODEL_SCHEMA.names
+              else pa.Schema.from_pandas(frame[[c]], preserve_index=False).field(c)
+              for c in frame.columns]
+    return pa.Table.from_pandas(frame, schema=pa.schema(fields), preserve_index=False)

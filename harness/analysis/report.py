@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..store.schema import MODEL_COLUMNS
 from .onnx_stats import ModelStats
 
 FLOPS_LINE = "FLOPs convention: 1 MAC = 2 FLOPs; elementwise ops count 1 FLOP per output element"
 
-MODELS_COLUMNS = (
-    "model_sha256", "input_shape", "params", "weight_bytes", "macs", "flops", "activation_naive_bytes",
-    "activation_lower_bound_bytes", "activation_plan_bytes", "max_workspace_bytes", "n_layers", "unknown_ops",
-)
+MODELS_COLUMNS = tuple(c.name for c in MODEL_COLUMNS)  # the models table, harness.store.schema
 
 
 def si(n: float) -> str:

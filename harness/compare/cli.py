@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from ..errors import InputError
 from ..results import DatasetError, load
+from ..store.schema import SCHEMA_VERSION
 from .pairing import DIMENSIONS, SERIES_KEY, dimension_column, key_columns
 from .result import parse_fail_on
 from .verdicts import Thresholds
@@ -210,6 +211,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.format == "json":
         out = hist.copy()
         out["started_at"] = out["started_at"].astype(str)
+        out["schema_version"] = SCHEMA_VERSION  # per record: the JSON is a list of records
         text = out.to_json(orient="records", indent=2)
     else:
         frame = _history_frame(hist, args.all)

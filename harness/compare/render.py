@@ -11,6 +11,7 @@ import pandas as pd
 from .verdicts import PHASES
 
 from ..status import SEVERITY, severity_rank
+from ..store.schema import SCHEMA_VERSION
 
 
 def _num(v):
@@ -240,7 +241,8 @@ def to_dict(res) -> dict:
     missing = [{"key": {c: _num(r[c]) for c in res.key if c in res.missing.columns},
                 "base": r["base"], "head": r["head"], "missing_on": r["missing_on"]}
                for _, r in res.missing.iterrows()]
-    return {"dimension": res.dimension, "base": res.base, "head": res.head, "key": res.key,
+    return {"schema_version": SCHEMA_VERSION,
+            "dimension": res.dimension, "base": res.base, "head": res.head, "key": res.key,
             "thresholds": res.thresholds.as_dict(), "counts": res.counts(),
             "info": {k: _num(v) for k, v in res.info.items()},
             "pairs": pairs, "missing": missing}

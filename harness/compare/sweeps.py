@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..results import DatasetError, load
+from ..store.atomic import atomic_write_text
 from .core import compare
 from .result import CompareResult
 
@@ -61,9 +62,5 @@ def write_report(result: CompareResult, path_without_ext) -> dict[str, Path]:
     out = {}
     for ext, text in (("html", result.to_html()), ("md", result.to_markdown()),
                       ("json", result.to_json())):
-        path = base.parent / f"{base.name}.{ext}"
-        tmp = base.parent / f".{base.name}.{ext}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-        out[ext] = path
+        out[ext] = atomic_write_text(base.parent / f"{base.name}.{ext}", text)
     return out

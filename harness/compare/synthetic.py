@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ..dataset import COLUMNS, to_table
+from ..store.partitions import write_partitions
+from ..store.schema import COLUMNS, to_table
 from ..rows import latency_stats
 from ..verdict import output_verdict
 from ..status import MEASURED
@@ -79,22 +79,15 @@ def rows_for(*, processes: int = 5, samples: int = 40, median_ms: float = 10.0,
 
 def write_dataset(rows: list[dict], root: str | Path) -> list[Path]:
     """Write rows like RunWriter: one Parquet file per (date, engine, run_id)."""
-    root = Path(root)
-    parts: dict[tuple[str, str, str], list[dict]] = {}
+    runs: dict[str, list[dict]] = {}
     for r in rows:
-        parts.setdefault((r["date"], r["engine"], r["run_id"]), []).append(r)
-    files = []
-    for (date, engine, run_id), rs in sorted(parts.items()):
-        path = root / f"date={date}" / f"engine={engine}" / f"part-{run_id}.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(to_table(rs), path, compression="zstd")
-        files.append(path)
-    return files
+        runs.setdefault(r["run_id"], []).append(r)
+    return sorted(p for run_id, rs in runs.items() for p in write_partitions(root, run_id, rs))
 
 
 def frame(rows: list[dict]) -> pd.DataFrame:
     """The DataFrame `results.load()` would return for these rows, without the disk trip."""
-    from ..results import DIMENSIONS, _to_pandas
+    from ..store.read import DIMENSIONS, _to_pandas
     table = to_table(rows)
     for p in ("date", "engine"):
         table = table.append_column(p, pa.array([r.get(p) for r in rows], type=pa.string()))

@@ -6,7 +6,7 @@ import math
 from html import escape
 from pathlib import Path
 
-from ..cache import atomic_write_bytes
+from ..store.atomic import atomic_write_bytes
 from ..compare.html import CSS
 from ..compare.svg import Chart
 

@@ -161,7 +161,7 @@ def patch_text(pf: ParamFile, masks: dict[str, int]) -> tuple[str, dict[str, str
 
 def write_patched(src: str | Path, masks: dict[str, int], dst: str | Path) -> dict[str, str]:
     """Write a copy of ``src`` with the masks applied to ``dst`` (atomically); patched lines."""
-    from ..cache import atomic_write_bytes
+    from ..store.atomic import atomic_write_bytes
     pf = parse(src)
     text, patched = patch_text(pf, masks)
     atomic_write_bytes(Path(dst), text.encode())

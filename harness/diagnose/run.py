@@ -14,7 +14,6 @@ for MNN, which has no per-layer switch, it checks whether precision=high fixes t
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 from dataclasses import dataclass, field
@@ -467,53 +466,11 @@ def diagnosis_rows(d: Diagnosis) -> list[dict]:
     return rows
 
 
-def _schema():
-    import pyarrow as pa
-    S, I, F, B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
-    cols = [("diagnosis_id", S), ("created_at", pa.timestamp("us", tz="UTC")), ("host", S),
-            ("model", S), ("model_sha256", S), ("artifact_sha256", S), ("engine", S),
-            ("engine_version", S), ("backend_requested", S), ("backend", S),
-            ("precision_requested", S), ("precision", S), ("threads", I), ("reference", S),
-            ("tol_rel_err", F), ("tol_cosine", F), ("culprit", S), ("final_ok", B),
-            ("fix_mask", I), ("fix_verified", B), ("fix_layers", S),
-            ("high_precision_fixes", B), ("layer_index", I), ("layer_name", S),
-            ("layer_type", S), ("layer_params", S), ("tensor", S), ("ref_tensor", S),
-            ("match", S), ("shape", S), ("compared", B), ("diverged", B), ("reason", S),
-            ("role", S), ("max_abs_err", F), ("rel_err", F), ("cosine", F)]
-    cols += [(k, I if k in ("nan", "inf") else F) for k in cmp.STAT_KEYS]
-    cols += [("ref_" + k, I if k in ("nan", "inf") else F) for k in cmp.STAT_KEYS]
-    return pa.schema(cols)
-
-
 def write_rows(out_dir: Path, d: Diagnosis) -> Path:
     """DIR/_diagnoses/date=YYYY-MM-DD/part-<diagnosis_id>.parquet, written atomically ("_": not
     part of the measurement dataset that pandas.read_parquet(DIR) reads)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    schema = _schema()
-    rows = diagnosis_rows(d)
-    cols = {}
-    for f in schema:
-        vals = [r.get(f.name) for r in rows]
-        if f.name == "created_at":
-            vals = [datetime.fromtimestamp(v, timezone.utc) for v in vals]
-        elif pa.types.is_floating(f.type):
-            vals = [None if v is None else float(v) for v in vals]
-        cols[f.name] = pa.array(vals, type=f.type)
-    table = pa.table(cols, schema=schema)
-    date = datetime.fromtimestamp(d.created_at, timezone.utc).strftime("%Y-%m-%d")
-    path = Path(out_dir) / "_diagnoses" / f"date={date}" / f"part-{d.diagnosis_id}.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    from ..store.tables import write_diagnosis_rows
+    return write_diagnosis_rows(out_dir, d.diagnosis_id, d.created_at, diagnosis_rows(d))
 
 
 # -- profile --------------------------------------------------------------------------------------

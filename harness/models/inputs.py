@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache import atomic_write_bytes, cache_root, sha256_file, sha256_text
+from ..cache import cache_root, sha256_file, sha256_text
+from ..store.atomic import atomic_write_bytes
 from ..errors import InputError
 from ..suite import InputSpec
 from .shapes import format_shapes

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache import atomic_write_bytes, cache_root
+from ..cache import cache_root
+from ..store.atomic import atomic_write_bytes
 
 # Bump when a generator changes so cached files are regenerated.
 GENERATOR_VERSION = "1"
