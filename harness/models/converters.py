@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -40,6 +40,10 @@ class Artifact:
     input_names: tuple[str, ...] = ()
     output_names: tuple[str, ...] = ()
     sha256: str = ""
+    # How the agent must feed the inputs, when the converter decided it (passed in the job as
+    # "feed"): for ncnn, "batch_index" {blob: 0 when pnnx took axis 0 as the batch axis (the
+    # agent drops it), None when pnnx kept every axis (the agent feeds the full rank)}.
+    feed: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,8 @@ def to_ncnn(src: Path, input_shapes: list[tuple[int, ...]]) -> Artifact:
     shapes = ",".join("[" + ",".join(map(str, s)) + "]" for s in input_shapes)
     converter = f"pnnx {_version('pnnx')} {opts}"
     sha = sha256_file(src)
-    key = sha256_text(sha, "ncnn", converter, shapes)[:24]
+    # "feed-1": the cache entry records how pnnx wants each input fed (batch axis or not)
+    key = sha256_text(sha, "ncnn", converter, shapes, "feed-1")[:24]
 
     def build(d: Path) -> None:
         os.symlink(src, d / "model.onnx")
@@ -154,22 +159,47 @@ def to_ncnn(src: Path, input_shapes: list[tuple[int, ...]]) -> Artifact:
         param, binf = d / "model.ncnn.param", d / "model.ncnn.bin"
         if not param.exists() or not binf.exists():
             raise ConvertError(f"pnnx wrote no ncnn files: {_tail(out)}")
+        batch_index = _pnnx_batch_index(d / "model_ncnn.py")
         # Keep only what is needed: pnnx also writes large intermediate onnx/pnnx files.
         for p in d.iterdir():
             if p.name not in ("model.ncnn.param", "model.ncnn.bin"):
                 p.unlink()
         (d / "convert.log").write_text(out)
         (d / "meta.json").write_text(json.dumps({"converter": converter, "source": sha,
-                                                 "inputshape": shapes}))
+                                                 "inputshape": shapes,
+                                                 "batch_index": batch_index}))
 
     d = _cached(key, build)
     ins, outs = onnx_io_names(src)
     param, binf = d / "model.ncnn.param", d / "model.ncnn.bin"
+    meta = json.loads((d / "meta.json").read_text())
+    names = tuple(f"in{i}" for i in range(len(ins)))
     # pnnx names blobs in0.. and out0.. in the order of the ONNX graph's inputs and outputs.
-    return Artifact("ncnn", {"param": param, "bin": binf}, converter,
-                    tuple(f"in{i}" for i in range(len(ins))),
+    return Artifact("ncnn", {"param": param, "bin": binf}, converter, names,
                     tuple(f"out{i}" for i in range(len(outs))),
-                    sha256_text(sha256_file(param), sha256_file(binf)))
+                    sha256_text(sha256_file(param), sha256_file(binf)),
+                    feed={"batch_index": dict(meta.get("batch_index") or {})})
+
+
+# pnnx's own ncnn test script feeds each input as
+#   ex.input("in0", ncnn.Mat(in0.numpy(), batch_index=0).clone())
+# where batch_index=0 means "axis 0 is the batch axis, drop it" and pnnx writes 233 (no such
+# axis) when it found no batch axis and laid the blob out with every axis (a 4-D Mat for a
+# [1,3,8,8] input): feeding such a model a 3-D blob gives wrong results or crashes.
+_PNNX_INPUT = re.compile(r'ex\.input\("(\w+)",\s*ncnn\.Mat\(.*?batch_index=(\d+)')
+
+
+def _pnnx_batch_index(script: Path) -> dict:
+    """{blob name: batch axis or None} from pnnx's generated model_ncnn.py ({} if absent)."""
+    try:
+        text = script.read_text()
+    except OSError:
+        return {}
+    out = {}
+    for name, idx in _PNNX_INPUT.findall(text):
+        i = int(idx)
+        out[name] = None if i == 233 else i
+    return out
 
 
 def as_onnx(src: Path, input_shapes: list[tuple[int, ...]] | None = None) -> Artifact:

@@ -116,9 +116,13 @@ class Adapter(_Base):
 
     def feed(self, ex, inputs: List[np.ndarray]) -> None:
         """Set the inputs on an extractor (also used by the per-layer dumper)."""
+        batch = dict((self.job.get("feed") or {}).get("batch_index") or {})
         for name, x in zip(self.input_names, inputs):
-            # ncnn blobs have no batch axis: a leading 1 is dropped, anything else is unsupported.
-            if x.ndim == 4:
+            # ncnn blobs usually have no batch axis: the converter says whether it took axis 0
+            # as one (dropped here) or kept every axis; without word (a native .param), a
+            # leading 1 of a 4-D input is dropped. Batches above 1 are not supported.
+            drop = batch[name] == 0 if name in batch else x.ndim == 4
+            if drop and x.ndim >= 1:
                 if x.shape[0] != 1:
                     raise Unsupported("ncnn runs batch 1 only, got shape %s" % (x.shape,))
                 x = x[0]
