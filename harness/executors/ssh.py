@@ -1,4 +1,5 @@
-"""Runs agent processes on a remote host over SSH: push, provision, lock, measure."""
+"""The agent on a remote host over SSH: lock, push (agent, content-addressed files, wheels),
+provision engine versions, launch under ``setsid``/``timeout``."""
 
 from __future__ import annotations
 
@@ -7,24 +8,31 @@ import hashlib
 import io
 import json
 import os
+import re
 import shlex
 import socket
 import tarfile
 import time
 from pathlib import Path
 
-from ..agentproc import AgentOutcome, outcome_to_result, parse_lines
+from harness_agent.protocol import RESULT_MARKER
+
 from ..cache import sha256_file
 from ..engines import adapter_class
-from .inventory import HostSpec
-from .transport import HostBusy, HostIOError, HostUnreachable, SshTransport
-from .wheels import NoWheel, download
+from ..fleet.inventory import HostSpec
+from ..fleet.transport import HostBusy, HostUnreachable, SshTransport
+from ..fleet.wheels import NoWheel, download
+from .base import AgentExit, Executor, NoRuntime
 
 AGENT_DIR = Path(__file__).resolve().parent.parent.parent / "harness_agent"
 AGENT_PKG = "harness_agent"  # the name the agent package has on hosts
 # Kill grace after the remote timeout's TERM, then the SSH-level backstop on top of that.
 KILL_AFTER_S = 5
 SSH_SLACK_S = 30
+
+
+class HostctlFailed(Exception):
+    """A ``hostctl`` verb on the host answered with an error (its one-line reason)."""
 
 
 def agent_tarball() -> tuple[str, bytes]:
@@ -40,9 +48,17 @@ def agent_tarball() -> tuple[str, bytes]:
     return hashlib.sha256(raw).hexdigest(), raw
 
 
-class SshExecutor:
+class SshExecutor(Executor):
+    """One inventory host over one SSH connection.
+
+    ``setup`` resolves the host's work directory, pushes the agent (once per agent version),
+    takes the host's lock for ``owner`` and probes the host. Files are pushed once, by
+    content, to ``WORK/blobs/<sha256>`` and verified there before they get their final name.
+    """
+
     def __init__(self, spec: HostSpec, owner: str, trust_new_host_key: bool = False,
                  lock_ttl_s: float = 900.0, lock_wait_s: float = 60.0):
+        super().__init__()
         self.spec = spec
         self.name = spec.name
         self.owner = owner
@@ -50,17 +66,20 @@ class SshExecutor:
         self.lock_ttl_s, self.lock_wait_s = lock_ttl_s, lock_wait_s
         self.info: dict | None = None
         self.setup_error: str | None = None
-        self.transfers: list[dict] = []
+        self.busy = False  # setup failed because another coordinator holds the host
+        self.work: str | None = None  # the host's work directory, absolute
+        self.agent_root: str | None = None  # the unpacked agent on the host (its PYTHONPATH)
         self._blobs: set[str] | None = None
-        self._runtimes: dict[tuple[str, str], str] = {}
+        self._runtimes: dict[tuple[str, str], str | NoRuntime] = {}
         self._locked = False
 
     # -- setup ----------------------------------------------------------------------
     def _py(self, argv: list[str], python: str | None = None, timeout: float = 120):
-        env = f"PYTHONPATH={shlex.quote(self.agent_root)} " if hasattr(self, "agent_root") else ""
+        env = f"PYTHONPATH={shlex.quote(self.agent_root)} " if self.agent_root else ""
         return self.t.run([python or self.spec.python] + argv, timeout=timeout, env_prefix=env)
 
     def _ctl(self, *args: str, timeout: float = 300) -> dict:
+        """Run ``hostctl VERB ARGS`` on the host; its JSON answer. Raises HostctlFailed."""
         r = self._py(["-m", f"{AGENT_PKG}.hostctl", *args], timeout=timeout)
         out = None
         for line in reversed(r.stdout.strip().splitlines()):
@@ -73,14 +92,15 @@ class SshExecutor:
         if out is None:
             out = {"error": (r.stderr or r.stdout).strip()[-300:] or f"exit {r.rc}"}
         if r.rc != 0 or "error" in out:
-            raise RuntimeError(out.get("error") or f"hostctl {args[0]} exited {r.rc}")
+            raise HostctlFailed(out.get("error") or f"hostctl {args[0]} exited {r.rc}")
         return out
 
     def setup(self, lock: bool = True) -> dict:
-        if self.info is not None or self.setup_error is not None:
-            if self.setup_error:
-                raise (HostBusy if getattr(self, "_busy", False) else HostUnreachable)(
-                    self.setup_error)
+        """The host's probe (cached); ``lock``: take the host's lock first. Raises
+        HostUnreachable or HostBusy, and again on every later call."""
+        if self.setup_error is not None:
+            raise (HostBusy if self.busy else HostUnreachable)(self.setup_error)
+        if self.info is not None:
             return self.info
         try:
             r = self.t.run([self.spec.python, "-c",
@@ -96,12 +116,12 @@ class SshExecutor:
             self.info = self._ctl("probe")
         except HostBusy as e:
             self.setup_error = str(e)
-            self._busy = True
+            self.busy = True
             raise
         except HostUnreachable as e:
             self.setup_error = str(e)
             raise
-        except RuntimeError as e:
+        except HostctlFailed as e:
             self.setup_error = f"{self.name}: {e}"
             raise HostUnreachable(self.setup_error) from None
         if self.spec.arch and self.info.get("arch") != self.spec.arch:
@@ -111,14 +131,14 @@ class SshExecutor:
     def _lock(self) -> None:
         try:
             self._ctl("lock", self.work, self.owner, str(self.lock_ttl_s), "0")
-        except RuntimeError as e:
+        except HostctlFailed as e:
             stale = _dead_local_owner(str(e))
             if stale:  # a coordinator of this machine that was killed: take its lock back
                 self._ctl("unlock", self.work, stale)
             try:
                 self._ctl("lock", self.work, self.owner, str(self.lock_ttl_s),
                           str(self.lock_wait_s), timeout=self.lock_wait_s + 60)
-            except RuntimeError as e2:
+            except HostctlFailed as e2:
                 raise HostBusy(f"{self.name}: {e2}") from None
         self._locked = True
 
@@ -142,8 +162,10 @@ class SshExecutor:
             raise HostUnreachable(f"{self.name}: unpacking the agent failed: {r.stderr[-200:]}")
 
     # -- content-addressed files ------------------------------------------------------
-    def push_blob(self, local: Path, kind: str) -> str:
-        """Remote path of ``local`` under work/blobs/<sha256>; sent only if not there yet."""
+    def push(self, path: str | Path, kind: str) -> str:
+        """Remote path of ``path`` under WORK/blobs/<sha256>; sent only if not there yet."""
+        local = Path(path)
+        self.setup()
         sha = sha256_file(local)
         if self._blobs is None:
             self._blobs = set(self._ctl("have", f"{self.work}/blobs")["names"])
@@ -157,49 +179,61 @@ class SshExecutor:
         self._ctl("verify", tmp, sha)
         self.t.run(["mv", "-f", tmp, remote])
         self._blobs.add(sha)
-        self.transfers.append({"host": self.name, "kind": kind, "name": Path(local).name,
+        self.transfers.append({"host": self.name, "kind": kind, "name": local.name,
                                "bytes": os.path.getsize(local), "sha256": sha})
         return remote
 
-    # -- engine runtimes ------------------------------------------------------------------
-    def unsupported(self, engine: str, version: str) -> str | None:
-        try:
-            self.runtime(engine, version)
-        except NoWheel as e:
-            return str(e)
-        except _NoRuntime as e:
-            return str(e)
-        return None
+    def forget(self, path: str | Path) -> None:
+        if self._blobs is not None:
+            self._blobs.discard(sha256_file(path))
 
-    def runtime(self, engine: str, version: str) -> str:
-        """The Python on the host that runs (engine, version), provisioning it if needed."""
-        key = (engine, version)
-        if key in self._runtimes:
-            if isinstance(self._runtimes[key], Exception):
-                raise self._runtimes[key]
-            return self._runtimes[key]
+    def device_dir(self, name: str) -> str:
+        self.setup()
+        d = f"{self.work}/scratch/{name}"
+        self.t.run(["mkdir", "-p", d])
+        return d
+
+    def remove_device_dir(self, name: str) -> None:
+        if self.work is None:
+            return
         try:
-            py = self._runtime(engine, version)
-        except (NoWheel, _NoRuntime) as e:
-            self._runtimes[key] = e
-            raise
-        self._runtimes[key] = py
-        return py
+            self.t.run(["rm", "-rf", f"{self.work}/scratch/{name}"])
+        except Exception:  # noqa: BLE001 - best effort: a lost host keeps its scratch files
+            pass
+
+    # -- engine runtimes ------------------------------------------------------------------
+    def runtime(self, engine: str, version: str) -> str:
+        """The Python on the host that runs (engine, version), provisioning it if needed.
+        Raises NoRuntime, HostUnreachable, HostBusy."""
+        self.setup()  # a host lost since the last job fails fast, before any launch
+        key = (engine, version)
+        if key not in self._runtimes:
+            try:
+                self._runtimes[key] = self._runtime(engine, version)
+            except NoRuntime as e:
+                self._runtimes[key] = e
+        rt = self._runtimes[key]
+        if isinstance(rt, NoRuntime):
+            raise rt
+        return rt
 
     def _runtime(self, engine: str, version: str) -> str:
         info = self.setup()
         have = (info.get("engines") or {}).get(engine, {})
         if version == "installed":
-            if "version" in have or engine not in ("mnn", "ncnn"):
+            if "version" in have:
                 return self.spec.python
-            raise _NoRuntime(f"{engine} is not importable with {self.spec.python} on "
-                             f"{self.name} ({have.get('error', 'not installed')}); name a version "
-                             "to have the harness provision it")
+            raise NoRuntime(f"{engine} is not importable with {self.spec.python} on "
+                            f"{self.name} ({have.get('error', 'not installed')}); name a version "
+                            "to have the harness provision it")
         if have.get("version") == version:
             return self.spec.python
         pkg = adapter_class(engine).PIP_PACKAGE
-        wheel = download(pkg, version, info["python_tag"], info["arch"], info.get("glibc"))
-        remote_wheel = self.push_blob(wheel, "wheel")
+        try:
+            wheel = download(pkg, version, info["python_tag"], info["arch"], info.get("glibc"))
+        except NoWheel as e:
+            raise NoRuntime(str(e)) from None
+        remote_wheel = self.push(wheel, "wheel")
         # pip needs the real wheel file name to install it
         named = f"{self.work}/wheels/{wheel.name}"
         self.t.run(["mkdir", "-p", f"{self.work}/wheels"])
@@ -207,97 +241,49 @@ class SshExecutor:
         env_dir = f"{self.work}/envs/{engine}-{version}-{info['python_tag']}"
         try:
             out = self._ctl("venv", env_dir, named, timeout=900)
-        except RuntimeError as e:
-            raise _NoRuntime(f"{engine} {version} could not be installed on {self.name}: {e}")
+        except HostctlFailed as e:
+            raise NoRuntime(f"{engine} {version} could not be installed on {self.name}: "
+                            f"{e}") from None
         return out["python"]
 
-    # -- measuring ---------------------------------------------------------------------------
-    def where(self, path) -> str:
-        return str(path)  # paths are mapped in run_job, after the push
+    # -- the agent process ---------------------------------------------------------------------
+    def _failure(self, e: Exception) -> dict:
+        if isinstance(e, HostUnreachable):
+            self.setup_error = str(e)  # every later job on this host is unreachable at once
+        return super()._failure(e)
 
-    def run_job(self, job: dict, timeout_s: float) -> dict:
-        try:
-            self.setup()
-            python = self.runtime(job["engine"], job.get("version", "installed"))
-        except HostBusy as e:
-            return {"status": "host_busy", "error": str(e), "started_at": time.time()}
-        except HostUnreachable as e:
-            return {"status": "unreachable", "error": str(e), "started_at": time.time()}
-        except (NoWheel, _NoRuntime) as e:
-            return {"status": "unsupported", "error": str(e), "started_at": time.time()}
-        res = self._attempt(job, python, timeout_s)
-        if res.get("status") == "corrupt":
-            # damaged on the host after the push: send the files again, once
-            for sha in (job.get("sha256") or {}).values():
-                self._blobs.discard(sha)
-            res = self._attempt(job, python, timeout_s)
-            if res.get("status") == "corrupt":
-                res["error"] = str(res.get("error")) + " (still damaged after a re-push)"
-            else:
-                res.setdefault("notes", []).append("a damaged file was re-pushed")
-        return res
-
-    def _attempt(self, job: dict, python: str, timeout_s: float) -> dict:
-        try:
-            job = dict(job)
-            mapping: dict[str, str] = {}
-
-            def push(p, kind):
-                mapping[str(p)] = self.push_blob(Path(p), kind)
-                return mapping[str(p)]
-
-            job["files"] = {k: push(v, "model") for k, v in job["files"].items()}
-            job["inputs"] = [push(p, "input") for p in job["inputs"]]
-            job["references"] = [push(p, "reference") for p in job["references"]]
-            job["sha256"] = {mapping.get(p, p): s for p, s in (job.get("sha256") or {}).items()}
-            job["state_dir"] = f"{self.work}/state"
-            # the job travels in argv (base64: nothing in it can be shell syntax)
-            blob = base64.b64encode(json.dumps(job).encode()).decode()
-            # setsid: a new process group, so that timeout's signal reaches the whole group
-            # (engine threads, children), which closing the SSH channel would not; --wait
-            # because setsid forks when it already leads a group, and the exit status must be
-            # the command's.
-            argv = ["setsid", "--wait", "timeout", "-k", str(KILL_AFTER_S),
-                    str(int(timeout_s) + 1), python, "-m", AGENT_PKG, "--b64", blob]
-            t0 = time.monotonic()
-            r = self.t.run(argv, timeout=timeout_s + KILL_AFTER_S + SSH_SLACK_S,
-                           env_prefix=f"PYTHONPATH={shlex.quote(self.agent_root)} ")
-            elapsed = time.monotonic() - t0
-        except HostIOError as e:
-            return {"status": "host_error", "error": str(e), "started_at": time.time()}
-        except HostUnreachable as e:
-            self.setup_error = str(e)
-            return {"status": "unreachable", "error": str(e), "started_at": time.time()}
-        result, progress = parse_lines(r.stdout)
-        if result is None and not self.t.alive():
-            # the host went away under the measurement: infrastructure, not an engine failure
-            self.setup_error = (f"{self.name}: connection lost during a measurement "
-                                f"(exit {r.rc}); {r.stderr.strip()[-200:]}")
-            return {"status": "unreachable", "error": self.setup_error,
-                    "started_at": time.time()}
-        # timeout exits 124 (TERM sufficed) or 137 (KILL after the grace); a 137 well before the
-        # deadline is the kernel's OOM killer.
-        timed_out = result is None and (r.rc == 124 or (r.rc == 137 and elapsed >= timeout_s))
-        return outcome_to_result(AgentOutcome(result, progress, None if timed_out else
-                                              (-9 if r.rc == 137 else r.rc), timed_out,
-                                              r.stderr[-2000:]), timeout_s)
+    def _launch(self, python: str, mode: str, job: dict, timeout_s: float) -> AgentExit:
+        job = dict(job)
+        job["state_dir"] = f"{self.work}/state"
+        # the job travels in argv (base64: nothing in it can be shell syntax)
+        blob = base64.b64encode(json.dumps(job).encode()).decode()
+        # setsid: a new process group, so that timeout's signal reaches the whole group
+        # (engine threads, children), which closing the SSH channel would not; --wait
+        # because setsid forks when it already leads a group, and the exit status must be
+        # the command's.
+        argv = ["setsid", "--wait", "timeout", "-k", str(KILL_AFTER_S),
+                str(int(timeout_s) + 1), python, "-m", AGENT_PKG, mode, "--b64", blob]
+        t0 = time.monotonic()
+        r = self.t.run(argv, timeout=timeout_s + KILL_AFTER_S + SSH_SLACK_S,
+                       env_prefix=f"PYTHONPATH={shlex.quote(self.agent_root)} ")
+        elapsed = time.monotonic() - t0
+        if RESULT_MARKER not in r.stdout and not self.t.alive():
+            # the host went away under the job: infrastructure, not an engine failure
+            raise HostUnreachable(f"{self.name}: connection lost during a measurement "
+                                  f"(exit {r.rc}); {r.stderr.strip()[-200:]}")
+        return AgentExit(r.rc, r.stdout, r.stderr[-2000:], elapsed)
 
     def close(self) -> None:
         try:
             if self._locked:
                 self._ctl("unlock", self.work, self.owner)
-        except Exception:
-            pass  # the lock expires on its own
+        except Exception:  # noqa: BLE001 - the lock expires on its own
+            pass
         self.t.close()
-
-
-class _NoRuntime(Exception):
-    pass
 
 
 def _dead_local_owner(message: str) -> str | None:
     """The owner named in a 'locked by HOST:PID:RUN' message if it is a dead process here."""
-    import re
     m = re.search(r"locked by (\S+):(\d+):(\S+) until", message)
     if not m or m.group(1) != socket.gethostname():
         return None
@@ -311,4 +297,5 @@ def _dead_local_owner(message: str) -> str | None:
 
 
 def default_owner(run_id: str) -> str:
+    """The lock owner of a coordinator run: HOSTNAME:PID:RUN_ID."""
     return f"{socket.gethostname()}:{os.getpid()}:{run_id}"
