@@ -20,7 +20,7 @@ from harness_agent.protocol import RESULT_MARKER
 from ..cache import sha256_file
 from ..engines import adapter_class
 from ..fleet.inventory import HostSpec
-from ..fleet.transport import HostBusy, HostUnreachable, SshTransport
+from ..fleet.transport import HostBusy, HostIOError, HostUnreachable, SshTransport
 from ..fleet.wheels import NoWheel, download
 from .base import AgentExit, Executor, NoRuntime
 
@@ -79,7 +79,8 @@ class SshExecutor(Executor):
         return self.t.run([python or self.spec.python] + argv, timeout=timeout, env_prefix=env)
 
     def _ctl(self, *args: str, timeout: float = 300) -> dict:
-        """Run ``hostctl VERB ARGS`` on the host; its JSON answer. Raises HostctlFailed."""
+        """Run ``hostctl VERB ARGS`` on the host; its JSON answer. Raises HostctlFailed, or
+        HostUnreachable when the connection died under the call."""
         r = self._py(["-m", f"{AGENT_PKG}.hostctl", *args], timeout=timeout)
         out = None
         for line in reversed(r.stdout.strip().splitlines()):
@@ -91,6 +92,9 @@ class SshExecutor(Executor):
                     pass
         if out is None:
             out = {"error": (r.stderr or r.stdout).strip()[-300:] or f"exit {r.rc}"}
+        if r.rc != 0 and not self.t.alive():
+            raise HostUnreachable(f"{self.name}: connection lost during hostctl {args[0]} "
+                                  f"(exit {r.rc})")
         if r.rc != 0 or "error" in out:
             raise HostctlFailed(out.get("error") or f"hostctl {args[0]} exited {r.rc}")
         return out
@@ -163,20 +167,24 @@ class SshExecutor(Executor):
 
     # -- content-addressed files ------------------------------------------------------
     def push(self, path: str | Path, kind: str) -> str:
-        """Remote path of ``path`` under WORK/blobs/<sha256>; sent only if not there yet."""
+        """Remote path of ``path`` under WORK/blobs/<sha256>; sent only if not there yet.
+        Raises HostIOError (the copy failed on the host), HostUnreachable, HostBusy."""
         local = Path(path)
         self.setup()
         sha = sha256_file(local)
-        if self._blobs is None:
-            self._blobs = set(self._ctl("have", f"{self.work}/blobs")["names"])
         remote = f"{self.work}/blobs/{sha}"
-        if sha in self._blobs:
-            return remote
-        tmp = f"{remote}.part"
-        self.t.run(["mkdir", "-p", f"{self.work}/blobs"])
-        self.t.put(local, tmp)
-        # verified on the host before it gets its final name: a torn copy is never used
-        self._ctl("verify", tmp, sha)
+        try:
+            if self._blobs is None:
+                self._blobs = set(self._ctl("have", f"{self.work}/blobs")["names"])
+            if sha in self._blobs:
+                return remote
+            tmp = f"{remote}.part"
+            self.t.run(["mkdir", "-p", f"{self.work}/blobs"])
+            self.t.put(local, tmp)
+            # verified on the host before it gets its final name: a torn copy is never used
+            self._ctl("verify", tmp, sha)
+        except HostctlFailed as e:
+            raise HostIOError(f"{self.name}: pushing {local.name} failed: {e}") from None
         self.t.run(["mv", "-f", tmp, remote])
         self._blobs.add(sha)
         self.transfers.append({"host": self.name, "kind": kind, "name": local.name,
