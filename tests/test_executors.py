@@ -149,3 +149,17 @@ def test_both_executors_implement_the_interface():
     assert os.path.isdir(d)
     local.remove_device_dir(f"test-{os.getpid()}")
     assert not os.path.exists(d)
+
+
+def test_a_failed_local_provisioning_is_no_runtime_and_quiet(tmp_path, monkeypatch, capfd):
+    import harness.fleet.wheels as wheels
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(wheels, "download", lambda *a, **k: tmp_path / "gone.whl")
+    ex = LocalExecutor()
+    with pytest.raises(NoRuntime, match="mnn 0.0.1 could not be installed"):
+        ex.runtime("mnn", "0.0.1")
+    res = ex.run_agent("measure", {"protocol": PROTOCOL, "engine": "mnn", "version": "0.0.1"}, 5)
+    assert res["status"] == "unsupported" and "pip install failed" in res["error"]
+    assert capfd.readouterr().out == ""
+    envs = tmp_path / "cache" / "envs"
+    assert envs.is_dir() and list(envs.iterdir()) == []

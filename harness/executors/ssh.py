@@ -107,9 +107,8 @@ class SshExecutor(Executor):
         if self.info is not None:
             return self.info
         try:
-            r = self.t.run([self.spec.python, "-c",
-                            "import os,sys; print(os.path.abspath(os.path.expanduser(sys.argv[1])))",
-                            self.spec.workdir], timeout=60)
+            code = "import os,sys; print(os.path.abspath(os.path.expanduser(sys.argv[1])))"
+            r = self.t.run([self.spec.python, "-c", code, self.spec.workdir], timeout=60)
             if r.rc != 0:
                 raise HostUnreachable(f"{self.name}: {self.spec.python} does not run on the host: "
                                       f"{(r.stderr or r.stdout).strip()[-200:]}")
@@ -160,7 +159,8 @@ class SshExecutor(Executor):
                                "bytes": len(raw), "sha256": sha})
         code = ("import sys, tarfile, os; d = sys.argv[1]; "
                 "tarfile.open(os.path.join(d, 'agent.tar')).extractall(d); "
-                "os.unlink(os.path.join(d, 'agent.tar')); open(os.path.join(d, '.complete'), 'w').close()")
+                "os.unlink(os.path.join(d, 'agent.tar')); "
+                "open(os.path.join(d, '.complete'), 'w').close()")
         r = self.t.run([self.spec.python, "-c", code, self.agent_root])
         if r.rc != 0:
             raise HostUnreachable(f"{self.name}: unpacking the agent failed: {r.stderr[-200:]}")
