@@ -79,13 +79,15 @@ def overhead(suite: Path) -> None:
 
 
 def _harness_median(eng, art, pm, threads, warm, iters) -> float:
-    from harness.executor_local import LocalExecutor
-    job = {"engine": eng, "files": {k: str(v) for k, v in art.files.items()},
+    from harness.executors.local import LocalExecutor
+    from harness_agent import PROTOCOL
+    job = {"protocol": PROTOCOL, "engine": eng,
+           "files": {k: str(v) for k, v in art.files.items()},
            "inputs": [str(p) for p in pm.inputs.inputs], "input_shapes": [list(s) for s in pm.inputs.shapes],
            "input_names": list(art.input_names), "output_names": list(art.output_names),
            "references": [], "backend": "cpu", "precision": "fp32", "threads": threads,
            "warmup": warm, "min_iterations": iters, "max_iterations": iters, "min_seconds": 0}
-    res = LocalExecutor().run_job(job, 600)
+    res = LocalExecutor().measure(job, 600)
     return statistics.median(res["latency_ms"])
 
 
@@ -121,7 +123,8 @@ def rss_fidelity() -> None:
     from harness.models.prepare import prepare_model
     from harness.suite import ModelSpec
     from harness.models.registry import default_inputs
-    from harness.agentproc import parse_lines
+    from harness.executors.base import parse_lines
+    from harness_agent import PROTOCOL
     if not shutil.which("/usr/bin/time") and not os.path.exists("/usr/bin/time"):
         print("rss fidelity: /usr/bin/time missing (apt-get install time)")
         return
@@ -130,7 +133,8 @@ def rss_fidelity() -> None:
                            ["mnn", "ncnn"])
         for eng in ("mnn", "ncnn"):
             art = pm.artifact(engine_format(eng))
-            job = {"engine": eng, "files": {k: str(v) for k, v in art.files.items()},
+            job = {"protocol": PROTOCOL, "engine": eng,
+                   "files": {k: str(v) for k, v in art.files.items()},
                    "inputs": [str(p) for p in pm.inputs.inputs],
                    "input_names": list(art.input_names), "output_names": list(art.output_names),
                    "references": [str(p) for p in pm.inputs.references], "backend": "cpu",
@@ -140,7 +144,7 @@ def rss_fidelity() -> None:
                 json.dump(job, f)
             env = dict(os.environ, PYTHONPATH=str(ROOT))
             p = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-m", "harness_agent",
-                                f.name], capture_output=True, text=True, env=env)
+                                "measure", f.name], capture_output=True, text=True, env=env)
             os.unlink(f.name)
             res, _ = parse_lines(p.stdout)
             tv = next(int(ln.split(":")[1]) for ln in p.stderr.splitlines()

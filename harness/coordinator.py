@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .engines import adapter_class
 from .errors import InputError
-from .executor_local import LocalExecutor
+from .executors.local import LocalExecutor
 from .jobs import build_job
 from .plan import Config, expand
 from .models.converters import Artifact, ConversionFailed
@@ -54,11 +54,11 @@ class HostWorker:
             return {"error": str(e)}
 
     def measure(self, job: dict, timeout_s: float) -> dict:
-        return self.executor.run_job(job, timeout_s)
+        return self.executor.measure(job, timeout_s)
 
     def finish(self) -> list[dict]:
         self.executor.close()
-        return list(getattr(self.executor, "transfers", []))
+        return list(self.executor.transfers)
 
 
 _HOST_FIELDS = ("device_id", "hostname", "arch", "cpu_model", "cores", "mem_total_kb", "kernel",
@@ -85,7 +85,7 @@ def executor_factories(hosts, run_id: str, trust_new_host_key: bool = False,
     """host name -> picklable factory; None or [] means the local machine."""
     if not hosts:
         return {"local": LocalExecutor}
-    from .fleet.executor import SshExecutor, default_owner
+    from .executors.ssh import SshExecutor, default_owner
     owner = default_owner(run_id)
     return {h.name: functools.partial(SshExecutor, h, owner, trust_new_host_key,
                                       lock_wait_s=lock_wait_s) for h in hosts}

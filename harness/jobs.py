@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
 from harness_agent import PROTOCOL
 from .cache import sha256_file
 from .engines import adapter_class
@@ -12,9 +10,9 @@ from .models.prepare import PreparedModel
 from .suite import Suite
 
 
-def build_job(suite: Suite, cfg: Config, pm: PreparedModel,
-              where: Callable[[object], str] = str) -> dict:
-    """``where`` maps a coordinator path to the path the agent will see (identity locally)."""
+def build_job(suite: Suite, cfg: Config, pm: PreparedModel) -> dict:
+    """The measurement job of ``cfg``, with coordinator paths (the executor pushes the files
+    and maps the paths to what the agent sees)."""
     art = pm.artifact(adapter_class(cfg.engine).MODEL_FORMAT)
     m = suite.measure
     files = [*art.files.values(), *pm.inputs.inputs, *pm.inputs.references]
@@ -22,11 +20,11 @@ def build_job(suite: Suite, cfg: Config, pm: PreparedModel,
         "protocol": PROTOCOL,
         "engine": cfg.engine,
         "version": cfg.version,
-        "files": {k: where(v) for k, v in art.files.items()},
-        "inputs": [where(p) for p in pm.inputs.inputs],
+        "files": {k: str(v) for k, v in art.files.items()},
+        "inputs": [str(p) for p in pm.inputs.inputs],
         "input_shapes": [list(s) for s in pm.inputs.shapes],
         "input_names": list(art.input_names),
-        "references": [where(p) for p in pm.inputs.references],
+        "references": [str(p) for p in pm.inputs.references],
         "output_names": list(art.output_names),
         "feed": dict(art.feed),
         "backend": cfg.backend,
@@ -39,5 +37,5 @@ def build_job(suite: Suite, cfg: Config, pm: PreparedModel,
         "max_iterations": m.max_iterations,
         "memory_limit_mb": m.memory_limit_mb,
         # checked by the agent before loading: a file damaged on the device is never measured
-        "sha256": {where(p): sha256_file(p) for p in files},
+        "sha256": {str(p): sha256_file(p) for p in files},
     }

@@ -5,5 +5,6 @@ and the engine binding, on Python 3.9+: it is copied as-is to ARM boards. Import
 are relative so it works under any package name it is pushed as.
 """
 
-PROTOCOL = 1
-RESULT_MARKER = "@@HARNESS-RESULT "
+from .protocol import PROTOCOL, RESULT_MARKER
+
+__all__ = ["PROTOCOL", "RESULT_MARKER"]

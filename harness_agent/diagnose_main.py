@@ -1,7 +1,7 @@
-"""Per-layer diagnosis on the device: python -m <agent>.diagnose_main JOB.json | - | --b64 BASE64
+"""The per-layer modes of the agent (``python -m harness_agent MODE JOB``).
 
 The job is a measurement job (engine, files, inputs, backend, precision, threads, options) plus
-``mode``:
+what the mode needs:
 
 - ``dump``: run once, write every intermediate tensor to ``dump_path`` (.npz) and report
   per-layer statistics;
@@ -11,24 +11,17 @@ The job is a measurement job (engine, files, inputs, backend, precision, threads
 - ``outputs``: a plain whole-model run (the adapter's own run()), ``iterations`` times, comparing
   the final outputs with ``reference_npz[output_ref_keys[i]]``: used to verify a fix;
 - ``profile``: per-layer times over ``iterations`` runs.
-
-Prints exactly one result line, prefixed with the agent's result marker, on the real stdout.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 import time
-import traceback
 from typing import Dict, List
 
-from . import PROTOCOL, RESULT_MARKER
-from .runner import _Out
+from .protocol import OUTPUT_PREFIX
+from .status import Status
 
-DIAGNOSE_PROTOCOL = 1
-OUTPUT_PREFIX = "@output:"  # npz name of a final output in a dump
+LAYER_MODES = ("dump", "compare", "outputs", "profile")
 
 
 def _load(job: Dict[str, object]):
@@ -64,23 +57,19 @@ def _final_outputs(job, adapter, outs, res) -> None:
     res.update(outm.summarize(descs))
 
 
-def run(job: Dict[str, object]) -> Dict[str, object]:
+def run(mode: str, job: Dict[str, object], res: Dict[str, object]) -> None:
+    """Run ``job`` in one of LAYER_MODES and fill ``res``.
+
+    Raises what the run raised (``Unsupported``, ``MemoryError``, any engine error) after
+    recording what it knew; the caller turns it into a status.
+    """
     from . import layers
 
-    mode = str(job.get("mode", "compare"))
-    res: Dict[str, object] = {"protocol": PROTOCOL, "diagnose_protocol": DIAGNOSE_PROTOCOL,
-                              "mode": mode, "status": "error", "phase": "import",
-                              "started_at": time.time()}
     adapter = None
     writer = None
     try:
-        from .engines.base import Unsupported
-        try:
-            res["phase"] = "load"
-            adapter, inputs = _load(job)
-        except Unsupported as e:
-            res["status"], res["error"] = "unsupported", str(e)
-            return res
+        res["phase"] = "load"
+        adapter, inputs = _load(job)
         res["engine_version"] = adapter.version()
         res["backend"], res["precision"] = adapter.effective_backend, adapter.effective_precision
         res["input_names"] = list(getattr(adapter, "input_names", []))
@@ -121,18 +110,12 @@ def run(job: Dict[str, object]) -> Dict[str, object]:
             res["layers"] = adapter.layer_times(inputs, max(1, int(job.get("iterations", 5))))
             res["timing"] = adapter.LAYER_TIMES
         else:
-            raise ValueError("unknown diagnose mode %r" % mode)
+            raise ValueError("unknown layer mode %r" % mode)
         res["elapsed_s"] = time.perf_counter() - t0
         fell_back = (adapter.effective_backend != job["backend"]
                      or adapter.effective_precision != job["precision"])
-        res["status"] = "fallback" if fell_back else "ok"
+        res["status"] = Status.FALLBACK if fell_back else Status.OK
         res["phase"] = "done"
-    except MemoryError:
-        res["status"], res["error"] = "oom", "MemoryError in phase %s" % res["phase"]
-    except Exception as e:  # the result must say what failed; the traceback goes to stderr
-        traceback.print_exc()
-        res["status"], res["error"] = "error", "%s in phase %s: %s" % (
-            type(e).__name__, res["phase"], e)
     finally:
         if writer is not None:
             writer.abort()
@@ -140,35 +123,3 @@ def run(job: Dict[str, object]) -> Dict[str, object]:
             res["notes"] = adapter.notes
             res.update(adapter.details)
         res["ended_at"] = time.time()
-    return res
-
-
-def main(argv: List[str]) -> int:
-    out = _Out()
-    try:
-        if len(argv) == 2 and argv[0] == "--b64":
-            import base64
-            text = base64.b64decode(argv[1]).decode()
-        elif len(argv) == 1:
-            text = sys.stdin.read() if argv[0] == "-" else open(argv[0]).read()
-        else:
-            sys.stderr.write("usage: python -m harness_agent.diagnose_main JOB.json|-|--b64 B64\n")
-            return 2
-        job = json.loads(text)
-    except (OSError, ValueError) as e:
-        out.line(RESULT_MARKER, {"protocol": PROTOCOL, "status": "error",
-                                 "error": "bad job: %s" % e})
-        return 2
-    res = run(job)
-    out.line(RESULT_MARKER, res)
-    if job.get("cleanup"):
-        for p in job["cleanup"]:
-            try:
-                os.unlink(str(p))
-            except OSError:
-                pass
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -7,7 +7,9 @@
     python -m <agent>.hostctl unlock DIR OWNER
     python -m <agent>.hostctl venv DIR WHEEL [WHEEL...]
 
-Each prints one JSON line on stdout; a failure exits non-zero with a JSON error line.
+Each prints one JSON line on stdout; a failure exits 3 with a JSON error line
+({"error": ...}). The functions behind the verbs return a value or raise HostctlError; only
+main() prints and chooses the exit status, so the coordinator can call them in-process.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -24,11 +27,8 @@ from typing import List
 from .engines import adapter_names, load_adapter
 
 
-_OUT_FD = None
-
-
-def _out(obj) -> None:
-    os.write(_OUT_FD if _OUT_FD is not None else 1, (json.dumps(obj) + "\n").encode())
+class HostctlError(Exception):
+    """A host-side operation failed; the message is the one-line reason."""
 
 
 def probe() -> dict:
@@ -59,13 +59,8 @@ def verify(path: str, sha: str) -> dict:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     if h.hexdigest() != sha:
-        raise SystemExit(_fail("sha256 mismatch for %s: %s" % (path, h.hexdigest())))
+        raise HostctlError("sha256 mismatch for %s: %s" % (path, h.hexdigest()))
     return {"ok": True}
-
-
-def _fail(msg: str) -> int:
-    _out({"error": msg})
-    return 3
 
 
 def lock(d: str, owner: str, ttl: float, wait: float) -> dict:
@@ -95,9 +90,9 @@ def lock(d: str, owner: str, ttl: float, wait: float) -> dict:
                 _reclaim(path)
                 continue
             if time.time() >= deadline:
-                raise SystemExit(_fail("host is locked by %s until %s" % (
+                raise HostctlError("host is locked by %s until %s" % (
                     cur.get("owner"), time.strftime("%H:%M:%S", time.localtime(
-                        cur.get("expires", 0))))))
+                        cur.get("expires", 0)))))
             time.sleep(0.5)
 
 
@@ -134,50 +129,66 @@ def unlock(d: str, owner: str) -> dict:
 
 def venv(d: str, wheels: List[str]) -> dict:
     """A virtual environment that sees the system's packages (numpy from the OS on boards) with
-    the given wheels installed offline; built in a temp dir and renamed when complete."""
+    the given wheels installed offline; built in a temp dir and renamed when complete.
+
+    Returns {"python": its interpreter, "created": bool}. Raises HostctlError when the venv
+    cannot be made or pip fails; nothing is printed and the temp dir is removed.
+    """
     py = os.path.join(d, "bin", "python")
     if os.path.exists(os.path.join(d, ".complete")):
         return {"python": py, "created": False}
     tmp = d + ".tmp-%d" % os.getpid()
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", tmp], check=True,
-                   stdout=subprocess.DEVNULL)
-    p = subprocess.run([os.path.join(tmp, "bin", "python"), "-m", "pip", "install", "-q",
-                        "--no-index", "--no-deps", "--disable-pip-version-check"] + wheels,
-                       capture_output=True, text=True)
-    if p.returncode != 0:
-        raise SystemExit(_fail("pip install failed: " + (p.stderr or p.stdout)[-400:]))
-    open(os.path.join(tmp, ".complete"), "w").close()
-    os.rename(tmp, d)  # venv scripts hold absolute paths: the venv is used only by bin/python
+    try:
+        p = subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", tmp],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            raise HostctlError("python -m venv failed: " + (p.stderr or p.stdout)[-400:])
+        p = subprocess.run([os.path.join(tmp, "bin", "python"), "-m", "pip", "install", "-q",
+                            "--no-index", "--no-deps", "--disable-pip-version-check"] + wheels,
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            raise HostctlError("pip install failed: " + (p.stderr or p.stdout)[-400:])
+        open(os.path.join(tmp, ".complete"), "w").close()
+        os.rename(tmp, d)  # venv scripts hold absolute paths: the venv is used only by bin/python
+    except OSError as e:
+        raise HostctlError("creating %s failed: %s" % (d, e))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone after the rename; a failure's leftovers
     return {"python": py, "created": True}
 
 
 def main(argv: List[str]) -> int:
-    global _OUT_FD
     # Our one line goes to the real stdout; whatever engines print goes to stderr.
-    _OUT_FD = os.dup(1)
+    out_fd = os.dup(1)
     os.dup2(2, 1)
-    if not argv:
-        return _fail("no verb")
-    verb, args = argv[0], argv[1:]
+
+    def say(obj) -> None:
+        os.write(out_fd, (json.dumps(obj) + "\n").encode())
+
+    verbs = {
+        "probe": (0, lambda: probe()),
+        "have": (1, lambda a: have(a)),
+        "verify": (2, lambda a, b: verify(a, b)),
+        "lock": (4, lambda a, b, c, e: lock(a, b, float(c), float(e))),
+        "unlock": (2, lambda a, b: unlock(a, b)),
+        "venv": (None, lambda a, *ws: venv(a, list(ws))),
+    }
+    if not argv or argv[0] not in verbs:
+        say({"error": "unknown verb %r" % (argv[0],) if argv else "no verb"})
+        return 3
+    nargs, fn = verbs[argv[0]]
+    args = argv[1:]
+    if (nargs is not None and len(args) != nargs) or (nargs is None and len(args) < 2):
+        say({"error": "%s: wrong number of arguments (%d)" % (argv[0], len(args))})
+        return 3
     try:
-        if verb == "probe":
-            _out(probe())
-        elif verb == "have":
-            _out(have(args[0]))
-        elif verb == "verify":
-            _out(verify(args[0], args[1]))
-        elif verb == "lock":
-            _out(lock(args[0], args[1], float(args[2]), float(args[3])))
-        elif verb == "unlock":
-            _out(unlock(args[0], args[1]))
-        elif verb == "venv":
-            _out(venv(args[0], args[1:]))
-        else:
-            return _fail("unknown verb %r" % verb)
-    except SystemExit as e:
-        return int(e.code or 0)
-    except Exception as e:
-        return _fail("%s: %s" % (type(e).__name__, e))
+        say(fn(*args))
+    except HostctlError as e:
+        say({"error": str(e)})
+        return 3
+    except Exception as e:  # an unexpected failure still answers with one JSON line
+        say({"error": "%s: %s" % (type(e).__name__, e)})
+        return 3
     return 0
 
 

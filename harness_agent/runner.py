@@ -1,24 +1,20 @@
-"""One measurement, start to finish, in this (fresh) process.
+"""The ``measure`` mode: one measurement, start to finish, in this (fresh) process.
 
-Usage: python -m harness_agent JOB.json   (or '-' to read the job from stdin)
-
-Prints progress lines and exactly one result line, each prefixed with a marker, on the original
-stdout; everything the engine prints goes to stderr so it can never corrupt the result.
+Load, first run, warm-up, a timed steady loop, then the outputs against the references; the
+peak resident memory of each phase. Progress lines go out after the load and the first run,
+so a coordinator that sees the process die knows how far it got.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-import traceback
 from typing import Dict, List
 
-from . import PROTOCOL, RESULT_MARKER
 from .memory import PhaseMeter
-
-PROGRESS_MARKER = "@@HARNESS-PROGRESS "
+from .protocol import Channel
+from .status import Status
 
 
 class Corrupt(Exception):
@@ -62,25 +58,6 @@ def _apply_memory_limit(job: Dict[str, object]) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-class _Out:
-    def __init__(self) -> None:
-        # Keep the real stdout for our lines and point fd 1 at stderr: native code prints there.
-        self.fd = os.dup(1)
-        os.dup2(2, 1)
-
-    def line(self, marker: str, obj: Dict[str, object]) -> None:
-        data = (marker + json.dumps(obj, default=_jsonable) + "\n").encode()
-        os.write(self.fd, data)
-
-
-def _jsonable(x):
-    if hasattr(x, "item"):
-        return x.item()
-    if hasattr(x, "tolist"):
-        return x.tolist()
-    return str(x)
-
-
 def _ms(ns: int) -> float:
     return ns / 1e6
 
@@ -90,16 +67,19 @@ def _phase(res: Dict[str, object], name: str, mem: Dict[str, object]) -> None:
         res["rss_%s_%s" % (name, k)] = v
 
 
-def measure(job: Dict[str, object], out: _Out) -> Dict[str, object]:
+def measure(job: Dict[str, object], out: Channel, res: Dict[str, object]) -> None:
+    """Run the measurement ``job`` and fill ``res`` (status, phases, latencies, outputs).
+
+    Raises what the run raised (``Unsupported``, ``Corrupt``, ``MemoryError``, any engine
+    error) after recording what was measured so far; the caller turns it into a status.
+    """
     import numpy as np
 
     from . import outputs as outm
     from . import sysinfo
     from .engines import load_adapter
-    from .engines.base import Unsupported
 
-    res: Dict[str, object] = {"protocol": PROTOCOL, "status": "error", "phase": "start",
-                              "started_at": time.time(), "agent_pid": os.getpid()}
+    res["agent_pid"] = os.getpid()
     res.update(sysinfo.static_info(job.get("state_dir")))
     start_dyn = sysinfo.dynamic_info()
     res.update({k + "_start": v for k, v in start_dyn.items()})
@@ -124,7 +104,7 @@ def measure(job: Dict[str, object], out: _Out) -> Dict[str, object]:
         res["load_ms"] = _ms(time.perf_counter_ns() - t0)
         _phase(res, "load", meter.end())
         res["backend"], res["precision"] = adapter.effective_backend, adapter.effective_precision
-        out.line(PROGRESS_MARKER, {"phase": "load", "rss_peak_kb": res.get("rss_load_peak_kb")})
+        out.progress({"phase": "load", "rss_peak_kb": res.get("rss_load_peak_kb")})
 
         res["phase"] = "first"
         meter.start()
@@ -133,7 +113,7 @@ def measure(job: Dict[str, object], out: _Out) -> Dict[str, object]:
         first = adapter.run(inputs)
         res["first_ms"] = _ms(time.perf_counter_ns() - t0)
         _phase(res, "first", meter.end())
-        out.line(PROGRESS_MARKER, {"phase": "first", "rss_peak_kb": res.get("rss_first_peak_kb")})
+        out.progress({"phase": "first", "rss_peak_kb": res.get("rss_first_peak_kb")})
 
         res["phase"] = "warmup"
         warm = int(job.get("warmup", 0))
@@ -180,20 +160,11 @@ def measure(job: Dict[str, object], out: _Out) -> Dict[str, object]:
             outm.describe(a)["sha256"] == d["sha256"] for a, d in zip(last, descs))
         fell_back = (adapter.effective_backend != job["backend"]
                      or adapter.effective_precision != job["precision"])
-        res["status"] = "fallback" if fell_back else "ok"
+        res["status"] = Status.FALLBACK if fell_back else Status.OK
         res["phase"] = "done"
-    except Unsupported as e:
-        res["status"], res["error"] = "unsupported", str(e)
-    except Corrupt as e:
-        res["status"], res["error"] = "corrupt", "file damaged on the device: %s" % e
     except MemoryError:
-        res["status"], res["error"] = "oom", "out of memory (MemoryError) in phase %s" % (
-            res["phase"],)
-        res["rss_last_peak_kb"] = meter.end().get("peak_kb")
-    except Exception as e:  # the row must say what failed; the traceback goes to the log
-        traceback.print_exc()
-        res["status"], res["error"] = "error", "%s in phase %s: %s" % (
-            type(e).__name__, res["phase"], e)
+        res["rss_last_peak_kb"] = meter.end().get("peak_kb")  # the peak that hit the limit
+        raise
     finally:
         if adapter is not None:
             res["backend"] = res.get("backend") or adapter.effective_backend
@@ -204,27 +175,3 @@ def measure(job: Dict[str, object], out: _Out) -> Dict[str, object]:
         res["rss_process_peak_kb"] = meter.process_peak_kb
         res.update({k + "_end": v for k, v in sysinfo.dynamic_info().items()})
         res["ended_at"] = time.time()
-    return res
-
-
-def main(argv: List[str]) -> int:
-    out = _Out()
-    if len(argv) == 2 and argv[0] == "--b64":
-        import base64
-        argv = ["--b64", base64.b64decode(argv[1]).decode()]
-    elif len(argv) != 1:
-        sys.stderr.write("usage: python -m harness_agent JOB.json|-|--b64 BASE64\n")
-        return 2
-    try:
-        if argv[0] == "--b64":
-            text = argv[1]
-        else:
-            text = sys.stdin.read() if argv[0] == "-" else open(argv[0]).read()
-        job = json.loads(text)
-    except (OSError, ValueError) as e:
-        out.line(RESULT_MARKER, {"protocol": PROTOCOL, "status": "error",
-                                 "error": "bad job file %s: %s" % (argv[0], e)})
-        return 2
-    res = measure(job, out)
-    out.line(RESULT_MARKER, res)
-    return 0

@@ -190,12 +190,11 @@ def test_ppocr_cls_on_cpu_fp32_against_onnxruntime_is_clean(engine):
 @pytest.mark.engines
 def test_dump_writes_every_blob_to_the_npz_of_the_job(tmp_path):
     from harness_agent.layers import NpzReader
-    from harness.diagnose.device import DeviceRunner
     from harness.diagnose.run import _job, resolve_model
+    from harness.executors.local import LocalExecutor
     m = resolve_model("reduction_sum_block", "ncnn")
-    dev = DeviceRunner(None, tmp_path, "t")
     dump = tmp_path / "sub" / "all.npz"
-    r = dev.run(_job(m, "ncnn", Config(), mode="dump", dump_path=str(dump)), 120)
+    r = LocalExecutor().submit("dump", _job(m, "ncnn", Config(), dump_path=str(dump)), 120)
     assert r["status"] == "ok" and r["dump_path"] == str(dump)
     rd = NpzReader(str(dump))
     assert rd.order == ["in0", "1", "out0", "@output:out0"]  # + the final outputs by name
@@ -206,7 +205,7 @@ def test_dump_writes_every_blob_to_the_npz_of_the_job(tmp_path):
 
 @pytest.mark.engines
 def test_diagnose_on_an_ssh_host(gpu_host):
-    from harness.fleet.executor import SshExecutor
+    from harness.executors.ssh import SshExecutor
     from harness.fleet.inventory import HostSpec
     ex = SshExecutor(HostSpec(**gpu_host.inventory_entry()), "test-diagnose")
     try:
@@ -217,7 +216,7 @@ def test_diagnose_on_an_ssh_host(gpu_host):
         kinds = {t["kind"] for t in ex.transfers}
         assert {"model", "input"} <= kinds
         # the reference dump stayed on the device and was removed with the diagnosis
-        r = ex.t.run(["ls", f"{ex.work}/diagnose"])
+        r = ex.t.run(["ls", f"{ex.work}/scratch"])
         assert d.diagnosis_id not in r.stdout
     finally:
         ex.close()

@@ -145,7 +145,7 @@ def _executor(args):
         return None
     if len(hosts) != 1:
         raise InputError("--on", f"{args.on!r} selects {len(hosts)} hosts", "exactly one host")
-    from ..fleet.executor import SshExecutor, default_owner
+    from ..executors.ssh import SshExecutor, default_owner
     return SshExecutor(hosts[0], default_owner(f"{args.command}-{os.getpid()}"),
                        trust_new_host_key=bool(args.trust_new_host_key))
 

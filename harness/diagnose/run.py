@@ -24,18 +24,19 @@ from typing import Callable
 import numpy as np
 
 from harness_agent import PROTOCOL
-from harness_agent.diagnose_main import OUTPUT_PREFIX
+from harness_agent.protocol import OUTPUT_PREFIX
 from ..cache import cache_root
 from ..engines import adapter_class, engines_with
 from ..models.converters import Artifact
 from ..models.prepare import PreparedModel
 from ..errors import HarnessError, InputError
+from ..executors.base import Executor, NoRuntime
+from ..executors.local import LocalExecutor
 from ..stats import latency_stats
 from ..status import MEASURED
 from ..verdict import output_verdict, tolerance_for
 from . import compare as cmp
 from . import ncnn_param
-from .device import DeviceRunner
 from .search import Attempt, FixResult, classify, search
 
 ORT = "onnxruntime"
@@ -164,6 +165,14 @@ def _job(m: Model, engine: str, cfg: Config, files: dict | None = None,
     return job
 
 
+def _on_device(ex: Executor, job: dict, timeout_s: float, local_paths: tuple[str, ...] = ()
+               ) -> dict:
+    """Run a per-layer job through the executor: its ``mode`` key names the agent's mode;
+    files, inputs and the keys in ``local_paths`` hold coordinator files, which are pushed."""
+    job = dict(job)
+    return ex.submit(job.pop("mode"), job, timeout_s, local_paths)
+
+
 def _need_ok(res: dict, what: str) -> dict:
     if res.get("status") not in MEASURED:
         raise HarnessError(f"{what} failed: {res.get('status')}: "
@@ -226,7 +235,8 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
              keep_tensors: bool = False,
              log: Callable[[str], None] | None = None) -> Diagnosis:
     """``onnx``: the ONNX source of an engine-native model (for reference=ORT).
-    ``keep_tensors``: keep the dumped .npz files in the diagnosis directory."""
+    ``keep_tensors``: keep the dumped .npz files (in the diagnosis directory and in the
+    device's directory for this diagnosis)."""
     say = log or (lambda _m: None)
     reference = REFERENCE if reference is None else reference
     m = resolve_model(model, engine, shape, onnx)
@@ -241,10 +251,12 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
     created = datetime.now(timezone.utc)
     did = f"{created:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
     work = Path(workdir) if workdir else cache_root() / "diagnose" / did
-    dev = DeviceRunner(executor, work, did)
-    reason = dev.unsupported(engine)
-    if reason:
-        raise HarnessError(f"{dev.host}: {reason}")
+    ex = executor if executor is not None else LocalExecutor()
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        ex.runtime(engine, "installed")
+    except NoRuntime as e:
+        raise HarnessError(f"{ex.name}: {e}") from None
     keep: list[Path] = []  # the patched param, when it lives in the diagnosis directory
     try:
         notes: list[str] = []
@@ -266,8 +278,9 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
             ref_label = "onnxruntime cpu/fp32/1t"
             if (suspect.backend, suspect.precision) != ("cpu", "fp32"):
                 say(f"{engine} cpu/fp32: a run to match tensor names by value")
-                res = _need_ok(dev.run(_job(m, engine, REFERENCE, options=options, mode="dump",
-                                            dump_path=dev.device_path("match.npz")), timeout_s),
+                res = _need_ok(_on_device(ex, _job(m, engine, REFERENCE, options=options,
+                                                   mode="dump", dump_path=ex.device_dir(did) +
+                                                   "/match.npz"), timeout_s),
                                f"the {engine} cpu/fp32 matching run")
                 match_npz = res["dump_path"]
             notes.append("tensors matched to ONNX names: " + (
@@ -275,8 +288,9 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
                 if fused else f"{engine} tensor names by value and graph order (see onnx_ref)"))
         else:
             say(f"reference {engine} {reference.label()}: dump every layer")
-            res = _need_ok(dev.run(_job(m, engine, reference, options=options, mode="dump",
-                                        dump_path=dev.device_path("reference.npz")), timeout_s),
+            res = _need_ok(_on_device(ex, _job(m, engine, reference, options=options,
+                                               mode="dump", dump_path=ex.device_dir(did) +
+                                               "/reference.npz"), timeout_s),
                            f"the reference run ({reference.label()})")
             ref_npz = res["dump_path"]
             out_keys = [OUTPUT_PREFIX + n for n in res.get("output_names") or []]
@@ -286,7 +300,7 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
 
         # 2. the suspect, compared layer by layer on the device
         say(f"suspect {engine} {suspect.label()}: compare every layer")
-        sus = _need_ok(dev.run(_job(m, engine, suspect, options=options, mode="compare",
+        sus = _need_ok(_on_device(ex, _job(m, engine, suspect, options=options, mode="compare",
                                     reference_npz=ref_npz, match_npz=match_npz,
                                     candidates=candidates, output_ref_keys=out_keys),
                                timeout_s, local_refs), f"the suspect run ({suspect.label()})")
@@ -302,7 +316,7 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
             params = {lay.name: lay.params_text() for lay in pf.layers}
         final = _final(sus, ran_as[1])
         analysis = cmp.analyse(sus.get("layers") or [], ran_as[1], params, final["ok"])
-        d = Diagnosis(did, created.timestamp(), dev.host, m.name, m.pm.source_sha,
+        d = Diagnosis(did, created.timestamp(), ex.name, m.name, m.pm.source_sha,
                       m.artifact.sha256, engine, str(sus.get("engine_version")), suspect, ran_as,
                       ref_label, analysis, final, notes=notes, workdir=work)
         if analysis.culprit is None and not final["ok"]:
@@ -324,9 +338,9 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
                 patched = ncnn_param.write_patched(src, masks, dst)
                 say(f"try 31={mask} on {', '.join(masks)}")
                 files = {"param": dst, "bin": m.artifact.files["bin"]}
-                r = dev.run(_job(m, engine, suspect, files=files, options=options, mode="outputs",
-                                 iterations=3, reference_npz=ref_npz, output_ref_keys=out_keys),
-                            timeout_s, local_refs)
+                r = _on_device(ex, _job(m, engine, suspect, files=files, options=options,
+                                        mode="outputs", iterations=3, reference_npz=ref_npz,
+                                        output_ref_keys=out_keys), timeout_s, local_refs)
                 status, detail, worst = classify(r, tol)
                 lat = r.get("latency_ms") or []
                 return Attempt(mask, list(masks), status, detail, _num(worst.get("rel_err")),
@@ -340,14 +354,15 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
                 d.patched_param = dest_dir / (src.name.replace(".param", "") + ".fixed.param")
                 shutil.copyfile(d.fix.chosen.param_path, d.patched_param)
                 if side_by_side:
-                    d.side_by_side = _side_by_side(dev, m, engine, suspect, d.patched_param,
-                                                   options, timeout_s, ref_npz if dev.is_local and
+                    d.side_by_side = _side_by_side(ex, m, engine, suspect, d.patched_param,
+                                                   options, timeout_s, ref_npz if ex.local and
                                                    reference != ORT else None, out_keys, work, say)
         elif fix and not final["ok"] and strategy == "precision_high":
             hi = Config(suspect.backend, "fp32", suspect.threads)
             say(f"{engine} {hi.label()} (high precision)")
-            r = dev.run(_job(m, engine, hi, options=options, mode="outputs", iterations=1,
-                             reference_npz=ref_npz, output_ref_keys=out_keys), timeout_s, local_refs)
+            r = _on_device(ex, _job(m, engine, hi, options=options, mode="outputs", iterations=1,
+                                    reference_npz=ref_npz, output_ref_keys=out_keys), timeout_s,
+                           local_refs)
             status, detail, worst = classify(r, tolerance_for(str(r.get("precision") or "fp32")))
             d.high_precision = {"fixes": status == "ok", "status": status, "detail": detail,
                                 "ran_as": f"{r.get('backend')}/{r.get('precision')}", **worst}
@@ -360,9 +375,9 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
         if d.patched_param is not None:
             keep.append(d.patched_param)
     finally:
-        dev.cleanup()
         removed = False
         if not keep_tensors:
+            ex.remove_device_dir(did)
             for p in work.glob("*.npz"):
                 p.unlink()
             if workdir is None and not any(work in k.parents for k in keep):
@@ -380,10 +395,10 @@ def _num(x) -> float | None:
         return None
 
 
-def _side_by_side(dev: DeviceRunner, m: Model, engine: str, cfg: Config, patched: Path,
+def _side_by_side(ex: Executor, m: Model, engine: str, cfg: Config, patched: Path,
                   options, timeout_s, ref_dump: str | None, out_keys: list[str], work: Path,
                   say) -> list[dict]:
-    """Original and patched param through the normal measurement path (runner, run_job)."""
+    """Original and patched param through the normal measurement path (Executor.measure)."""
     refs = [str(p) for p in m.pm.inputs.references]
     ref_from = "onnxruntime" if refs else ""
     if ref_dump:  # the reference configuration's own outputs, as the runner's .npy files
@@ -402,7 +417,7 @@ def _side_by_side(dev: DeviceRunner, m: Model, engine: str, cfg: Config, patched
         say(f"measure {label} param")
         job = _job(m, engine, cfg, files=files, options=options, references=refs, warmup=2,
                    min_iterations=10, min_seconds=0.2, max_iterations=1000)
-        rows.append(side_by_side_row(label, dev.measure(job, timeout_s), ref_from))
+        rows.append(side_by_side_row(label, ex.measure(job, timeout_s), ref_from))
     return rows
 
 
@@ -501,14 +516,9 @@ def profile(model: str | Path, engine: str, config: Config = REFERENCE, *,
         raise InputError("--iterations", f"got {iterations}", "at least 1")
     m = resolve_model(model, engine, shape)
     _check_config(engine, config, "profile configuration")
-    did = f"profile-{secrets.token_hex(4)}"
-    work = cache_root() / "diagnose" / did
-    dev = DeviceRunner(executor, work, did)
-    try:
-        r = _need_ok(dev.run(_job(m, engine, config, options=options, mode="profile",
-                                  iterations=iterations), timeout_s), "the profile run")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    ex = executor if executor is not None else LocalExecutor()
+    r = _need_ok(_on_device(ex, _job(m, engine, config, options=options, mode="profile",
+                                     iterations=iterations), timeout_s), "the profile run")
     note = adapter_class(engine).LAYER_TIMES_NOTE
     return Profile(m.name, engine, str(r.get("engine_version")), config,
                    (str(r.get("backend")), str(r.get("precision"))), str(r.get("timing")),

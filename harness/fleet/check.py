@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .executor import SshExecutor
+from ..executors.ssh import SshExecutor
 from .inventory import HostSpec
 
 

@@ -44,7 +44,6 @@ class SshTransport:
         self.spec = spec
         self.trust = spec.trust_host_key or trust_new_host_key
         self._conn = None
-        self.bytes_sent = 0
 
     @property
     def conn(self):
@@ -132,7 +131,6 @@ class SshTransport:
             raise HostUnreachable(f"{self.spec.name}: copy to {remote} failed: {e}") from None
         except Exception as e:
             raise HostUnreachable(f"{self.spec.name}: copy to {remote} failed: {e}") from None
-        self.bytes_sent += os.path.getsize(local)
 
     def close(self) -> None:
         if self._conn is not None:

@@ -1,0 +1,221 @@
+"""The executor interface: where and how the agent runs, and what its exit means.
+
+An executor owns one device (this machine, or one SSH host). Everything that runs the agent,
+measurement, diagnosis and profile alike, goes through ``Executor.run_agent`` (or ``submit``,
+which pushes the job's files first), so the agent is launched, its lines parsed and a
+result-less exit classified in one way. Implementations differ only in how they launch the
+agent process (``_launch``) and how a coordinator file reaches the device (``push``).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from harness_agent.protocol import PROGRESS_MARKER, RESULT_MARKER
+
+from ..errors import HarnessError
+from ..fleet.transport import HostBusy, HostIOError, HostUnreachable
+from ..status import Status
+
+
+class NoRuntime(HarnessError):
+    """This device cannot run the engine version asked for (not installed, no wheel for its
+    platform, or the install failed); the message says which."""
+
+
+@dataclass
+class AgentExit:
+    """How one agent process ended, as the shell reports it.
+
+    ``rc``: the exit status in shell convention (128 + N when signal N killed the process; 124
+    when ``timeout`` stopped it with TERM); ``elapsed_s``: wall seconds from launch to exit.
+    """
+
+    rc: int
+    stdout: str
+    stderr: str
+    elapsed_s: float
+
+
+def parse_lines(stdout: str) -> tuple[dict | None, list[dict]]:
+    """The agent's result (None when it wrote none) and its progress lines, in order."""
+    result, progress = None, []
+    for line in stdout.splitlines():
+        if line.startswith(RESULT_MARKER):
+            result = json.loads(line[len(RESULT_MARKER):])
+        elif line.startswith(PROGRESS_MARKER):
+            progress.append(json.loads(line[len(PROGRESS_MARKER):]))
+    return result, progress
+
+
+def _signal_name(n: int) -> str:
+    try:
+        return signal.Signals(n).name
+    except ValueError:
+        return f"signal {n}"
+
+
+def no_result(ex: AgentExit, progress: list[dict], timeout_s: float) -> dict:
+    """The result for an agent that exited without a result line: timeout, OOM or error.
+
+    ``timeout`` exits 124 when TERM sufficed and 137 when it had to KILL after the grace; a
+    SIGKILL (137) well before the deadline is the kernel's OOM killer (or a memory cgroup).
+    Any other signal is a crash of the agent (an engine fault): status error, naming it.
+    """
+    last_peak = next((p.get("rss_peak_kb") for p in reversed(progress)
+                      if p.get("rss_peak_kb")), None)
+    phase = progress[-1]["phase"] if progress else "start"
+    if ex.rc == 124 or (ex.rc == 137 and ex.elapsed_s >= timeout_s):
+        return {"status": Status.TIMEOUT.value, "rss_last_peak_kb": last_peak,
+                "error": f"no result within {timeout_s:g} s (last phase: {phase}); "
+                         "process group killed"}
+    if ex.rc == 137:
+        return {"status": Status.OOM.value, "rss_last_peak_kb": last_peak,
+                "error": f"agent killed by SIGKILL after phase {phase} (out of memory)"}
+    how = f"killed by {_signal_name(ex.rc - 128)}; " if 128 < ex.rc < 128 + 65 else ""
+    return {"status": Status.ERROR.value, "rss_last_peak_kb": last_peak,
+            "error": f"agent exited {ex.rc} without a result ({how}last phase: {phase}): "
+                     f"{ex.stderr[-400:]}"}
+
+
+def infra_result(e: Exception) -> dict:
+    """The result for a job that never got to run because of the device or the connection."""
+    status = (Status.HOST_BUSY if isinstance(e, HostBusy) else
+              Status.HOST_ERROR if isinstance(e, HostIOError) else
+              Status.UNSUPPORTED if isinstance(e, NoRuntime) else Status.UNREACHABLE)
+    return {"status": status.value, "error": str(e), "started_at": time.time()}
+
+
+INFRA_ERRORS = (NoRuntime, HostBusy, HostIOError, HostUnreachable)
+
+
+class Executor(ABC):
+    """One device that runs agent jobs, one at a time.
+
+    ``name``: the host's name ("local" for this machine). ``local``: True when the device's
+    paths are paths on this machine (a file it writes can be read here directly).
+    ``transfers``: one dict per file sent to the device (host, kind, name, bytes, sha256).
+    """
+
+    name: str = "device"
+    local: bool = False
+
+    def __init__(self) -> None:
+        self.transfers: list[dict] = []
+
+    # -- what implementations provide ---------------------------------------------------------
+    @abstractmethod
+    def setup(self) -> dict:
+        """Connect, lock and probe the device; its host info (``hostctl.probe``). Raises
+        HostUnreachable or HostBusy."""
+
+    @abstractmethod
+    def runtime(self, engine: str, version: str) -> str:
+        """The Python on the device that runs ``engine`` at ``version`` ("installed": whatever
+        the device has), provisioning it when needed. Raises NoRuntime."""
+
+    @abstractmethod
+    def push(self, path: str | Path, kind: str) -> str:
+        """Make a coordinator file available to the agent; the path the agent sees.
+
+        ``kind`` (model, input, reference, ...) labels the transfer. Raises HostIOError or
+        HostUnreachable."""
+
+    def forget(self, path: str | Path) -> None:
+        """The next ``push(path)`` sends the file again (its copy was found damaged)."""
+
+    @abstractmethod
+    def device_dir(self, name: str) -> str:
+        """A directory on the device for files the device writes (e.g. a diagnosis's layer
+        dumps), created if needed; ``remove_device_dir(name)`` removes it."""
+
+    @abstractmethod
+    def remove_device_dir(self, name: str) -> None:
+        """Remove ``device_dir(name)`` and what is in it (best effort, never raises)."""
+
+    @abstractmethod
+    def _launch(self, python: str, mode: str, job: dict, timeout_s: float) -> AgentExit:
+        """Run ``python -m harness_agent MODE`` on ``job`` as a fresh process group that is
+        killed at ``timeout_s``; how it ended. Raises the INFRA_ERRORS."""
+
+    def close(self) -> None:
+        """Release the device (lock, connection)."""
+
+    # -- running the agent -------------------------------------------------------------------
+    def _failure(self, e: Exception) -> dict:
+        return infra_result(e)
+
+    def run_agent(self, mode: str, job: dict, timeout_s: float) -> dict:
+        """Run the agent in ``mode`` on ``job`` (whose paths are already device paths).
+
+        Returns the agent's result dict, or one with a ``status`` saying why there is none:
+        unsupported (no runtime), unreachable, host_busy, host_error, timeout, oom, error.
+        """
+        try:
+            python = self.runtime(job["engine"], job.get("version", "installed"))
+            ex = self._launch(python, mode, job, timeout_s)
+        except INFRA_ERRORS as e:
+            return self._failure(e)
+        result, progress = parse_lines(ex.stdout)
+        return result if result is not None else no_result(ex, progress, timeout_s)
+
+    def push_job(self, job: dict, also: Iterable[str] = ()) -> dict:
+        """A copy of ``job`` whose coordinator paths (files, inputs, references and the keys
+        named in ``also``) are replaced by the paths the agent sees; ``sha256`` follows."""
+        job = dict(job)
+        mapping: dict[str, str] = {}
+
+        def put(p, kind: str) -> str:
+            mapping[str(p)] = self.push(p, kind)
+            return mapping[str(p)]
+
+        job["files"] = {k: put(v, "model") for k, v in job["files"].items()}
+        job["inputs"] = [put(p, "input") for p in job["inputs"]]
+        if "references" in job:
+            job["references"] = [put(p, "reference") for p in job["references"] or []]
+        for k in also:
+            if job.get(k):
+                job[k] = put(job[k], "reference")
+        if job.get("sha256"):
+            job["sha256"] = {mapping.get(p, p): s for p, s in job["sha256"].items()}
+        return job
+
+    def submit(self, mode: str, job: dict, timeout_s: float, also: Iterable[str] = ()) -> dict:
+        """Push the files of ``job`` (coordinator paths; see push_job) and run the agent.
+
+        A file the agent finds damaged (status corrupt) is pushed again and the job rerun,
+        once. Returns what run_agent returns.
+        """
+        try:  # before any push: a device that cannot run the job gets no files
+            self.runtime(job["engine"], job.get("version", "installed"))
+        except INFRA_ERRORS as e:
+            return self._failure(e)
+        res = self._push_and_run(mode, job, timeout_s, also)
+        if res.get("status") == Status.CORRUPT:
+            # damaged on the device after the push: send the files again, once
+            for p in job.get("sha256") or {}:
+                self.forget(p)
+            res = self._push_and_run(mode, job, timeout_s, also)
+            if res.get("status") == Status.CORRUPT:
+                res["error"] = str(res.get("error")) + " (still damaged after a re-push)"
+            else:
+                res.setdefault("notes", []).append("a damaged file was re-pushed")
+        return res
+
+    def _push_and_run(self, mode: str, job: dict, timeout_s: float,
+                      also: Iterable[str]) -> dict:
+        try:
+            pushed = self.push_job(job, also)
+        except INFRA_ERRORS as e:
+            return self._failure(e)
+        return self.run_agent(mode, pushed, timeout_s)
+
+    def measure(self, job: dict, timeout_s: float) -> dict:
+        """One measurement (``build_job``'s job, coordinator paths): see submit."""
+        return self.submit("measure", job, timeout_s)

@@ -1,0 +1,131 @@
+"""The agent on this machine (the embedded default): a fresh process per job."""
+
+from __future__ import annotations
+
+import base64
+import importlib.metadata
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .base import AgentExit, Executor, NoRuntime
+
+# the directory that holds the harness_agent package, for the agent's PYTHONPATH
+PKG_PARENT = str(Path(__file__).resolve().parent.parent.parent)
+
+
+def _join_cgroup(path: str):
+    def join() -> None:
+        with open(os.path.join(path, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+    return join
+
+
+class LocalExecutor(Executor):
+    """Runs each job as ``python -m harness_agent MODE`` in a new session on this machine; on
+    timeout the whole process group is killed. A job's ``cgroup`` key (a memory cgroup
+    directory) puts the agent in that cgroup (tests, boards with a memory budget).
+
+    Files are used where they are (``push`` is the identity); an engine version this Python
+    lacks is installed into a cached virtual environment from the engine's wheel.
+    """
+
+    name = "local"
+    local = True
+
+    def __init__(self, python: str | None = None):
+        super().__init__()
+        self.python = python or sys.executable
+        self._runtimes: dict[tuple[str, str], str | NoRuntime] = {}
+
+    def setup(self) -> dict:
+        from harness_agent.hostctl import probe
+        return probe()
+
+    # -- engine runtimes ------------------------------------------------------------------------
+    def runtime(self, engine: str, version: str) -> str:
+        """This Python when it has ``version`` of the engine installed ("installed": any),
+        else a virtual environment provisioned from the engine's wheel. Raises NoRuntime."""
+        from ..engines import adapter_class
+        key = (engine, version)
+        if key not in self._runtimes:
+            dist = adapter_class(engine).PIP_PACKAGE
+            try:
+                installed = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                installed = None
+            if version in ("installed", installed):
+                self._runtimes[key] = (self.python if installed else
+                                       NoRuntime(f"{dist} is not installed on this machine"))
+            else:
+                try:
+                    self._runtimes[key] = self._provision(dist, engine, version)
+                except NoRuntime as e:
+                    self._runtimes[key] = e
+        rt = self._runtimes[key]
+        if isinstance(rt, NoRuntime):
+            raise rt
+        return rt
+
+    def _provision(self, dist: str, engine: str, version: str) -> str:
+        import platform
+
+        from ..cache import cache_root
+        from ..fleet.wheels import NoWheel, download
+        tag = "cp%d%d" % sys.version_info[:2]
+        try:
+            wheel = download(dist, version, tag, platform.machine(), platform.libc_ver()[1])
+        except NoWheel as e:
+            raise NoRuntime(str(e)) from None
+        return provision_venv(cache_root() / "envs" / f"{engine}-{version}-{tag}", [wheel],
+                              f"{engine} {version}")
+
+    # -- files ------------------------------------------------------------------------------------
+    def push(self, path: str | Path, kind: str) -> str:
+        return str(path)
+
+    def device_dir(self, name: str) -> str:
+        from ..cache import cache_root
+        d = cache_root() / "device" / name
+        d.mkdir(parents=True, exist_ok=True)
+        return str(d)
+
+    def remove_device_dir(self, name: str) -> None:
+        from ..cache import cache_root
+        shutil.rmtree(cache_root() / "device" / name, ignore_errors=True)
+
+    # -- the agent process ----------------------------------------------------------------------
+    def _launch(self, python: str, mode: str, job: dict, timeout_s: float) -> AgentExit:
+        job = dict(job)
+        cgroup = job.pop("cgroup", None)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = PKG_PARENT + os.pathsep + env.get("PYTHONPATH", "")
+        blob = base64.b64encode(json.dumps(job).encode()).decode()
+        t0 = time.monotonic()
+        p = subprocess.Popen([python, "-m", "harness_agent", mode, "--b64", blob],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                             start_new_session=True,
+                             preexec_fn=_join_cgroup(cgroup) if cgroup else None)
+        try:
+            out, err = p.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)  # the whole session: engine threads, children
+            out, err = p.communicate()
+        rc = p.returncode if p.returncode >= 0 else 128 - p.returncode
+        return AgentExit(rc, out, err[-2000:], time.monotonic() - t0)
+
+
+def provision_venv(env_dir: Path, wheels: list, what: str) -> str:
+    """The Python of a virtual environment at ``env_dir`` with ``wheels`` installed (made
+    once, through ``hostctl.venv`` in this process). Raises NoRuntime with the reason."""
+    from harness_agent.hostctl import HostctlError, venv
+    env_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return venv(str(env_dir), [str(w) for w in wheels])["python"]
+    except HostctlError as e:
+        raise NoRuntime(f"{what} could not be installed in {env_dir}: {e}") from None

@@ -1,0 +1,309 @@
+"""The agent on a remote host over SSH: lock, push (agent, content-addressed files, wheels),
+provision engine versions, launch under ``setsid``/``timeout``."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import re
+import shlex
+import socket
+import tarfile
+import time
+from pathlib import Path
+
+from harness_agent.protocol import RESULT_MARKER
+
+from ..cache import sha256_file
+from ..engines import adapter_class
+from ..fleet.inventory import HostSpec
+from ..fleet.transport import HostBusy, HostIOError, HostUnreachable, SshTransport
+from ..fleet.wheels import NoWheel, download
+from .base import AgentExit, Executor, NoRuntime
+
+AGENT_DIR = Path(__file__).resolve().parent.parent.parent / "harness_agent"
+AGENT_PKG = "harness_agent"  # the name the agent package has on hosts
+# Kill grace after the remote timeout's TERM, then the SSH-level backstop on top of that.
+KILL_AFTER_S = 5
+SSH_SLACK_S = 30
+
+
+class HostctlFailed(Exception):
+    """A ``hostctl`` verb on the host answered with an error (its one-line reason)."""
+
+
+def agent_tarball() -> tuple[str, bytes]:
+    """The agent package as a deterministic tar (sorted, zeroed metadata) and its sha256."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for p in sorted(AGENT_DIR.rglob("*.py")):
+            data = p.read_bytes()
+            info = tarfile.TarInfo(f"{AGENT_PKG}/{p.relative_to(AGENT_DIR).as_posix()}")
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    raw = buf.getvalue()
+    return hashlib.sha256(raw).hexdigest(), raw
+
+
+class SshExecutor(Executor):
+    """One inventory host over one SSH connection.
+
+    ``setup`` resolves the host's work directory, pushes the agent (once per agent version),
+    takes the host's lock for ``owner`` and probes the host. Files are pushed once, by
+    content, to ``WORK/blobs/<sha256>`` and verified there before they get their final name.
+    """
+
+    def __init__(self, spec: HostSpec, owner: str, trust_new_host_key: bool = False,
+                 lock_ttl_s: float = 900.0, lock_wait_s: float = 60.0):
+        super().__init__()
+        self.spec = spec
+        self.name = spec.name
+        self.owner = owner
+        self.t = SshTransport(spec, trust_new_host_key)
+        self.lock_ttl_s, self.lock_wait_s = lock_ttl_s, lock_wait_s
+        self.info: dict | None = None
+        self.setup_error: str | None = None
+        self.busy = False  # setup failed because another coordinator holds the host
+        self.work: str | None = None  # the host's work directory, absolute
+        self.agent_root: str | None = None  # the unpacked agent on the host (its PYTHONPATH)
+        self._blobs: set[str] | None = None
+        self._runtimes: dict[tuple[str, str], str | NoRuntime] = {}
+        self._locked = False
+
+    # -- setup ----------------------------------------------------------------------
+    def _py(self, argv: list[str], python: str | None = None, timeout: float = 120):
+        env = f"PYTHONPATH={shlex.quote(self.agent_root)} " if self.agent_root else ""
+        return self.t.run([python or self.spec.python] + argv, timeout=timeout, env_prefix=env)
+
+    def _ctl(self, *args: str, timeout: float = 300) -> dict:
+        """Run ``hostctl VERB ARGS`` on the host; its JSON answer. Raises HostctlFailed, or
+        HostUnreachable when the connection died under the call."""
+        r = self._py(["-m", f"{AGENT_PKG}.hostctl", *args], timeout=timeout)
+        out = None
+        for line in reversed(r.stdout.strip().splitlines()):
+            if line.startswith("{"):
+                try:
+                    out = json.loads(line)
+                    break
+                except ValueError:
+                    pass
+        if out is None:
+            out = {"error": (r.stderr or r.stdout).strip()[-300:] or f"exit {r.rc}"}
+        if r.rc != 0 and not self.t.alive():
+            raise HostUnreachable(f"{self.name}: connection lost during hostctl {args[0]} "
+                                  f"(exit {r.rc})")
+        if r.rc != 0 or "error" in out:
+            raise HostctlFailed(out.get("error") or f"hostctl {args[0]} exited {r.rc}")
+        return out
+
+    def setup(self, lock: bool = True) -> dict:
+        """The host's probe (cached); ``lock``: take the host's lock first. Raises
+        HostUnreachable or HostBusy, and again on every later call."""
+        if self.setup_error is not None:
+            raise (HostBusy if self.busy else HostUnreachable)(self.setup_error)
+        if self.info is not None:
+            return self.info
+        try:
+            code = "import os,sys; print(os.path.abspath(os.path.expanduser(sys.argv[1])))"
+            r = self.t.run([self.spec.python, "-c", code, self.spec.workdir], timeout=60)
+            if r.rc != 0:
+                raise HostUnreachable(f"{self.name}: {self.spec.python} does not run on the host: "
+                                      f"{(r.stderr or r.stdout).strip()[-200:]}")
+            self.work = r.stdout.strip().splitlines()[-1]
+            self._push_agent()
+            if lock:
+                self._lock()
+            self.info = self._ctl("probe")
+        except HostBusy as e:
+            self.setup_error = str(e)
+            self.busy = True
+            raise
+        except HostUnreachable as e:
+            self.setup_error = str(e)
+            raise
+        except HostctlFailed as e:
+            self.setup_error = f"{self.name}: {e}"
+            raise HostUnreachable(self.setup_error) from None
+        if self.spec.arch and self.info.get("arch") != self.spec.arch:
+            self.info["arch_mismatch"] = f"inventory says {self.spec.arch}"
+        return self.info
+
+    def _lock(self) -> None:
+        try:
+            self._ctl("lock", self.work, self.owner, str(self.lock_ttl_s), "0")
+        except HostctlFailed as e:
+            stale = _dead_local_owner(str(e))
+            if stale:  # a coordinator of this machine that was killed: take its lock back
+                self._ctl("unlock", self.work, stale)
+            try:
+                self._ctl("lock", self.work, self.owner, str(self.lock_ttl_s),
+                          str(self.lock_wait_s), timeout=self.lock_wait_s + 60)
+            except HostctlFailed as e2:
+                raise HostBusy(f"{self.name}: {e2}") from None
+        self._locked = True
+
+    def _push_agent(self) -> None:
+        sha, raw = agent_tarball()
+        self.agent_root = f"{self.work}/agent/{sha[:16]}"
+        check = self.t.run(["test", "-f", f"{self.agent_root}/.complete"])
+        if check.rc == 0:
+            return
+        tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"harness-agent-{sha[:16]}.tar"
+        tmp.write_bytes(raw)
+        self.t.run(["mkdir", "-p", self.agent_root])
+        self.t.put(tmp, f"{self.agent_root}/agent.tar")
+        self.transfers.append({"host": self.name, "kind": "agent", "name": AGENT_PKG,
+                               "bytes": len(raw), "sha256": sha})
+        code = ("import sys, tarfile, os; d = sys.argv[1]; "
+                "tarfile.open(os.path.join(d, 'agent.tar')).extractall(d); "
+                "os.unlink(os.path.join(d, 'agent.tar')); "
+                "open(os.path.join(d, '.complete'), 'w').close()")
+        r = self.t.run([self.spec.python, "-c", code, self.agent_root])
+        if r.rc != 0:
+            raise HostUnreachable(f"{self.name}: unpacking the agent failed: {r.stderr[-200:]}")
+
+    # -- content-addressed files ------------------------------------------------------
+    def push(self, path: str | Path, kind: str) -> str:
+        """Remote path of ``path`` under WORK/blobs/<sha256>; sent only if not there yet.
+        Raises HostIOError (the copy failed on the host), HostUnreachable, HostBusy."""
+        local = Path(path)
+        self.setup()
+        sha = sha256_file(local)
+        remote = f"{self.work}/blobs/{sha}"
+        try:
+            if self._blobs is None:
+                self._blobs = set(self._ctl("have", f"{self.work}/blobs")["names"])
+            if sha in self._blobs:
+                return remote
+            tmp = f"{remote}.part"
+            self.t.run(["mkdir", "-p", f"{self.work}/blobs"])
+            self.t.put(local, tmp)
+            # verified on the host before it gets its final name: a torn copy is never used
+            self._ctl("verify", tmp, sha)
+        except HostctlFailed as e:
+            raise HostIOError(f"{self.name}: pushing {local.name} failed: {e}") from None
+        self.t.run(["mv", "-f", tmp, remote])
+        self._blobs.add(sha)
+        self.transfers.append({"host": self.name, "kind": kind, "name": local.name,
+                               "bytes": os.path.getsize(local), "sha256": sha})
+        return remote
+
+    def forget(self, path: str | Path) -> None:
+        if self._blobs is not None:
+            self._blobs.discard(sha256_file(path))
+
+    def device_dir(self, name: str) -> str:
+        self.setup()
+        d = f"{self.work}/scratch/{name}"
+        self.t.run(["mkdir", "-p", d])
+        return d
+
+    def remove_device_dir(self, name: str) -> None:
+        if self.work is None:
+            return
+        try:
+            self.t.run(["rm", "-rf", f"{self.work}/scratch/{name}"])
+        except Exception:  # noqa: BLE001 - best effort: a lost host keeps its scratch files
+            pass
+
+    # -- engine runtimes ------------------------------------------------------------------
+    def runtime(self, engine: str, version: str) -> str:
+        """The Python on the host that runs (engine, version), provisioning it if needed.
+        Raises NoRuntime, HostUnreachable, HostBusy."""
+        self.setup()  # a host lost since the last job fails fast, before any launch
+        key = (engine, version)
+        if key not in self._runtimes:
+            try:
+                self._runtimes[key] = self._runtime(engine, version)
+            except NoRuntime as e:
+                self._runtimes[key] = e
+        rt = self._runtimes[key]
+        if isinstance(rt, NoRuntime):
+            raise rt
+        return rt
+
+    def _runtime(self, engine: str, version: str) -> str:
+        info = self.setup()
+        have = (info.get("engines") or {}).get(engine, {})
+        if version == "installed":
+            if "version" in have:
+                return self.spec.python
+            raise NoRuntime(f"{engine} is not importable with {self.spec.python} on "
+                            f"{self.name} ({have.get('error', 'not installed')}); name a version "
+                            "to have the harness provision it")
+        if have.get("version") == version:
+            return self.spec.python
+        pkg = adapter_class(engine).PIP_PACKAGE
+        try:
+            wheel = download(pkg, version, info["python_tag"], info["arch"], info.get("glibc"))
+        except NoWheel as e:
+            raise NoRuntime(str(e)) from None
+        remote_wheel = self.push(wheel, "wheel")
+        # pip needs the real wheel file name to install it
+        named = f"{self.work}/wheels/{wheel.name}"
+        self.t.run(["mkdir", "-p", f"{self.work}/wheels"])
+        self.t.run(["cp", "-f", remote_wheel, named])
+        env_dir = f"{self.work}/envs/{engine}-{version}-{info['python_tag']}"
+        try:
+            out = self._ctl("venv", env_dir, named, timeout=900)
+        except HostctlFailed as e:
+            raise NoRuntime(f"{engine} {version} could not be installed on {self.name}: "
+                            f"{e}") from None
+        return out["python"]
+
+    # -- the agent process ---------------------------------------------------------------------
+    def _failure(self, e: Exception) -> dict:
+        if isinstance(e, HostUnreachable):
+            self.setup_error = str(e)  # every later job on this host is unreachable at once
+        return super()._failure(e)
+
+    def _launch(self, python: str, mode: str, job: dict, timeout_s: float) -> AgentExit:
+        job = dict(job)
+        job["state_dir"] = f"{self.work}/state"
+        # the job travels in argv (base64: nothing in it can be shell syntax)
+        blob = base64.b64encode(json.dumps(job).encode()).decode()
+        # setsid: a new process group, so that timeout's signal reaches the whole group
+        # (engine threads, children), which closing the SSH channel would not; --wait
+        # because setsid forks when it already leads a group, and the exit status must be
+        # the command's.
+        argv = ["setsid", "--wait", "timeout", "-k", str(KILL_AFTER_S),
+                str(int(timeout_s) + 1), python, "-m", AGENT_PKG, mode, "--b64", blob]
+        t0 = time.monotonic()
+        r = self.t.run(argv, timeout=timeout_s + KILL_AFTER_S + SSH_SLACK_S,
+                       env_prefix=f"PYTHONPATH={shlex.quote(self.agent_root)} ")
+        elapsed = time.monotonic() - t0
+        if RESULT_MARKER not in r.stdout and not self.t.alive():
+            # the host went away under the job: infrastructure, not an engine failure
+            raise HostUnreachable(f"{self.name}: connection lost during a measurement "
+                                  f"(exit {r.rc}); {r.stderr.strip()[-200:]}")
+        return AgentExit(r.rc, r.stdout, r.stderr[-2000:], elapsed)
+
+    def close(self) -> None:
+        try:
+            if self._locked:
+                self._ctl("unlock", self.work, self.owner)
+        except Exception:  # noqa: BLE001 - the lock expires on its own
+            pass
+        self.t.close()
+
+
+def _dead_local_owner(message: str) -> str | None:
+    """The owner named in a 'locked by HOST:PID:RUN' message if it is a dead process here."""
+    m = re.search(r"locked by (\S+):(\d+):(\S+) until", message)
+    if not m or m.group(1) != socket.gethostname():
+        return None
+    try:
+        os.kill(int(m.group(2)), 0)
+        return None
+    except ProcessLookupError:
+        return f"{m.group(1)}:{m.group(2)}:{m.group(3)}"
+    except PermissionError:
+        return None
+
+
+def default_owner(run_id: str) -> str:
+    """The lock owner of a coordinator run: HOSTNAME:PID:RUN_ID."""
+    return f"{socket.gethostname()}:{os.getpid()}:{run_id}"
