@@ -10,7 +10,7 @@ import contextlib
 import os
 import sys
 import tempfile
-from typing import Iterator, List
+from typing import Iterable, Iterator, List
 
 
 def _flush_c_stdio() -> None:
@@ -57,3 +57,12 @@ def capture_native_output(echo_fd: int = 2) -> Iterator[Captured]:
             cap.text = data.decode("utf-8", "replace")
             if data and echo_fd >= 0:
                 os.write(echo_fd, data)
+
+
+def relevant_lines(text: str, noise: Iterable[str] = ()) -> str:
+    """The non-blank lines of ``text`` that none of the ``noise`` regular expressions match
+    (re.search), joined by newlines: what an engine said, without its device banners."""
+    import re
+    pats = [re.compile(n) for n in noise]
+    return "\n".join(ln.rstrip() for ln in text.splitlines()
+                     if ln.strip() and not any(p.search(ln) for p in pats))

@@ -67,6 +67,13 @@ def _phase(res: Dict[str, object], name: str, mem: Dict[str, object]) -> None:
         res["rss_%s_%s" % (name, k)] = v
 
 
+def _enter(res: Dict[str, object], out: Channel, phase: str) -> None:
+    """Start ``phase``: recorded in the result and announced on the progress channel, so an
+    agent killed by a signal in it is reported in the phase that was running."""
+    res["phase"] = phase
+    out.progress({"running": phase})
+
+
 def measure(job: Dict[str, object], out: Channel, res: Dict[str, object]) -> None:
     """Run the measurement ``job`` and fill ``res`` (status, phases, latencies, outputs).
 
@@ -93,8 +100,10 @@ def measure(job: Dict[str, object], out: Channel, res: Dict[str, object]) -> Non
         res["phase"] = "import"
         adapter = load_adapter(str(job["engine"]))(job)
         res["engine_version"] = adapter.version()
+        # said at once: a process that dies later still names the engine that ran
+        out.progress({"engine_version": res["engine_version"]})
         inputs = [np.load(p) for p in job["inputs"]]
-        res["phase"] = "load"
+        _enter(res, out, "load")
         meter.start()
         t0 = time.perf_counter_ns()
         _inject(job, "load")
@@ -106,7 +115,7 @@ def measure(job: Dict[str, object], out: Channel, res: Dict[str, object]) -> Non
         res["backend"], res["precision"] = adapter.effective_backend, adapter.effective_precision
         out.progress({"phase": "load", "rss_peak_kb": res.get("rss_load_peak_kb")})
 
-        res["phase"] = "first"
+        _enter(res, out, "first")
         meter.start()
         t0 = time.perf_counter_ns()
         _inject(job, "first")
@@ -115,7 +124,7 @@ def measure(job: Dict[str, object], out: Channel, res: Dict[str, object]) -> Non
         _phase(res, "first", meter.end())
         out.progress({"phase": "first", "rss_peak_kb": res.get("rss_first_peak_kb")})
 
-        res["phase"] = "warmup"
+        _enter(res, out, "warmup")
         warm = int(job.get("warmup", 0))
         t0 = time.perf_counter_ns()
         for _ in range(warm):
@@ -123,7 +132,7 @@ def measure(job: Dict[str, object], out: Channel, res: Dict[str, object]) -> Non
         res["warmup_ms"] = _ms(time.perf_counter_ns() - t0)
         res["warmup_iterations"] = warm
 
-        res["phase"] = "steady"
+        _enter(res, out, "steady")
         min_iters = int(job.get("min_iterations", 1))
         min_ns = int(float(job.get("min_seconds", 0.0)) * 1e9)
         max_iters = int(job.get("max_iterations", 100000))
@@ -145,7 +154,7 @@ def measure(job: Dict[str, object], out: Channel, res: Dict[str, object]) -> Non
         res["iterations"] = len(samples)
         res["timed_s"] = timed_ns / 1e9
 
-        res["phase"] = "outputs"
+        _enter(res, out, "outputs")
         refs = [np.load(p) for p in job.get("references") or []]
         descs = []
         for i, arr in enumerate(first):

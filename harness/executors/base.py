@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from harness_agent.fdcapture import relevant_lines
 from harness_agent.protocol import PROGRESS_MARKER, RESULT_MARKER
 
+from ..engines import adapter_class
 from ..errors import HarnessError
 from ..fleet.transport import HostBusy, HostIOError, HostUnreachable
 from ..status import Status
@@ -61,27 +63,39 @@ def _signal_name(n: int) -> str:
         return f"signal {n}"
 
 
-def no_result(ex: AgentExit, progress: list[dict], timeout_s: float) -> dict:
+def no_result(ex: AgentExit, progress: list[dict], timeout_s: float,
+              noise: tuple[str, ...] = ()) -> dict:
     """The result for an agent that exited without a result line: timeout, OOM or error.
 
     ``timeout`` exits 124 when TERM sufficed and 137 when it had to KILL after the grace; a
     SIGKILL (137) well before the deadline is the kernel's OOM killer (or a memory cgroup).
-    Any other signal is a crash of the agent (an engine fault): status error, naming it.
+    Any other signal is a crash of the agent (an engine fault): status error, naming it and
+    the phase that was running. ``noise``: regular expressions of stderr lines that say
+    nothing about a failure (an engine's device banner), left out of the error.
     """
-    last_peak = next((p.get("rss_peak_kb") for p in reversed(progress)
-                      if p.get("rss_peak_kb")), None)
-    phase = progress[-1]["phase"] if progress else "start"
+    def last(key):
+        return next((p[key] for p in reversed(progress) if p.get(key)), None)
+
+    last_peak = last("rss_peak_kb")
+    # "phase" lines say a phase completed, "running" lines that one started
+    phase = last("phase") or "start"
+    running = last("running") or phase
+    known = {"rss_last_peak_kb": last_peak, "phase": running}
+    if last("engine_version"):
+        known["engine_version"] = last("engine_version")
     if ex.rc == 124 or (ex.rc == 137 and ex.elapsed_s >= timeout_s):
-        return {"status": Status.TIMEOUT.value, "rss_last_peak_kb": last_peak,
+        return {"status": Status.TIMEOUT.value, **known,
                 "error": f"no result within {timeout_s:g} s (last phase: {phase}); "
                          "process group killed"}
     if ex.rc == 137:
-        return {"status": Status.OOM.value, "rss_last_peak_kb": last_peak,
+        return {"status": Status.OOM.value, **known,
                 "error": f"agent killed by SIGKILL after phase {phase} (out of memory)"}
-    how = f"killed by {_signal_name(ex.rc - 128)}; " if 128 < ex.rc < 128 + 65 else ""
-    return {"status": Status.ERROR.value, "rss_last_peak_kb": last_peak,
+    how = (f"killed by {_signal_name(ex.rc - 128)} in phase {running}; "
+           if 128 < ex.rc < 128 + 65 else "")
+    return {"status": Status.ERROR.value, **known,
             "error": f"agent exited {ex.rc} without a result ({how}last phase: {phase}): "
-                     f"{ex.stderr[-400:]}"}
+                     f"{relevant_lines(ex.stderr, noise)[-400:]}"}
+
 
 
 def infra_result(e: Exception) -> dict:
@@ -163,7 +177,9 @@ class Executor(ABC):
         except INFRA_ERRORS as e:
             return self._failure(e)
         result, progress = parse_lines(ex.stdout)
-        return result if result is not None else no_result(ex, progress, timeout_s)
+        if result is not None:
+            return result
+        return no_result(ex, progress, timeout_s, adapter_class(job["engine"]).LOG_NOISE)
 
     def push_job(self, job: dict, also: Iterable[str] = ()) -> dict:
         """A copy of ``job`` whose coordinator paths (files, inputs, references and the keys

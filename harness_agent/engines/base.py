@@ -45,6 +45,9 @@ class Adapter:
     LAYER_TIMES_NOTE = ""
     ONNX_NAME_MATCH = "by-value"
     FIX_STRATEGY: Optional[str] = None
+    # Regular expressions (re.search) of lines the engine prints that say nothing about a
+    # failure (device banners): left out of a dead agent's error text.
+    LOG_NOISE: Tuple[str, ...] = ()
 
     def __init__(self, job: Dict[str, object]) -> None:
         self.job = job

@@ -13,7 +13,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from ..fdcapture import capture_native_output
+from ..fdcapture import capture_native_output, relevant_lines
 from .base import Adapter as _Base
 from .base import Unsupported
 
@@ -37,6 +37,8 @@ class Adapter(_Base):
     ONNX_NAME_MATCH = "by-value"
     # param key 31 on a layer line: ncnn's per-layer feature mask (no fp16, no Vulkan, ...)
     FIX_STRATEGY = "featmask"
+    # the Vulkan device banner printed when the wheel probes the GPU: "[0 llvmpipe (...)]  ..."
+    LOG_NOISE = (r"^\[\d+ [^\]]*\]\s",)
 
     def __init__(self, job):
         super().__init__(job)
@@ -81,10 +83,14 @@ class Adapter(_Base):
         opt.use_fp16_arithmetic = half
         opt.use_bf16_storage = False
         with capture_native_output() as cap:
-            if net.load_param(files["param"]) != 0:
-                raise RuntimeError("ncnn could not load param %s" % files["param"])
-            if net.load_model(files["bin"]) != 0:
-                raise RuntimeError("ncnn could not load model %s" % files["bin"])
+            rc_param = net.load_param(files["param"])
+            rc_model = net.load_model(files["bin"]) if rc_param == 0 else 0
+        # ncnn says why on stderr ("layer ArgMax not exists or registered"): keep its words
+        why = relevant_lines(cap.text, self.LOG_NOISE).replace("\n", "; ") or "no reason given"
+        if rc_param != 0:
+            raise RuntimeError("ncnn could not load param %s: %s" % (files["param"], why))
+        if rc_model != 0:
+            raise RuntimeError("ncnn could not load model %s: %s" % (files["bin"], why))
         # ncnn turns use_vulkan_compute off when there is no usable device: read it back.
         on_vk = bool(net.opt.use_vulkan_compute) and self.gpu_count > 0
         self.effective_backend = "vulkan" if on_vk else "cpu"
@@ -107,8 +113,9 @@ class Adapter(_Base):
             "use_fp16_storage": half, "use_fp16_packed": half, "use_fp16_arithmetic": half,
             "powersave": ncnn.get_cpu_powersave(),
         }
-        if cap.text.strip():
-            self.notes.append(cap.text.strip()[-500:])
+        said = relevant_lines(cap.text, self.LOG_NOISE)
+        if said:
+            self.notes.append(said[-500:])
         self.net = net
         self.input_names = list(self.job.get("input_names") or net.input_names())
         self.output_names = list(self.job.get("output_names") or net.output_names())
@@ -200,3 +207,4 @@ class Adapter(_Base):
         for rec, s in zip(records, samples):
             rec["ms"] = statistics.median(s) if s else None
         return records
+
