@@ -37,7 +37,7 @@ def test_parse_lines_reads_the_result_and_the_progress():
     (124, 3.0, "timeout", "no result within 10 s (last phase: load)"),  # timeout's TERM
     (137, 10.5, "timeout", "no result within 10 s"),  # timeout's KILL after the grace
     (137, 2.0, "oom", "killed by SIGKILL after phase load (out of memory)"),
-    (139, 2.0, "error", "agent exited 139 without a result (killed by SIGSEGV; last phase"),
+    (139, 2.0, "error", "agent exited 139 without a result (killed by SIGSEGV in phase load; last phase"),
     (3, 2.0, "error", "agent exited 3 without a result (last phase: load): boom"),
 ])
 def test_no_result_is_classified_from_the_exit(rc, elapsed, status, says):

@@ -90,19 +90,16 @@ def classify(res: dict, tol: Tolerance) -> tuple[str, str, dict]:
     return "ok", "", worst
 
 
-_SIGNALS = {6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 11: "SIGSEGV"}
-
-
 def _short(text: str, n: int = 160) -> str:
     text = " ".join(text.split())
-    # the useful part of a crash is how the process ended, not the shader compiler's stderr
+    # the useful part of a crash is how the process ended (the executor names the signal), not
+    # the shader compiler's stderr
+    m = re.search(r"killed by (SIG[A-Z0-9]+)", text)
+    if m:
+        return f"process died with {m.group(1)}"
     m = re.search(r"exited (-?\d+) without a result", text)
     if m:
-        rc = int(m.group(1))
-        sig = -rc if rc < 0 else (rc - 128 if rc > 128 else None)
-        if sig in _SIGNALS:
-            return f"process died with {_SIGNALS[sig]}"
-        return f"process ended without a result (exit status {rc})"
+        return f"process ended without a result (exit status {m.group(1)})"
     return text[:n]
 
 
