@@ -10,7 +10,7 @@ import importlib.util
 from pathlib import Path
 
 from .errors import HarnessError
-from .suite import InputSpec
+from .config.suite import InputSpec
 
 _PPOCR = {
     "ppocr_det": ("ch_PP-OCRv4_det_infer.onnx", (1, 3, 640, 640)),

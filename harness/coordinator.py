@@ -22,7 +22,7 @@ from .prepare import PreparedModel, prepare_suite
 from .raysession import ray_session
 from .rows import RunContext, make_row
 from .status import RETRY, Status
-from .suite import Suite
+from .config.suite import Suite
 
 
 @dataclass

@@ -10,7 +10,7 @@ from .convert import Artifact
 from .engines import adapter_class
 from .plan import Config
 from .prepare import PreparedModel
-from .suite import Suite
+from .config.suite import Suite
 
 
 def build_job(suite: Suite, cfg: Config, pm: PreparedModel,

@@ -10,7 +10,7 @@ from .cache import sha256_file, sha256_text
 from .convert import Artifact, ConvertError, from_onnx
 from .engines import adapter_class
 from .reference import InputSet, prepare_inputs
-from .suite import ModelSpec, Suite
+from .config.suite import ModelSpec, Suite
 
 
 @dataclass

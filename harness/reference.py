@@ -10,7 +10,7 @@ import numpy as np
 
 from .cache import atomic_write_bytes, cache_root, sha256_file, sha256_text
 from .errors import InputError
-from .suite import InputSpec
+from .config.suite import InputSpec
 
 
 @dataclass(frozen=True)

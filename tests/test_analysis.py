@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 from pathlib import Path
@@ -21,7 +20,7 @@ from harness.analysis import (
     write_models_table,
 )
 from harness.analysis.builtin_paths import DEFAULT_SHAPES, builtin_path
-from harness.analysis.cli import add_parser
+from harness.cli import main as harness_main
 from harness.analysis.memory import Step, plan_memory
 from harness.analysis.pnnx_ref import parse_pnnx_output
 
@@ -354,10 +353,7 @@ def test_write_models_table_merges(tmp_path: Path, conv3x3: Path) -> None:
 
 
 def _cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="harness models")
-    add_parser(parser.add_subparsers(dest="cmd"))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return harness_main(["models", *argv])
 
 
 def test_cli_stats_json_and_errors(tmp_path: Path, conv3x3: Path, capsys) -> None:

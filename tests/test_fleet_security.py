@@ -9,7 +9,7 @@ import pandas as pd
 
 from harness.coordinator import run_suite
 from harness.fleet.inventory import load_inventory
-from harness.suite import load_suite
+from harness.config.suite import load_suite
 from tests.test_fleet import write_inventory
 
 TWO_VERSIONS = """

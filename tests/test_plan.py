@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 
 from harness.plan import expand
-from harness.suite import parse_suite
+from harness.config.suite import parse_suite
 
 TEXT = """
 name = "p"

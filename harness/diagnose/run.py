@@ -14,7 +14,6 @@ for MNN, which has no per-layer switch, it checks whether precision=high fixes t
 
 from __future__ import annotations
 
-import argparse
 import os
 import secrets
 import shutil
@@ -97,17 +96,15 @@ def resolve_model(model: str | Path, engine: str, shape: str | None = None,
     """An .onnx path, an engine-native file (.mnn, .param) or a built-in name -> prepared.
 
     ``onnx``: the ONNX source of an engine-native file (for an onnxruntime reference)."""
-    from ..adhoc import suite_dict
+    from ..config.flags import SuiteFlags, suite_dict
+    from ..config.suite import parse_suite
     from ..prepare import prepare_model
-    from ..suite import parse_suite
     if engine not in ENGINES:
         raise InputError("--engine", f"got {engine!r}", "ncnn or mnn (engines with per-layer "
                          "outputs)")
     def spec_of(path: str, shp: str | None):
-        ns = argparse.Namespace(model=path, shape=shp, engine=engine, threads=None,
-                                precision=None, backend=None, iterations=None, seconds=None,
-                                processes=None, warmup=None, timeout=None)
-        return parse_suite(suite_dict(ns), "command line", Path.cwd()).models[0]
+        flags = SuiteFlags(model=path, shape=shp, engine=engine)
+        return parse_suite(suite_dict(flags), "command line", Path.cwd()).models[0]
 
     if onnx is not None:
         onnx = Path(onnx).expanduser().resolve()
