@@ -55,14 +55,21 @@ def build_parser() -> HarnessParser:
     return p
 
 
+_LOG_HANDLER = logging.StreamHandler()
+_LOG_HANDLER.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                            datefmt="%H:%M:%S"))
+
+
 def _setup_logging(verbose: bool, debug: bool) -> None:
+    """Log harness's own loggers (not paramiko's or Ray's chatter) to stderr."""
     if not (verbose or debug):
         return
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stderr)
-    level = logging.DEBUG if debug else logging.INFO
-    for name in ("harness", "harness_agent"):  # not the libraries' own (paramiko, ray) chatter
-        logging.getLogger(name).setLevel(level)
+    _LOG_HANDLER.setStream(sys.stderr)  # the current stderr, also when main runs again
+    for name in ("harness", "harness_agent"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG if debug else logging.INFO)
+        if _LOG_HANDLER not in logger.handlers:
+            logger.addHandler(_LOG_HANDLER)
 
 
 def main(argv: list[str] | None = None) -> int:

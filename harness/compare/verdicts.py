@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 
 from ..config.toml import Table
+from ..errors import InputError
 from ..verdict import tolerance_for, within
 
 LATENCY_VERDICTS = ("slower", "unstable", "insufficient", "faster", "same")
@@ -82,8 +83,12 @@ class Thresholds:
     def with_options(self, **opts) -> "Thresholds":
         """A copy with the given fields replaced (None values ignored); InputError names an
         unknown field or a value of the wrong type."""
+        names = {f.name for f in fields(self)}
+        bad = sorted(set(opts) - names)
+        if bad:
+            raise InputError(f"option {bad[0]!r}", "is not a compare threshold",
+                             ", ".join(sorted(names)))
         t = Table(THRESHOLDS_WHERE, {k: v for k, v in opts.items() if v is not None})
-        t.keys([f.name for f in fields(self)])
         return replace(self, **{f.name: t.get(f.name, _FIELD_KINDS[f.type])
                                 for f in fields(self) if f.name in t})
 
