@@ -19,9 +19,9 @@ def add_arguments(subparsers) -> None:
         "sweep", help="a scheduled sweep: run, compare with the previous run of the same tag, "
                       "write the report next to the data, exit by the gate",
         description="Run a suite as a sweep with a tag, compare it with the previous sweep of "
-                    "the same tag in the dataset, write the HTML report to "
-                    "DATA/_reports/TAG-RUN_ID/ and exit 1 when the run failed or a --fail-on "
-                    "verdict occurs.")
+                    "the same tag in the dataset, write the report to "
+                    "DATA/_reports/TAG-RUN_ID.{html,md,json} and exit 1 when the run failed "
+                    "or a --fail-on verdict occurs.")
     w.add_argument("suite", help="suite file (TOML)")
     w.add_argument("--tag", required=True,
                    help="sweep tag, e.g. nightly; the previous sweep with this tag is the base")
