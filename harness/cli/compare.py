@@ -23,6 +23,7 @@ _THRESHOLD_FLAGS = (  # flag, Thresholds field, type, help
 
 
 def add_arguments(subparsers) -> None:
+    """Add the `compare` command to the harness sub-parsers."""
     from ..compare.pairing import DIMENSIONS
     c = subparsers.add_parser(
         "compare", help="compare two versions, hosts, precisions, backends, runs or sweeps",

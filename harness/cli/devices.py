@@ -8,6 +8,7 @@ from ._targets import DEVICES_HELP, TRUST_HELP
 
 
 def add_arguments(subparsers) -> None:
+    """Add the `devices check` command to the harness sub-parsers."""
     d = subparsers.add_parser("devices", help="inventory tools",
                               description="Tools for a devices inventory (TOML).")
     dsub = d.add_subparsers(dest="devices_command", required=True, metavar="SUBCOMMAND")

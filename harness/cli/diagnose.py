@@ -13,6 +13,7 @@ from ._targets import add_target_flags, one_host_executor
 
 
 def add_arguments(subparsers) -> None:
+    """Add the `diagnose` command to the harness sub-parsers."""
     d = subparsers.add_parser(
         "diagnose", help="find the first layer whose output goes wrong, and a verified fix",
         description="Run a model under a suspect configuration and a reference, compare every "
@@ -43,6 +44,7 @@ def add_arguments(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Diagnose one configuration; exit 1 when an output diverges, 0 when none does."""
     from ..diagnose.run import Config, diagnose, parse_reference
     from ..diagnose.text import render_diagnosis
     cfg = Config(args.backend, args.precision, positive_int("--threads", args.threads))

@@ -9,6 +9,7 @@ from ._common import add_data_flag, add_json_flag, emit, row_filters
 
 
 def add_arguments(subparsers) -> None:
+    """Add the `history` command to the harness sub-parsers."""
     h = subparsers.add_parser(
         "history", help="a metric across sweeps per configuration, with change points",
         description="Per configuration (model, input shape, engine, backend, precision, "
@@ -37,6 +38,7 @@ def add_arguments(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print (or write) the history of a metric; exit 0, 2 on bad input."""
     from ..compare.history import history
     from ..compare.load import load_history_rows
     from ..compare.render import render_history

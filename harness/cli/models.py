@@ -9,6 +9,7 @@ from pathlib import Path
 
 
 def add_arguments(subparsers) -> None:
+    """Add the `models stats` command to the harness sub-parsers."""
     from ..analysis.builtin_paths import BUILTIN_FILES
     m = subparsers.add_parser("models", help="model tools", description="Model tools.")
     msub = m.add_subparsers(dest="models_command", required=True, metavar="SUBCOMMAND")

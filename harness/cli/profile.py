@@ -10,6 +10,7 @@ from ._targets import add_target_flags, one_host_executor
 
 
 def add_arguments(subparsers) -> None:
+    """Add the `profile` command to the harness sub-parsers."""
     p = subparsers.add_parser(
         "profile", help="the layers that take the most time, for one configuration",
         description="Per-layer times: MNN through its before/after op callbacks; ncnn's Python "
@@ -30,6 +31,7 @@ def add_arguments(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the slowest layers of one configuration."""
     from ..diagnose.run import Config, profile
     from ..diagnose.text import render_profile
     if args.top < 1:

@@ -20,6 +20,7 @@ _SUITE_FLAGS = tuple(f.name for f in fields(SuiteFlags))
 
 
 def add_arguments(subparsers) -> None:
+    """Add the `run` command to the harness sub-parsers."""
     r = subparsers.add_parser(
         "run", help="measure a suite (or a one-off from flags) and store rows",
         description="Measure a suite file, or a one-off suite from flags, on this machine or "
@@ -57,6 +58,7 @@ def suite_flags(args: argparse.Namespace) -> SuiteFlags:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Measure; exit 1 when any configuration failed, 2 on bad input."""
     from ..config.suite import load_suite
     from ..coordinator import run_suite
     from ..summary import render, summarize

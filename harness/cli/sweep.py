@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(subparsers) -> None:
+    """Add the `sweep` command to the harness sub-parsers."""
     w = subparsers.add_parser(
         "sweep", help="a scheduled sweep: run, compare with the previous run of the same tag, "
                       "write the report next to the data, exit by the gate",
