@@ -80,6 +80,7 @@ def test_every_dataset_command_takes_data():
 
 def test_help_on_every_flag():
     for path, p in _parsers(build_parser()):
+        assert p.format_help(), path  # renders: no stray % in a help text
         for a in p._actions:
             if a.help == argparse.SUPPRESS or isinstance(a, (argparse._HelpAction,
                                                              argparse._VersionAction,
