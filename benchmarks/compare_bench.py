@@ -235,7 +235,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from harness.compare import compare, history
-    from harness.compare.cli import _compare_columns
+    from harness.compare.load import compare_columns
     from harness.compare.sweeps import runs as all_runs
     from harness.results import load
 
@@ -251,7 +251,7 @@ def main(argv=None) -> int:
         df_all, _ = timed("load() all columns, all rows", lambda: load(root), args.repeat)
         print(f"{'  loaded frame':58s} {len(df_all):,} rows x {df_all.shape[1]} columns")
         del df_all
-        cols = _compare_columns("engine_version")
+        cols = compare_columns("engine_version")
         df, _ = timed("load() compare columns, engine=mnn (pushed down)",
                       lambda: load(root, columns=cols, engine="mnn",
                                    engine_version=["3.4.0", "3.6.1"]), args.repeat)
@@ -282,7 +282,7 @@ def main(argv=None) -> int:
               f"{n_series} / {len(cps)} (models {sorted(set(cps['model']))}, "
               f"steps {sorted(set(cps['step']))})")
         hist_df = df = two = None  # free memory before the largest load
-        everything = load(root, columns=_compare_columns("backend"))
+        everything = load(root, columns=compare_columns("backend"))
         res3, _ = timed("compare() backend cpu vs vulkan over all rows",
                         lambda: compare(everything, "backend", "cpu", "vulkan"), 1)
         print(f"{'  rows / pairs / samples':58s} {len(everything):,} / {len(res3.pairs)} / "

@@ -45,7 +45,7 @@ def main() -> None:
     from harness.coordinator import run_suite
     from harness.fleet.inventory import HostSpec
     from harness.raysession import ray_session
-    from harness.suite import parse_suite
+    from harness.config.suite import parse_suite
     import tomllib
     from tests.hosts.sshd import start_x86_host
 

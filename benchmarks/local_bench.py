@@ -64,7 +64,7 @@ def overhead(suite: Path) -> None:
     out = Path(tempfile.mkdtemp(prefix="bench-smoke-"))
     try:
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "harness", "run", str(suite), "--out", str(out),
+        subprocess.run([sys.executable, "-m", "harness", "run", str(suite), "--data", str(out),
                         "--no-progress"], check=True, capture_output=True)
         wall = time.perf_counter() - t0
         df = pd.read_parquet(out)
@@ -102,7 +102,7 @@ def _tight_median(eng, art, pm, threads, warm, iters) -> float:
 def fidelity(iters: int, rounds: int) -> None:
     from harness.models.converters import engine_format
     from harness.models.prepare import prepare_model
-    from harness.suite import ModelSpec
+    from harness.config.suite import ModelSpec
     from harness.models.registry import default_inputs
     pm = prepare_model(ModelSpec(name="det", builtin="ppocr_det",
                                  inputs=default_inputs("ppocr_det")), ["mnn", "ncnn"])
@@ -121,7 +121,7 @@ def fidelity(iters: int, rounds: int) -> None:
 def rss_fidelity() -> None:
     from harness.models.converters import engine_format
     from harness.models.prepare import prepare_model
-    from harness.suite import ModelSpec
+    from harness.config.suite import ModelSpec
     from harness.models.registry import default_inputs
     from harness.executors.base import parse_lines
     from harness_agent import PROTOCOL

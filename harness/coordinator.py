@@ -20,9 +20,9 @@ from .models.prepare import PreparedModel, prepare_suite
 from .raysession import ray_session
 from .rows import RunContext, make_row
 from .status import RETRY, Status
+from .config.suite import Suite
 from .store.tables import write_transfers
 from .store.writer import RunWriter, check_writable, read_journal, recover_orphans
-from .suite import Suite
 
 
 @dataclass

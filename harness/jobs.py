@@ -6,8 +6,8 @@ from harness_agent import PROTOCOL
 from .cache import sha256_file
 from .engines import adapter_class
 from .plan import Config
+from .config.suite import Suite
 from .models.prepare import PreparedModel
-from .suite import Suite
 
 
 def build_job(suite: Suite, cfg: Config, pm: PreparedModel) -> dict:

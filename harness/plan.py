@@ -6,7 +6,7 @@ import itertools
 from dataclasses import asdict, dataclass
 
 from .cache import sha256_text
-from .suite import Suite
+from .config.suite import Suite
 
 
 @dataclass(frozen=True)

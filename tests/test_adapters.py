@@ -109,7 +109,7 @@ def test_a_fourth_engine_is_one_new_file(tmp_path):
 
     r = harness("run", "--model", str(model), "--engine", "ort_alt,onnxruntime",
                 "--threads", "1", "--iterations", "3", "--seconds", "0", "--warmup", "0",
-                "--out", str(data), "--no-progress")
+                "--data", str(data), "--no-progress")
     assert r.returncode == 0, r.stdout + r.stderr
     import pyarrow.dataset as ds
     rows = ds.dataset(data, format="parquet", partitioning="hive",

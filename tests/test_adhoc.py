@@ -9,11 +9,12 @@ import sys
 import pandas as pd
 import pytest
 
-from harness.adhoc import suite_from_flags
+from harness.config.flags import suite_from_flags
 from harness.models.registry import builtin_onnx
 from harness.cli import build_parser
+from harness.cli.run import suite_flags
 from harness.plan import expand
-from harness.suite import load_suite
+from harness.config.suite import load_suite
 
 CLS = str(builtin_onnx("ppocr_cls"))
 
@@ -28,7 +29,7 @@ def _harness(*args, timeout=600):
 def test_local_adhoc_run_without_suite_file(tmp_path):
     out = tmp_path / "res"
     p = _harness("run", "--model", CLS, "--engine", "mnn,ncnn", "--threads", "1,2", "--on",
-                 "local", "--out", str(out), "--iterations", "5", "--seconds", "0",
+                 "local", "--data", str(out), "--iterations", "5", "--seconds", "0",
                  "--no-progress")
     assert p.returncode == 0, p.stderr[-2000:]
     assert "median_ms" in p.stdout and "ch_ppocr_mobile_v2.0_cls_infer" in p.stdout
@@ -50,7 +51,7 @@ def test_adhoc_over_ssh_and_host_key_refusal(x86_host_a, tmp_path):
     common = ["run", "--model", "ppocr_cls", "--engine", "ncnn", "--threads", "1",
               "--iterations", "3", "--seconds", "0", "--no-progress"]
     out = tmp_path / "res"
-    p = _harness(*common, "--out", str(out), *_ssh_args(x86_host_a, x86_host_a.known_hosts))
+    p = _harness(*common, "--data", str(out), *_ssh_args(x86_host_a, x86_host_a.known_hosts))
     assert p.returncode == 0, p.stdout + p.stderr[-2000:]
     df = pd.read_parquet(out)
     assert list(df.status) == ["ok"] and list(df.sweep_kind) == ["adhoc"]
@@ -59,13 +60,13 @@ def test_adhoc_over_ssh_and_host_key_refusal(x86_host_a, tmp_path):
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
     out2 = tmp_path / "res2"
-    p = _harness(*common, "--out", str(out2), *_ssh_args(x86_host_a, empty))
+    p = _harness(*common, "--data", str(out2), *_ssh_args(x86_host_a, empty))
     assert p.returncode != 0
     assert "unknown host key" in p.stderr
     assert list(pd.read_parquet(out2).status) == ["unreachable"]
     assert empty.read_text() == ""
 
-    p = _harness(*common, "--out", str(out2), *_ssh_args(x86_host_a, empty),
+    p = _harness(*common, "--data", str(out2), *_ssh_args(x86_host_a, empty),
                  "--trust-new-host-key")
     assert p.returncode == 0, p.stdout + p.stderr[-2000:]
     assert "ssh-ed25519" in empty.read_text()
@@ -79,8 +80,8 @@ def test_saved_suite_expands_to_the_same_configurations(tmp_path):
             "--processes", "2", "--iterations", "7", "--seconds", "0.25",
             "--save-suite", str(saved)]
     args = build_parser().parse_args(argv)
-    flags_suite, data = suite_from_flags(args)
-    from harness.adhoc import save_suite
+    flags_suite, data = suite_from_flags(suite_flags(args))
+    from harness.config.flags import save_suite
     save_suite(data, str(saved))
     file_suite = load_suite(saved)
     assert expand(file_suite) == expand(flags_suite)
@@ -95,7 +96,7 @@ def test_bad_flags_one_line_exit_2(tmp_path):
                        (["--model", CLS, "--threads", "one"], "--threads"),
                        (["--model", CLS, "--shape", "1x3xx"], "--shape"),
                        (["--model", CLS, "--engine", "tflite"], "engines.tflite")):
-        p = _harness("run", *argv, "--out", str(tmp_path / "o"))
+        p = _harness("run", *argv, "--data", str(tmp_path / "o"))
         assert p.returncode == 2, (argv, p.stderr)
         lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and frag in lines[0], (argv, p.stderr)

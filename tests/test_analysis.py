@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +19,9 @@ from harness.analysis import (
     render_table,
     write_models_table,
 )
-from harness.errors import HarnessError
+from harness.cli import main as harness_main
 from harness.models.registry import BUILTINS
 from harness.models.registry import builtin_onnx as builtin_path
-from harness.analysis.cli import add_parser
 from harness.analysis.memory import Step, plan_memory
 from harness.analysis.pnnx_ref import parse_pnnx_output
 
@@ -374,14 +371,7 @@ def test_write_models_table_merges(tmp_path: Path, conv3x3: Path) -> None:
 
 
 def _cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="harness models")
-    add_parser(parser.add_subparsers(dest="cmd"))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except HarnessError as exc:  # what the CLI edge (harness.cli.main) does
-        print(f"harness: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return harness_main(["models", *argv])
 
 
 @pytest.mark.unit

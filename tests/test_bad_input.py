@@ -47,7 +47,7 @@ def test_bad_inventory(tmp_path, hosts, fragment):
     inv = write_inventory(tmp_path / "inv.toml", hosts)
     (tmp_path / "s.toml").write_text(OK_SUITE)
     out = tmp_path / "out"
-    p = _run("run", str(tmp_path / "s.toml"), "--inventory", str(inv), "--out", str(out))
+    p = _run("run", str(tmp_path / "s.toml"), "--inventory", str(inv), "--data", str(out))
     _one_line(p, "inv.toml", fragment)
     assert not out.exists()
 
@@ -56,7 +56,7 @@ def test_bad_inventory(tmp_path, hosts, fragment):
 def test_results_dir_not_writable(tmp_path):
     (tmp_path / "s.toml").write_text(OK_SUITE)
     (tmp_path / "afile").write_text("")
-    p = _run("run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "afile" / "results"))
+    p = _run("run", str(tmp_path / "s.toml"), "--data", str(tmp_path / "afile" / "results"))
     _one_line(p, "results directory is not writable")
 
 
@@ -67,7 +67,7 @@ def test_input_shape_that_does_not_fit(tmp_path):
                                                       'builtin = "reduction_sum_block"\n'
                                                       'shape = [1, 3, 64, 64]'))
     out = tmp_path / "out"
-    p = _run("run", str(tmp_path / "s.toml"), "--out", str(out))
+    p = _run("run", str(tmp_path / "s.toml"), "--data", str(out))
     _one_line(p, "m: the input does not fit the model")
     assert not list(out.rglob("*.parquet"))
 
@@ -76,12 +76,12 @@ def test_input_shape_that_does_not_fit(tmp_path):
 def test_missing_model_file_and_not_onnx(tmp_path):
     (tmp_path / "s.toml").write_text(OK_SUITE.replace('builtin = "reduction_sum_block"',
                                                       'onnx = "nope.onnx"'))
-    _one_line(_run("run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "o")),
+    _one_line(_run("run", str(tmp_path / "s.toml"), "--data", str(tmp_path / "o")),
               "models[0].onnx", "an existing file")
     (tmp_path / "fake.onnx").write_bytes(b"PK\x03\x04 a zip, not a model")
     (tmp_path / "s.toml").write_text(OK_SUITE.replace('builtin = "reduction_sum_block"',
                                                       'onnx = "fake.onnx"'))
-    _one_line(_run("run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "o")),
+    _one_line(_run("run", str(tmp_path / "s.toml"), "--data", str(tmp_path / "o")),
               "not ONNX")
     assert not (tmp_path / "o").exists()
 
@@ -105,5 +105,5 @@ def test_malformed_toml_and_unknown_values(tmp_path):
                        (OK_SUITE + 'backends = ["tpu"]\n', "backends"),
                        (OK_SUITE + 'precisions = ["int4"]\n', "precisions")):
         (tmp_path / "s.toml").write_text(text)
-        _one_line(_run("run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "o")), frag)
+        _one_line(_run("run", str(tmp_path / "s.toml"), "--data", str(tmp_path / "o")), frag)
     assert not (tmp_path / "o").exists()

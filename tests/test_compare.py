@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 
@@ -12,7 +11,7 @@ import pytest
 
 from harness.compare import (CompareResult, Thresholds, compare, compare_with_previous,
                              parse_fail_on, write_report)
-from harness.compare.cli import register
+from harness.cli import build_parser
 from harness.compare.pairing import key_columns
 from harness.compare.synthetic import T0, frame, rows_for, write_dataset
 from harness.errors import InputError
@@ -388,10 +387,7 @@ def cli_data(tmp_path_factory):
 
 
 def _parser():
-    p = argparse.ArgumentParser(prog="harness")
-    sub = p.add_subparsers(dest="command", required=True)
-    register(sub)
-    return p
+    return build_parser()
 
 
 def _run(argv):
@@ -412,7 +408,7 @@ def test_cli_gate(cli_data, capsys):
 
 def test_cli_formats_and_output(cli_data, tmp_path, capsys):
     base = ["compare", "--data", str(cli_data), "--engine", "mnn", "--base", V0, "--head", V1]
-    assert _run(base + ["--format", "json"]) == 0
+    assert _run(base + ["--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["counts"]["latency"]["slower"] == 1
     out = tmp_path / "r.html"
@@ -453,7 +449,7 @@ def test_cli_history(tmp_path, capsys):
     assert _run(["history", "--data", str(tmp_path), "--all", "--format", "markdown",
                  "--model", "b"]) == 0
     assert "| runs |" in capsys.readouterr().out
-    assert _run(["history", "--data", str(tmp_path), "--format", "json"]) == 0
+    assert _run(["history", "--data", str(tmp_path), "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 20
     with pytest.raises(InputError, match="metric"):
         _run(["history", "--data", str(tmp_path), "--metric", "speed"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -13,7 +12,8 @@ import pytest
 from harness.diagnose import ORT, Config, diagnose, parse_reference, profile
 from harness.diagnose import compare as cmp
 from harness.diagnose import ncnn_param, testmodels
-from harness.diagnose.cli import register, render_diagnosis, render_profile
+from harness.cli import build_parser
+from harness.diagnose.text import render_diagnosis, render_profile
 from harness.diagnose.search import MASKS
 from harness.errors import HarnessError, InputError
 
@@ -228,8 +228,7 @@ def test_profile_cli_on_an_inventory_host(gpu_host, tmp_path, capsys):
     inv = tmp_path / "inv.toml"
     inv.write_text("[[hosts]]\n" + "".join(
         f"{k} = {json.dumps(v)}\n" for k, v in e.items() if k != "tags") + "\n")
-    parser = argparse.ArgumentParser(prog="harness")
-    register(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()
     args = parser.parse_args(["profile", "--model", "reduction_sum_block", "--engine", "ncnn",
                               "--backend", "vulkan", "--iterations", "1", "--on", e["name"],
                               "--inventory", str(inv)])
@@ -313,8 +312,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
     with pytest.raises(InputError):  # onnxruntime needs the ONNX source of a native file
         diagnose(mnn, "mnn", Config(), ORT, shape="1x3x8x8")
 
-    parser = argparse.ArgumentParser(prog="harness")
-    register(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()
 
     def main(argv):  # what harness.cli.main does with a HarnessError
         args = parser.parse_args(argv)
@@ -334,8 +332,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
 
 @pytest.mark.engines
 def test_cli_diagnose_exit_status_and_report(capsys):
-    parser = argparse.ArgumentParser(prog="harness")
-    register(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()
     args = parser.parse_args(["diagnose", "--model", "reduction_sum_block", "--engine", "mnn",
                               "--quiet", "--no-fix"])
     assert args.func(args) == 0  # MNN on the CPU sums in fp32: nothing diverges
@@ -349,11 +346,10 @@ def test_cli_diagnose_exit_status_and_report(capsys):
 
 @pytest.mark.engines
 def test_cli_diagnose_html_report(capsys, tmp_path):
-    parser = argparse.ArgumentParser(prog="harness")
-    register(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()
     args = parser.parse_args(["diagnose", "--model", "reduction_sum_block", "--engine", "ncnn",
                               "--backend", "vulkan", "--precision", "fp16", "--quiet",
-                              "--no-fix", "--out", str(tmp_path)])
+                              "--no-fix", "--data", str(tmp_path)])
     assert args.func(args) == 1  # the Reduction overflows fp16 on Vulkan
     out = capsys.readouterr().out
     html_path = next((tmp_path / "_diagnoses" / "_reports").glob("*.html"))

@@ -10,7 +10,7 @@ import pytest
 
 from harness.coordinator import run_suite
 from harness.fleet.inventory import load_inventory
-from harness.suite import load_suite
+from harness.config.suite import load_suite
 from tests.helpers import write_inventory
 
 TWO_VERSIONS = """

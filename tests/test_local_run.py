@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from harness.coordinator import run_suite
-from harness.suite import load_suite
+from harness.config.suite import load_suite
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from harness.coordinator import run_suite
-from harness.suite import load_suite
+from harness.config.suite import load_suite
 
 from .one_layer_models import build
 

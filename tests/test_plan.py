@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.plan import expand
-from harness.suite import parse_suite
+from harness.config.suite import parse_suite
 
 pytestmark = pytest.mark.unit
 

@@ -20,7 +20,7 @@ import pytest
 
 from harness.coordinator import run_suite
 from harness.fleet.inventory import load_inventory
-from harness.suite import load_suite
+from harness.config.suite import load_suite
 from tests.hosts.sshd import start_x86_host
 from tests.helpers import write_inventory
 
@@ -105,8 +105,8 @@ def test_host_lost_mid_sweep_then_resume(tmp_path, ray_instance, fault_ledger):
         # SSH call fails or the agent's channel closes without a result)
         assert len(lost) == 8 and (lost.status.isin(["ok", "unreachable"])).all()
         # the CLI's exit code for such a run is non-zero (checked through its footer)
-        from harness.cli import _run_footer
-        assert _run_footer(report, out) == 1
+        from harness.cli.run import run_footer
+        assert run_footer(report, out) == 1
 
         b2 = start_x86_host(tmp_path / "b2", "lost-b")
         try:
@@ -215,7 +215,7 @@ def test_coordinator_killed_then_resumed(tmp_path, fault_ledger):
     suite = tmp_path / "s.toml"
     suite.write_text(SMALL.format(secs=0.5, procs=3, timeout=120))
     out = tmp_path / "out"
-    p = subprocess.Popen([sys.executable, "-m", "harness", "run", str(suite), "--out", str(out),
+    p = subprocess.Popen([sys.executable, "-m", "harness", "run", str(suite), "--data", str(out),
                           "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          start_new_session=True)
     jdir = out / "_journal"
@@ -235,7 +235,7 @@ def test_coordinator_killed_then_resumed(tmp_path, fault_ledger):
     recover_orphans(out)
     df = pd.read_parquet(out)
     assert len(df) >= finished
-    r = subprocess.run([sys.executable, "-m", "harness", "run", str(suite), "--out", str(out),
+    r = subprocess.run([sys.executable, "-m", "harness", "run", str(suite), "--data", str(out),
                         "--no-progress", "--resume", run_id], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -250,7 +250,7 @@ def test_coordinator_killed_host_lock_is_reclaimed(tmp_path, x86_host_b, fault_l
     suite = tmp_path / "s.toml"
     suite.write_text(SMALL.format(secs=0.5, procs=2, timeout=120))
     out = tmp_path / "out"
-    p = subprocess.Popen([sys.executable, "-m", "harness", "run", str(suite), "--out", str(out),
+    p = subprocess.Popen([sys.executable, "-m", "harness", "run", str(suite), "--data", str(out),
                           "--inventory", str(inv), "--no-progress"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, start_new_session=True)
     lock = x86_host_b.local_path(x86_host_b.workdir) / "lock"
@@ -264,7 +264,7 @@ def test_coordinator_killed_host_lock_is_reclaimed(tmp_path, x86_host_b, fault_l
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
     assert lock.exists()  # the dead coordinator's lock is still there...
-    r = subprocess.run([sys.executable, "-m", "harness", "run", str(suite), "--out", str(out),
+    r = subprocess.run([sys.executable, "-m", "harness", "run", str(suite), "--data", str(out),
                         "--inventory", str(inv), "--no-progress", "--resume", j[0].stem],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-1000:] + r.stderr[-2000:]  # ...and was reclaimed

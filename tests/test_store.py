@@ -171,7 +171,7 @@ def test_compare_json_carries_schema_version():
 def test_history_json_records_carry_schema_version(tmp_path, capsys):
     from harness.cli import main
     write_dataset(_rows(), tmp_path)
-    assert main(["history", "--data", str(tmp_path), "--format", "json"]) == 0
+    assert main(["history", "--data", str(tmp_path), "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert records and all(r["schema_version"] == SCHEMA_VERSION for r in records)
 

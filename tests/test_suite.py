@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from harness.errors import InputError
-from harness.suite import load_suite
+from harness.config.suite import load_suite
 
 pytestmark = pytest.mark.unit
 
@@ -75,7 +75,7 @@ def test_cli_bad_suite_exit_2_nothing_written(tmp_path, bad):
     suite = tmp_path / "bad.toml"
     suite.write_text(bad)
     out = tmp_path / "results"
-    p = subprocess.run([sys.executable, "-m", "harness", "run", str(suite), "--out", str(out)],
+    p = subprocess.run([sys.executable, "-m", "harness", "run", str(suite), "--data", str(out)],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]

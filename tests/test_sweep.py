@@ -40,11 +40,11 @@ def test_sweep_twice_then_compare_versions(tmp_path):
     suite = tmp_path / "versions.toml"
     suite.write_text(SUITE)
     out = tmp_path / "results"
-    first = _harness("sweep", str(suite), "--tag", "nightly", "--out", str(out),
+    first = _harness("sweep", str(suite), "--tag", "nightly", "--data", str(out),
                      "--no-progress", "--fail-on", "wrong")
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     assert "first run of this tag" in first.stdout
-    second = _harness("sweep", str(suite), "--tag", "nightly", "--out", str(out),
+    second = _harness("sweep", str(suite), "--tag", "nightly", "--data", str(out),
                       "--no-progress", "--fail-on", "wrong")
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
     reports = sorted((out / "_reports").glob("nightly-*.json"))
@@ -58,7 +58,7 @@ def test_sweep_twice_then_compare_versions(tmp_path):
 
     # version comparison over both sweeps: per thread count, per phase RSS and latency verdicts
     cmp_ = _harness("compare", "--data", str(out), "--engine", "mnn", "--base", "3.0.0",
-                    "--head", "3.6.1", "--format", "json")
+                    "--head", "3.6.1", "--json")
     assert cmp_.returncode == 0, cmp_.stderr
     res = json.loads(cmp_.stdout)
     pairs = res["pairs"]

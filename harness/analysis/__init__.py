@@ -1,6 +1,7 @@
 """Static model analysis: parameters, MACs/FLOPs, workspace and activation memory of ONNX models.
 
-Pure functions; the CLI (`cli.py`), the run summary and the tests all call these.
+Pure functions; `harness models stats` (harness/cli/models.py), the run summary and the tests
+call these.
 """
 
 from .errors import AnalysisError

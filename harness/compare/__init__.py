@@ -10,7 +10,8 @@ Modules: stats (Mann–Whitney U, quantiles, hierarchical bootstrap), verdicts (
 the rules), pairing (series keys, sides, missing pairs), core (compare), result
 (CompareResult, gate), render (terminal/Markdown/JSON), svg + html (self-contained report),
 history (metric across sweeps, change points), sweeps (previous sweep, report files),
-cli (the `compare` and `history` sub-commands), synthetic (rows for tests and benchmarks).
+load (the rows a comparison or a history reads), synthetic (rows for tests and benchmarks).
+The `compare` and `history` commands are harness/cli/compare.py and history.py.
 """
 
 from .core import compare

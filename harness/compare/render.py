@@ -250,3 +250,54 @@ def to_dict(res) -> dict:
 
 def to_json(res, indent: int | None = 2) -> str:
     return json.dumps(to_dict(res), indent=indent, ensure_ascii=False, default=_num)
+
+
+# -- history ---------------------------------------------------------------------------------
+
+HISTORY_FORMATS = ("table", "markdown", "json")
+
+
+def _history_frame(hist: pd.DataFrame, show_all: bool) -> pd.DataFrame:
+    from .pairing import SERIES_KEY
+    key = hist.attrs.get("key", list(SERIES_KEY))
+    rows = []
+    groups = hist.groupby([hist[c].astype(object).fillna("-") for c in key], sort=True,
+                          dropna=False)
+    for kv, g in groups:
+        g = g.sort_values("step")
+        cps = g[g["change_point"].astype(bool)]
+        if cps.empty and not show_all:
+            continue
+        kv = kv if isinstance(kv, tuple) else (kv,)
+        desc = "; ".join(f"{r.run_id} ({r.engine_version}) {100 * r.shift:+.1f}%"
+                         for r in cps.itertuples()) or "-"
+        rows.append({**{c: str(v) for c, v in zip(key, kv)}, "runs": len(g),
+                     "first": f"{g['value'].iloc[0]:.4g}", "last": f"{g['value'].iloc[-1]:.4g}",
+                     "change points": desc})
+    frame = pd.DataFrame(rows)
+    if len(frame):  # drop key columns that are the same everywhere
+        frame = frame[[c for c in frame.columns if c not in key or frame[c].nunique() > 1]
+                      or list(frame.columns)]
+    return frame
+
+
+def render_history(hist: pd.DataFrame, metric: str, tag: str | None = None,
+                   fmt: str = "table", show_all: bool = False) -> str:
+    """A history (from compare.history.history) as text: `fmt` "table" or "markdown" lists the
+    series with change points (every series with `show_all`), "json" every step as records."""
+    from .pairing import SERIES_KEY
+    if fmt == "json":
+        out = hist.copy()
+        out["started_at"] = out["started_at"].astype(str)
+        out["schema_version"] = SCHEMA_VERSION  # per record: the JSON is a list of records
+        return out.to_json(orient="records", indent=2)
+    frame = _history_frame(hist, show_all)
+    hkey = hist.attrs.get("key", list(SERIES_KEY))
+    n_series = (hist.groupby([hist[c].astype(object).fillna("-") for c in hkey]).ngroups
+                if len(hist) else 0)
+    n_cp = int(hist["change_point"].astype(bool).sum()) if len(hist) else 0
+    head = (f"history of {metric}" + (f" (tag {tag})" if tag else "")
+            + f": {n_series} series, {n_cp} change point(s)")
+    if fmt == "markdown":
+        return f"## {head}\n\n" + (_md_table(frame) if len(frame) else "_none_") + "\n"
+    return head + "\n\n" + (_text_table(frame) if len(frame) else "(none)")

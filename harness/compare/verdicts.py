@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
+from ..config.toml import Table
 from ..errors import InputError
 from ..verdict import tolerance_for, within
 
@@ -41,6 +42,9 @@ MEMORY_VERDICTS = ("larger", "insufficient", "smaller", "same")
 CORRECTNESS_VERDICTS = ("wrong", "drift", "no-ref", "ok", "identical")
 GATE_VERDICTS = ("slower", "larger", "wrong", "drift", "unstable", "insufficient", "missing")
 PHASES = ("load", "first", "steady")
+CV_KINDS = ("robust", "classic")
+THRESHOLDS_WHERE = "compare thresholds"  # the source named in messages about a bad threshold
+_FIELD_KINDS = {"float": float, "int": int, "str": str}
 
 
 @dataclass(frozen=True)
@@ -66,20 +70,27 @@ class Thresholds:
     drift_rel_abs: float = 1e-6
 
     def __post_init__(self):
-        if self.cv_kind not in ("robust", "classic"):
-            raise InputError("cv_kind", f"unknown value {self.cv_kind!r}", "robust or classic")
+        t = Table(THRESHOLDS_WHERE, asdict(self))
+        for f in fields(self):  # the types the fields declare (from the CLI or from Python)
+            t.get(f.name, _FIELD_KINDS[f.type])
+        if self.cv_kind not in CV_KINDS:
+            t.fail("cv_kind", " or ".join(CV_KINDS), repr(self.cv_kind))
         if not 0 < self.ci_level < 1:
-            raise InputError("ci_level", f"{self.ci_level} is out of range", "0 < level < 1")
+            t.fail("ci_level", "0 < level < 1", repr(self.ci_level))
         if self.min_ratio < 1:
-            raise InputError("min_ratio", f"{self.min_ratio} is below 1", "a ratio >= 1")
+            t.fail("min_ratio", "a ratio >= 1", repr(self.min_ratio))
 
     def with_options(self, **opts) -> "Thresholds":
+        """A copy with the given fields replaced (None values ignored); InputError names an
+        unknown field or a value of the wrong type."""
         names = {f.name for f in fields(self)}
         bad = sorted(set(opts) - names)
         if bad:
             raise InputError(f"option {bad[0]!r}", "is not a compare threshold",
                              ", ".join(sorted(names)))
-        return replace(self, **{k: v for k, v in opts.items() if v is not None})
+        t = Table(THRESHOLDS_WHERE, {k: v for k, v in opts.items() if v is not None})
+        return replace(self, **{f.name: t.get(f.name, _FIELD_KINDS[f.type])
+                                for f in fields(self) if f.name in t})
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -1,7 +1,7 @@
 """Per-layer diagnosis: the first layer whose output goes wrong, and a verified per-layer fix.
 
-API: ``diagnose`` and ``profile`` (run.py); CLI: ``register(subparsers)`` in cli.py adds the
-``diagnose`` and ``profile`` sub-commands. The device side is harness_agent/layers.py and
+API: ``diagnose`` and ``profile`` (run.py), their text reports in text.py (the commands are
+harness/cli/diagnose.py and profile.py). The device side is harness_agent/layers.py and
 harness_agent/diagnose_main.py.
 """
 

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config.toml import Table, read_toml
 from ..errors import InputError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -44,15 +45,18 @@ def validate_name(name, where: str, what: str = "name") -> str:
 
 
 def parse_hosts(data: dict, where: str) -> list[HostSpec]:
-    from ..suite import _V  # the same typed accessors and key-path messages as suites
-    v = _V(where, data, "")
+    """The hosts of an inventory's TOML data; `where` names the source in messages.
+
+    Raises InputError (one line with the key path) on unknown keys, wrong types, duplicate or
+    invalid names, and secrets (passwords, tokens) written into the inventory."""
+    v = Table(where, data)
     v.keys(("hosts",))
     raw = data.get("hosts")
     if not isinstance(raw, list) or not raw:
         v.fail("hosts", "at least one [[hosts]] table", "nothing")
     out, seen = [], set()
     for i, t in enumerate(raw):
-        hv = _V(where, t, f"hosts[{i}]")
+        hv = v.item("hosts", i)
         for k in t if isinstance(t, dict) else ():
             if any(s in k.lower() for s in _SECRET_KEYS):
                 raise InputError(where, f"hosts[{i}].{k}: secrets do not belong in an inventory",
@@ -84,7 +88,7 @@ def parse_hosts(data: dict, where: str) -> list[HostSpec]:
 
 
 def load_inventory(path: str | Path) -> list[HostSpec]:
-    from ..suite import read_toml
+    """The hosts of an inventory file (devices/*.toml); InputError if it is invalid."""
     return parse_hosts(read_toml(path, "inventory"), str(path))
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from ..cache import cache_root, sha256_file, sha256_text
-from ..store.atomic import atomic_write_bytes
+from ..config.suite import InputSpec
 from ..errors import InputError
-from ..suite import InputSpec
+from ..store.atomic import atomic_write_bytes
 from .shapes import format_shapes
 
 

@@ -1,18 +1,21 @@
 """Suite files (TOML) loaded into typed, validated objects.
 
-Validation is strict: an unknown key is an error, not ignored, so a typo never silently drops a
-setting. Every error names the file, the key path and what was expected.
+Validation is strict (see `harness.config.toml.Table`): an unknown key is an error, not ignored,
+so a typo never silently drops a setting. Every error names the file, the key path and what was
+expected.
 """
 
 from __future__ import annotations
 
-import tomllib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engines import adapter_class, known_engines
-from .errors import InputError
+from ..engines import adapter_class, known_engines
+from .toml import Table, read_toml, type_name
+
+log = logging.getLogger(__name__)
 
 DTYPES = ("float32", "float16", "int32", "int64", "uint8")
 MODEL_SOURCES = ("builtin", "onnx", "mnn", "ncnn_param")
@@ -71,78 +74,7 @@ class Suite:
     engine_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-class _V:
-    """Typed accessors over one TOML table that report errors with the full key path."""
-
-    def __init__(self, where: str, table: Any, path: str):
-        self.where, self.path = where, path
-        if not isinstance(table, dict):
-            self.fail("", "expected a table", type_name(table))
-        self.t = table
-
-    def fail(self, key: str, expected: str, got: Any = None):
-        kp = f"{self.path}.{key}" if self.path and key else (key or self.path or "(top level)")
-        what = f"{kp}: bad value" if got is None else f"{kp}: got {got}"
-        raise InputError(self.where, what, expected)
-
-    def keys(self, allowed: tuple[str, ...] | list[str]) -> None:
-        for k in self.t:
-            if k not in allowed:
-                kp = f"{self.path}.{k}" if self.path else k
-                raise InputError(self.where, f"{kp}: unknown key",
-                                 "one of " + ", ".join(allowed))
-
-    def get(self, key, kind, default=None, required=False):
-        if key not in self.t:
-            if required:
-                self.fail(key, f"a required {kind.__name__ if isinstance(kind, type) else kind}",
-                          "nothing")
-            return default
-        v = self.t[key]
-        if kind is int and (isinstance(v, bool) or not isinstance(v, int)):
-            self.fail(key, "an integer", repr(v))
-        if kind is float and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            self.fail(key, "a number", repr(v))
-        if kind is str and not isinstance(v, str):
-            self.fail(key, "a string", repr(v))
-        return float(v) if kind is float else v
-
-    def str_list(self, key, choices=None, default=None):
-        if key not in self.t:
-            return default
-        v = self.t[key]
-        if isinstance(v, str):
-            v = [v]
-        if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
-            self.fail(key, "a non-empty list of strings", repr(v))
-        if choices is not None:
-            for x in v:
-                if x not in choices:
-                    self.fail(key, "one of " + ", ".join(choices), repr(x))
-        return tuple(v)
-
-    def int_list(self, key, default=None, minimum=1):
-        if key not in self.t:
-            return default
-        v = self.t[key]
-        if isinstance(v, int) and not isinstance(v, bool):
-            v = [v]
-        if (not isinstance(v, list) or not v
-                or not all(isinstance(x, int) and not isinstance(x, bool) and x >= minimum
-                           for x in v)):
-            self.fail(key, f"a non-empty list of integers >= {minimum}", repr(v))
-        return tuple(v)
-
-    def sub(self, key):
-        return _V(self.where, self.t[key], f"{self.path}.{key}" if self.path else key)
-
-
-def type_name(v: Any) -> str:
-    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean",
-            int: "an integer", float: "a number"}.get(type(v), type(v).__name__)
-
-
-def _path(v: _V, key: str, base: Path, must_exist: bool = True) -> Path | None:
+def _path(v: Table, key: str, base: Path, must_exist: bool = True) -> Path | None:
     s = v.get(key, str)
     if s is None:
         return None
@@ -153,7 +85,7 @@ def _path(v: _V, key: str, base: Path, must_exist: bool = True) -> Path | None:
     return p.resolve()
 
 
-def _input(v: _V, base: Path) -> InputSpec:
+def _input(v: Table, base: Path) -> InputSpec:
     v.keys(("name", "shape", "dtype", "seed", "npy"))
     npy = _path(v, "npy", base)
     shape = v.int_list("shape", minimum=1)
@@ -169,8 +101,8 @@ def _input(v: _V, base: Path) -> InputSpec:
                      seed=v.get("seed", int, 0), npy=npy)
 
 
-def _model(v: _V, base: Path, engines: list[str]) -> ModelSpec:
-    from .models.registry import builtin_names
+def _model(v: Table, base: Path, engines: list[str]) -> ModelSpec:
+    from ..models.registry import builtin_names
     v.keys(("name", "builtin", "onnx", "mnn", "ncnn_param", "ncnn_bin", "inputs", "shape",
             "engines", "backends", "precisions", "threads"))
     name = v.get("name", str, required=True)
@@ -196,15 +128,15 @@ def _model(v: _V, base: Path, engines: list[str]) -> ModelSpec:
         raw = v.t["inputs"]
         if not isinstance(raw, list) or not raw:
             v.fail("inputs", "a non-empty array of tables", type_name(raw))
-        inputs = tuple(_input(_V(v.where, t, f"{v.path}.inputs[{i}]"), base)
-                       for i, t in enumerate(raw))
+        inputs = tuple(_input(v.item("inputs", i), base)
+                       for i in range(len(raw)))
     elif "shape" in v.t:
         inputs = (InputSpec(shape=v.int_list("shape")),)
     elif builtin is not None:
-        from .models.registry import default_inputs
+        from ..models.registry import default_inputs
         inputs = default_inputs(builtin)
     elif onnx is not None:
-        from .models.registry import builtin_for_file, default_inputs
+        from ..models.registry import builtin_for_file, default_inputs
         known = builtin_for_file(onnx)  # the PP-OCR files themselves have dynamic H and W
         inputs = default_inputs(known) if known else _declared_inputs(v, onnx)
     else:
@@ -216,7 +148,7 @@ def _model(v: _V, base: Path, engines: list[str]) -> ModelSpec:
         threads=v.int_list("threads"))
 
 
-def _declared_inputs(v: _V, path: Path) -> tuple[InputSpec, ...]:
+def _declared_inputs(v: Table, path: Path) -> tuple[InputSpec, ...]:
     """Input shapes the ONNX file declares; a dynamic batch becomes 1, other dynamic dims need
     explicit shapes."""
     import onnx
@@ -239,7 +171,7 @@ def _declared_inputs(v: _V, path: Path) -> tuple[InputSpec, ...]:
     return tuple(out)
 
 
-def _check_onnx_file(v: _V, key: str, path: Path) -> None:
+def _check_onnx_file(v: Table, key: str, path: Path) -> None:
     # A cheap sniff (ONNX is a protobuf ModelProto: field 1 ir_version is a varint, tag 0x08),
     # so a wrong file is caught at load time, not deep inside a converter.
     with open(path, "rb") as f:
@@ -248,7 +180,7 @@ def _check_onnx_file(v: _V, key: str, path: Path) -> None:
         v.fail(key, "an ONNX model file", f"{path.name}, which is not ONNX")
 
 
-def _engines(v: _V) -> dict[str, tuple[str, ...]]:
+def _engines(v: Table) -> dict[str, tuple[str, ...]]:
     raw = v.t.get("engines")
     if raw is None:
         v.fail("engines", "a table such as engines = { mnn = \"installed\" }", "nothing")
@@ -265,7 +197,7 @@ def _engines(v: _V) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _check_matrix(v: _V, engines: dict, backends, precisions) -> None:
+def _check_matrix(v: Table, engines: dict, backends, precisions) -> None:
     allowed_b = set().union(*(adapter_class(e).BACKENDS for e in engines))
     allowed_p = set().union(*(adapter_class(e).PRECISIONS for e in engines))
     for b in backends:
@@ -277,7 +209,9 @@ def _check_matrix(v: _V, engines: dict, backends, precisions) -> None:
 
 
 def parse_suite(data: dict, where: str, base: Path, path: Path | None = None) -> Suite:
-    v = _V(where, data, "")
+    """A Suite from TOML-shaped `data`; `where` names the source in messages, `base` is the
+    directory relative model paths resolve against. Raises InputError on invalid data."""
+    v = Table(where, data)
     v.keys(("name", "description", "engines", "backends", "precisions", "threads", "measure",
             "models", "engine_options"))
     engines = _engines(v)
@@ -306,14 +240,14 @@ def parse_suite(data: dict, where: str, base: Path, path: Path | None = None) ->
     if not isinstance(raw_models, list) or not raw_models:
         v.fail("models", "at least one [[models]] entry", type_name(raw_models)
                if raw_models is not None else "nothing")
-    models = tuple(_model(_V(where, m, f"models[{i}]"), base, list(engines))
-                   for i, m in enumerate(raw_models))
+    models = tuple(_model(v.item("models", i), base, list(engines))
+                   for i in range(len(raw_models)))
     names = [m.name for m in models]
     for n in names:
         if names.count(n) > 1:
             v.fail("models", "unique model names", f"{n!r} twice")
     for i, m in enumerate(models):
-        mv = _V(where, raw_models[i], f"models[{i}]")
+        mv = v.item("models", i)
         _check_matrix(mv, {e: () for e in (m.engines or engines)}, m.backends or (),
                       m.precisions or ())
     opts = {}
@@ -326,19 +260,12 @@ def parse_suite(data: dict, where: str, base: Path, path: Path | None = None) ->
                  measure=measure, engine_options=opts)
 
 
-def read_toml(path: str | Path, what: str) -> dict:
-    """A TOML file's data, or one clear InputError (missing, not text, not TOML)."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(str(path), f"{what} file not found", f"a TOML {what} file")
-    try:
-        return tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(str(path), f"not valid TOML: {e}") from None
-    except UnicodeDecodeError:
-        raise InputError(str(path), "not a text file", f"a TOML {what} file") from None
-
-
 def load_suite(path: str | Path) -> Suite:
+    """The suite in a TOML file; relative model paths resolve against the file's directory.
+
+    Raises InputError (one line: file, key path, what was expected) on any invalid setting."""
     p = Path(path)
-    return parse_suite(read_toml(p, "suite"), str(path), p.parent.resolve(), p.resolve())
+    suite = parse_suite(read_toml(p, "suite"), str(path), p.parent.resolve(), p.resolve())
+    log.info("suite %s from %s: %d model(s), engines %s", suite.name, p, len(suite.models),
+             ", ".join(f"{e} {'/'.join(v)}" for e, v in suite.engines.items()))
+    return suite

@@ -1,0 +1,77 @@
+"""Flags and helpers that several commands share: the dataset directory, row filters, output."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import InputError
+
+
+def add_data_flag(p: argparse.ArgumentParser, default: str | None = "results",
+                  help: str | None = None) -> None:
+    """`--data DIR`: the one name for the dataset directory in every command."""
+    p.add_argument("--data", metavar="DIR", default=default,
+                   help=help or f"dataset directory (default: {default})")
+
+
+def add_json_flag(p: argparse.ArgumentParser, what: str = "the result") -> None:
+    """`--json`: the one way to ask a command for machine-readable output."""
+    p.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+
+
+def split_csv(values) -> list[str]:
+    """Repeated and comma-separated flag values as one list: ['a,b', 'c'] -> ['a', 'b', 'c']."""
+    out = []
+    for v in values or []:
+        out += [s.strip() for s in str(v).split(",") if s.strip()]
+    return out
+
+
+def where_filters(items) -> dict[str, list[str]]:
+    """`--where COLUMN=VALUE[,VALUE]` flags as load() filters: column -> accepted values."""
+    filters: dict[str, list[str]] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise InputError(f"--where {item!r}", "is not COLUMN=VALUE", "e.g. --where threads=4")
+        k, v = item.split("=", 1)
+        filters.setdefault(k.strip(), []).extend(split_csv([v]))
+    return filters
+
+
+def row_filters(where, engine: str | None = None, models=None) -> dict[str, list[str]]:
+    """The filters of --where, --engine and --model (repeated or a,b) together."""
+    filters = where_filters(where)
+    if engine:
+        filters["engine"] = [engine]
+    names = split_csv(models)
+    if names:
+        filters["model"] = names
+    return filters
+
+
+def emit(text: str, output: str | None) -> None:
+    """Print `text` (with a final newline), or write it to the file `output`."""
+    if output:
+        path = Path(output)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        except OSError as e:
+            raise InputError(f"--output {output}", f"cannot be written ({e.strerror})",
+                             "a writable path") from None
+        print(f"wrote {path}", file=sys.stderr)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def positive_int(flag: str, text) -> int:
+    """`text` as an integer >= 1, or InputError naming `flag`."""
+    try:
+        n = int(text)
+    except (TypeError, ValueError):
+        raise InputError(flag, f"got {text!r}", "a positive integer") from None
+    if n < 1:
+        raise InputError(flag, f"got {text!r}", "a positive integer")
+    return n

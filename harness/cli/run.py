@@ -1,0 +1,121 @@
+"""`harness run`: measure a suite file, or a one-off suite from flags, and store the rows."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections import Counter
+from dataclasses import fields
+from pathlib import Path
+
+from ..config.flags import SuiteFlags
+from ..errors import InputError
+from ._common import add_data_flag
+from ._targets import add_target_flags, resolve_hosts
+
+log = logging.getLogger(__name__)
+
+_SUITE_FLAGS = tuple(f.name for f in fields(SuiteFlags))
+
+
+def add_arguments(subparsers) -> None:
+    """Add the `run` command to the harness sub-parsers."""
+    r = subparsers.add_parser(
+        "run", help="measure a suite (or a one-off from flags) and store rows",
+        description="Measure a suite file, or a one-off suite from flags, on this machine or "
+                    "on SSH hosts, and store one row per measurement in the dataset.")
+    r.add_argument("suite", nargs="?", help="suite file (TOML); or use --model and flags")
+    add_data_flag(r)
+    r.add_argument("--ray-address", default=None,
+                   help="Ray cluster to use (default: a private local instance; RAY_ADDRESS)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--dry-run", action="store_true",
+                   help="print the expanded plan (configurations x hosts) without connecting")
+    r.add_argument("--resume", metavar="RUN_ID",
+                   help="run only what RUN_ID is missing (hosts that were unreachable, a killed "
+                        "coordinator); the same suite and hosts as that run")
+    a = r.add_argument_group("one-off suite (instead of a suite file)")
+    a.add_argument("--model", help="an .onnx/.mnn/.param file or a built-in model name")
+    a.add_argument("--shape", help="input shape(s): 1x3x224x224 or NAME:1x3x224x224,...")
+    a.add_argument("--engine", help="engines, optionally pinned: mnn,ncnn or mnn==3.6.1")
+    a.add_argument("--threads", help="thread counts, e.g. 1,2,4")
+    a.add_argument("--precision", help="precisions, e.g. fp32,fp16")
+    a.add_argument("--backend", help="backends, e.g. cpu,vulkan")
+    a.add_argument("--iterations", type=int, help="minimum timed iterations")
+    a.add_argument("--seconds", type=float, help="minimum timed seconds")
+    a.add_argument("--processes", type=int, help="fresh processes per configuration")
+    a.add_argument("--warmup", type=int, help="warmup iterations")
+    a.add_argument("--timeout", type=float, help="per-measurement timeout (s)")
+    a.add_argument("--save-suite", metavar="FILE", help="also write these flags as a suite file")
+    add_target_flags(r)
+    r.set_defaults(func=run)
+
+
+def suite_flags(args: argparse.Namespace) -> SuiteFlags:
+    """The one-off suite flags of a parsed `harness run` command line."""
+    return SuiteFlags(**{f: getattr(args, f) for f in _SUITE_FLAGS})
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure; exit 1 when any configuration failed, 2 on bad input."""
+    from ..config.suite import load_suite
+    from ..coordinator import run_suite
+    from ..summary import render, summarize
+    given = [f for f in _SUITE_FLAGS if getattr(args, f) is not None]
+    if args.suite and given:
+        raise InputError("harness run", f"a suite file and --{given[0]} were both given",
+                         "either a suite file or --model and other flags")
+    if args.suite:
+        suite, kind = load_suite(args.suite), "suite"
+    elif args.model:
+        from ..config.flags import save_suite, suite_from_flags
+        suite, data = suite_from_flags(suite_flags(args))
+        kind = "adhoc"
+        log.info("one-off suite from flags: model %s, engines %s", suite.models[0].name,
+                 ", ".join(f"{e} {'/'.join(v)}" for e, v in suite.engines.items()))
+        if args.save_suite:
+            save_suite(data, args.save_suite)
+            print(f"suite saved to {args.save_suite}", file=sys.stderr)
+    else:
+        raise InputError("harness run", "nothing to run", "a suite file or --model")
+    hosts = resolve_hosts(args)
+    log.info("hosts: %s", ", ".join(f"{h.name} ({h.target})" for h in hosts) if hosts
+             else "this machine")
+    if args.dry_run:
+        from ..plan import expand
+        configs = expand(suite, [h.name for h in hosts] if hosts else ["local"])
+        for c in configs:
+            print(f"{c.host}\t{c.model}\t{c.engine}=={c.version}\t{c.backend}\t{c.precision}"
+                  f"\t{c.threads}t\tprocess {c.process}")
+        print(f"{len(configs)} configurations on {len(hosts) if hosts else 1} host(s); "
+              "nothing was run")
+        return 0
+    log.info("dataset: %s%s", args.data, f" (resuming {args.resume})" if args.resume else "")
+    report = run_suite(suite, Path(args.data), ray_address=args.ray_address,
+                       progress=not args.no_progress, hosts=hosts, sweep_kind=kind,
+                       trust_new_host_key=args.trust_new_host_key, resume=args.resume)
+    log.info("run %s: %d rows in %.1f s", report.run_id, len(report.rows), report.wall_s)
+    for h, info in sorted(report.hosts.items()):
+        if info.get("error"):
+            print(f"host {h}: {info['error']}", file=sys.stderr)
+    print(render(summarize(report.rows)))
+    return run_footer(report, args.data)
+
+
+def run_footer(report, data) -> int:
+    """Print per-host counts and where the rows went; the exit code: 1 when any configuration
+    failed, else 0."""
+    from ..status import FAILED, RETRY
+    bad = [r for r in report.rows if r["status"] in FAILED]
+    by_host: dict[str, Counter] = {}
+    for r in report.rows:
+        by_host.setdefault(r["host"], Counter())[r["status"]] += 1
+    if len(by_host) > 1 or bad:
+        for h, c in sorted(by_host.items()):
+            print(f"host {h}: " + ", ".join(f"{n} {s}" for s, n in sorted(c.items())))
+    print(f"\nrun {report.run_id}: {len(report.rows)} rows in {report.wall_s:.1f} s -> "
+          f"{data} ({len(report.files)} file(s)); {len(bad)} failed")
+    if any(r["status"] in RETRY for r in report.rows):
+        print(f"resume with: harness run ... --resume {report.run_id}")
+    return 1 if bad else 0
