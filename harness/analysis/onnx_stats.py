@@ -4,6 +4,10 @@ Per node: parameters read, MACs/FLOPs (conventions in op_costs), output shapes a
 im2col/col2im workspace, and live activation bytes right after it runs. Per model: totals,
 each constant counted once, plus three activation-memory figures for the file's
 topological order (see memory): naive sum, liveness lower bound and a greedy sharing plan.
+
+Nodes that only compute constants (see graph) are folded: they are not layers, cost nothing
+at run time and their outputs are not activations; the layer reading a folded weight counts
+its MACs and the stored constants behind it as its parameters.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from .errors import AnalysisError
 from .graph import ModelGraph, NodeView, build_graph
 from .memory import Step, plan_memory
 from .op_costs import INPLACE_ANY, INPLACE_UNARY, OpCost, op_cost
-from .params import ConstTotals, is_learnable, linear_biases, weight_inputs
+from .params import ConstTotals, linear_biases, weight_inputs
 from .shape_infer import TensorInfo, resolve_tensors
 from .shapes import ShapeArg, bind_shapes, format_shapes
 
@@ -90,6 +94,7 @@ class ModelStats:
     unknown_ops: list[str]
     flops_convention: str = FLOPS_CONVENTION
     notes: list[str] = field(default_factory=list)
+    folded_nodes: int = 0  # nodes computing constants only: folded, not layers
 
     @property
     def input_shape_key(self) -> str:
@@ -128,10 +133,10 @@ def _load(path: Path) -> tuple[Any, str]:
     return model, digest
 
 
-def _steps(graph: ModelGraph, tensors: Mapping[str, TensorInfo]) -> list[Step]:
+def _steps(graph: ModelGraph, sizes: Mapping[str, int]) -> list[Step]:
     steps = []
     for node in graph.nodes:
-        acts = tuple(r for r in node.reads if r in tensors)
+        acts = tuple(r for r in node.reads if r in sizes)
         if node.op_type in INPLACE_UNARY and not node.domain:
             cands: tuple[str, ...] = tuple(node.inputs[:1])
         elif node.op_type in INPLACE_ANY and not node.domain:
@@ -165,22 +170,29 @@ def analyze_onnx(path: str | Path, shapes: ShapeArg | str | None = None) -> Mode
     graph = build_graph(model)
     bound = bind_shapes(shapes, {n: dims for n, (_, dims) in graph.inputs.items()}, str(p))
     tensors, source = resolve_tensors(model, graph, bound, str(p))
-    sizes = {n: nbytes(t.elem_type, t.numel) for n, t in tensors.items()}
-    plan = plan_memory(_steps(graph, tensors), sizes, list(bound), graph.outputs)
+    # Folded constants are weights the engine computes once at load, never activations.
+    sizes = {n: nbytes(t.elem_type, t.numel) for n, t in tensors.items() if n not in graph.folded}
+    plan = plan_memory(_steps(graph, sizes), sizes, list(bound), graph.outputs)
+
+    def type_shape_of(name: str) -> tuple[int, tuple[int, ...]] | None:
+        if name in graph.constants:
+            return graph.constants[name].elem_type, graph.constants[name].shape
+        t = tensors.get(name)
+        return (t.elem_type, t.shape) if t is not None else None
 
     weights, learnable = ConstTotals(), ConstTotals()
     layers: list[LayerStats] = []
     unknown: set[str] = set()
-    biases = linear_biases(graph)
+    biases = linear_biases(graph, type_shape_of)
     for i, node in enumerate(graph.nodes):
         cost = _cost(node, graph, tensors, str(p))
         if not cost.known:
             unknown.add(f"{node.domain}:{node.op_type}" if node.domain else node.op_type)
-        w = weight_inputs(node, graph.constants) + biases.get(i, [])
-        for slot, const in w:
-            weights.add(const)
-            if is_learnable(node, slot):
-                learnable.add(const)
+        w = weight_inputs(node, graph, type_shape_of) + biases.get(i, [])
+        for weight in w:
+            weights.add(weight.const)
+            if weight.learnable:
+                learnable.add(weight.const)
         outs = [o for o in node.outputs if o]
         x_type = tensors[node.inputs[0]].elem_type if node.inputs and node.inputs[0] in tensors else 1
         layers.append(LayerStats(
@@ -190,9 +202,9 @@ def analyze_onnx(path: str | Path, shapes: ShapeArg | str | None = None) -> Mode
             output_shapes=[tensors[o].shape for o in outs],
             output_dtypes=[dtype_name(tensors[o].elem_type) for o in outs],
             output_bytes=sum(sizes[o] for o in outs),
-            params=sum(c.numel for _, c in w),
-            learnable_params=sum(c.numel for s, c in w if is_learnable(node, s)),
-            param_bytes=sum(nbytes(c.elem_type, c.numel) for _, c in w),
+            params=sum(x.const.numel for x in w),
+            learnable_params=sum(x.const.numel for x in w if x.learnable),
+            param_bytes=sum(nbytes(x.const.elem_type, x.const.numel) for x in w),
             macs=cost.macs,
             flops=cost.flops,
             textbook_flops=cost.textbook_flops,
@@ -210,6 +222,10 @@ def analyze_onnx(path: str | Path, shapes: ShapeArg | str | None = None) -> Mode
         notes.append("some shapes were measured by running onnxruntime on all-zero inputs")
     elif source == "onnx+declared":
         notes.append("some shapes come from the shapes declared in the file (onnxruntime could not run it)")
+    if graph.folded_nodes:
+        ops = sorted({n.op_type for n in graph.folded_nodes})
+        notes.append(f"{len(graph.folded_nodes)} node(s) compute constants only ({', '.join(ops)}): "
+                     "folded into the weights, not counted as layers or activations")
     return ModelStats(
         model_path=str(p),
         model_sha256=digest,
@@ -235,4 +251,5 @@ def analyze_onnx(path: str | Path, shapes: ShapeArg | str | None = None) -> Mode
         max_workspace_bytes=max((l.workspace_bytes for l in layers), default=0),
         unknown_ops=sorted(unknown),
         notes=notes,
+        folded_nodes=len(graph.folded_nodes),
     )

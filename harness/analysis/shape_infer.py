@@ -134,9 +134,11 @@ def _measure(fixed: Any, shapes: Mapping[str, tuple[int, ...]], input_types: Map
 def resolve_tensors(
     model: Any, graph: ModelGraph, shapes: Mapping[str, tuple[int, ...]], where: str
 ) -> tuple[dict[str, TensorInfo], str]:
-    """Shapes of graph inputs and node outputs; also says which source was needed."""
-    known = set(graph.inputs) | set(graph.constants) | {o for n in graph.nodes for o in n.outputs}
-    for node in graph.nodes:
+    """Shapes of graph inputs and node outputs (folded constants included, as layers reading
+    them need their shapes); also says which source was needed."""
+    every = [*graph.folded_nodes, *graph.nodes]
+    known = set(graph.inputs) | set(graph.constants) | {o for n in every for o in n.outputs}
+    for node in every:
         for name in node.reads:
             if name not in known:
                 raise AnalysisError(
@@ -147,7 +149,7 @@ def resolve_tensors(
     found = _infer(fixed)
     for name, shape in shapes.items():  # the inputs are known exactly whatever inference did
         found[name] = TensorInfo(graph.inputs[name][0], tuple(shape))
-    wanted = [o for n in graph.nodes for o in n.outputs if o and o not in graph.constants]
+    wanted = [o for n in every for o in n.outputs if o and o not in graph.constants]
     missing = [n for n in wanted if n not in found]
     source = "onnx"
     if missing:
