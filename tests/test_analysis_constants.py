@@ -3,6 +3,7 @@ checked against published figures for classic architectures."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from harness.analysis import analyze_onnx
+from harness.analysis import AnalysisError, analyze_onnx
 from harness.analysis.graph import build_graph
+from harness.analysis.model_file import load_structure, with_values_as_inputs
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 
@@ -227,3 +229,66 @@ def test_resnet50_exact_counts(tmp_path: Path) -> None:
     assert stats.params == 25_557_032 + 2 * 26_560  # 53 BNs, 26,560 channels in all
     assert stats.param_bytes == 4 * stats.params
     assert os.path.getsize(tmp_path / "resnet50.onnx") > stats.param_bytes
+
+
+# ------------------------------------------------- reading the structure without the weights
+
+
+def test_structure_is_read_without_large_payloads(tmp_path: Path) -> None:
+    fc, _ = _case_models(tmp_path)
+    loaded = load_structure(fc)
+    assert loaded.stripped == {"w4d"}  # 4 MB of weights; the bias (4 KB) and shape stay
+    assert len(loaded.model.SerializeToString()) < 16 * 1024
+    w = next(t for t in loaded.model.graph.initializer if t.name == "w4d")
+    assert list(w.dims) == [1000, 1024, 1, 1] and w.data_type == TensorProto.FLOAT
+    assert loaded.sha256 == hashlib.sha256(fc.read_bytes()).hexdigest()
+    full = onnx.load(str(fc))
+    kept = {t.name: t for t in loaded.model.graph.initializer}
+    for t in full.graph.initializer:
+        if t.name != "w4d":
+            assert t.SerializeToString() == kept[t.name].SerializeToString()
+    probe = with_values_as_inputs(loaded.model, loaded.stripped)
+    onnx.checker.check_model(probe)
+    assert "w4d" in {i.name for i in probe.graph.input}
+
+
+def test_external_data_model(tmp_path: Path) -> None:
+    """Weights in an external file: large ones are never read, small ones (the Reshape target)
+    are, so shape inference still sees the target shape."""
+    fc, _ = _case_models(tmp_path)
+    model = onnx.load(str(fc))
+    ext = tmp_path / "ext"
+    ext.mkdir()
+    onnx.save(model, str(ext / "fc.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="fc.data", size_threshold=0)
+    stats = analyze_onnx(ext / "fc.onnx")
+    assert (stats.params, stats.macs, stats.shape_source) == (1_025_000, 1_024_000, "onnx")
+    assert stats.naive_activation_bytes == 4096 + 4000
+
+
+def test_large_constant_node_weights_and_runtime_probe(tmp_path: Path) -> None:
+    """A weight stored as a Constant node (paddle2onnx style) larger than the stripping
+    threshold, in a model whose shapes need the onnxruntime probe (NonZero): the probe is fed
+    zeros for the weight it was not given."""
+    rng = np.random.default_rng(3)
+    w = helper.make_node("Constant", [], ["w"], value=numpy_helper.from_array(
+        rng.standard_normal((4, 20000)).astype(np.float32)))
+    nodes = [w, helper.make_node("MatMul", ["x", "w"], ["h"]),
+             helper.make_node("NonZero", ["h"], ["y"])]
+    g = helper.make_graph(nodes, "nz", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT64, None)])
+    path = tmp_path / "nz.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    assert load_structure(path).stripped == {"w"}
+    stats = analyze_onnx(path)
+    assert stats.params == 80_000 and stats.macs == 80_000
+    assert stats.shape_source == "onnx+onnxruntime"
+    assert stats.layers[1].output_shapes == [(2, 0)]  # NonZero of zeros
+
+
+def test_truncated_file_is_one_clear_error(tmp_path: Path) -> None:
+    fc, _ = _case_models(tmp_path)
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(fc.read_bytes()[:100_000])
+    with pytest.raises(AnalysisError, match="cannot be read as an ONNX model"):
+        analyze_onnx(cut)

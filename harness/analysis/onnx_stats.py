@@ -12,20 +12,16 @@ its MACs and the stored constants behind it as its parameters.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import onnx
-import onnx.helper  # noqa: F401
-import onnx.shape_inference  # noqa: F401
-
 from .dtypes import dtype_name, nbytes
 from .errors import AnalysisError
 from .graph import ModelGraph, NodeView, build_graph
 from .memory import Step, plan_memory
+from .model_file import ModelStructure, load_structure, with_values_as_inputs
 from .op_costs import INPLACE_ANY, INPLACE_UNARY, OpCost, op_cost
 from .params import ConstTotals, linear_biases, weight_inputs
 from .shape_infer import TensorInfo, resolve_tensors
@@ -120,17 +116,17 @@ def check_onnx_path(path: str | Path) -> Path:
     return p
 
 
-def _load(path: Path) -> tuple[Any, str]:
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
+def _load(path: Path) -> ModelStructure:
+    """The model without its large tensor values (memory near the structure's size, not the
+    file's; see model_file)."""
     try:
-        model = onnx.load(str(path))  # loads external data next to the file, if any
+        loaded = load_structure(path)
     except Exception as exc:
         raise AnalysisError(str(path), f"cannot be read as an ONNX model ({type(exc).__name__})",
                             "a valid .onnx file") from exc
-    if not model.graph.node:
+    if not loaded.model.graph.node:
         raise AnalysisError(str(path), "has no graph nodes (not an ONNX model?)", "a valid .onnx file")
-    return model, digest
+    return loaded
 
 
 def _steps(graph: ModelGraph, sizes: Mapping[str, int]) -> list[Step]:
@@ -166,10 +162,12 @@ def analyze_onnx(path: str | Path, shapes: ShapeArg | str | None = None) -> Mode
     """Analyse `path` at `shapes` ({"x": (1, 3, 640, 640)}, a bare shape for a single-input
     model, shape text like "x:1x3x640x640", or None for a model whose inputs are static)."""
     p = check_onnx_path(path)
-    model, digest = _load(p)
-    graph = build_graph(model)
+    loaded = _load(p)
+    digest = loaded.sha256
+    graph = build_graph(loaded.model)
     bound = bind_shapes(shapes, {n: dims for n, (_, dims) in graph.inputs.items()}, str(p))
-    tensors, source = resolve_tensors(model, graph, bound, str(p))
+    probe = with_values_as_inputs(loaded.model, loaded.stripped)
+    tensors, source = resolve_tensors(probe, graph, bound, str(p))
     # Folded constants are weights the engine computes once at load, never activations.
     sizes = {n: nbytes(t.elem_type, t.numel) for n, t in tensors.items() if n not in graph.folded}
     plan = plan_memory(_steps(graph, sizes), sizes, list(bound), graph.outputs)

@@ -88,6 +88,23 @@ def _infer(fixed: Any) -> dict[str, TensorInfo]:
     return found
 
 
+def _zero_feeds(probe: Any, shapes: Mapping[str, tuple[int, ...]], input_types: Mapping[str, int]) -> dict[str, Any]:
+    """All-zero values for the given inputs, and for every other declared input of static
+    shape (constants whose values were left out of the loaded model, see model_file)."""
+    import numpy as np
+
+    feeds = {name: np.zeros(shape, dtype=onnx.helper.tensor_dtype_to_np_dtype(input_types[name]))
+             for name, shape in shapes.items()}
+    stored = {t.name for t in probe.graph.initializer}
+    for value in probe.graph.input:
+        if value.name in feeds or value.name in stored:
+            continue
+        info = _static(value)
+        if info is not None:
+            feeds[value.name] = np.zeros(info.shape, dtype=onnx.helper.tensor_dtype_to_np_dtype(info.elem_type))
+    return feeds
+
+
 def _measure(fixed: Any, shapes: Mapping[str, tuple[int, ...]], input_types: Mapping[str, int],
              names: list[str], where: str) -> dict[str, TensorInfo]:
     import numpy as np
@@ -113,11 +130,7 @@ def _measure(fixed: Any, shapes: Mapping[str, tuple[int, ...]], input_types: Map
                 raise
             probe.ir_version = 10
             session = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-        feeds = {
-            name: np.zeros(shape, dtype=onnx.helper.tensor_dtype_to_np_dtype(input_types[name]))
-            for name, shape in shapes.items()
-        }
-        values = session.run(names, feeds)
+        values = session.run(names, _zero_feeds(probe, shapes, input_types))
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise _RuntimeFailed(first) from exc
@@ -135,7 +148,11 @@ def resolve_tensors(
     model: Any, graph: ModelGraph, shapes: Mapping[str, tuple[int, ...]], where: str
 ) -> tuple[dict[str, TensorInfo], str]:
     """Shapes of graph inputs and node outputs (folded constants included, as layers reading
-    them need their shapes); also says which source was needed."""
+    them need their shapes); also says which source was needed.
+
+    `model` may declare constants whose values were left out as extra graph inputs (see
+    model_file.with_values_as_inputs); the onnxruntime probe feeds them zeros.
+    """
     every = [*graph.folded_nodes, *graph.nodes]
     known = set(graph.inputs) | set(graph.constants) | {o for n in every for o in n.outputs}
     for node in every:
