@@ -64,11 +64,13 @@ def build_vgg19(path: Path, seed: int = 0) -> int:
     x, cin = "x", 3
     for i, v in enumerate(VGG19):
         if v == "M":
-            nodes.append(helper.make_node("MaxPool", [x], [f"p{i}"], kernel_shape=[2, 2], strides=[2, 2]))
+            nodes.append(helper.make_node("MaxPool", [x], [f"p{i}"], kernel_shape=[2, 2],
+                                          strides=[2, 2]))
             x = f"p{i}"
             continue
         w, b = weight(f"conv{i}_w", (v, cin, 3, 3)), weight(f"conv{i}_b", (v,))
-        nodes.append(helper.make_node("Conv", [x, w, b], [f"c{i}"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
+        nodes.append(helper.make_node("Conv", [x, w, b], [f"c{i}"], kernel_shape=[3, 3],
+                                      pads=[1, 1, 1, 1]))
         nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
         x, cin = f"r{i}", v
     nodes.append(helper.make_node("Flatten", [x], ["flat"], axis=1))
@@ -83,8 +85,9 @@ def build_vgg19(path: Path, seed: int = 0) -> int:
         if name != "fc8":
             nodes.append(helper.make_node("Relu", [name], [f"{name}_r"]))
             x = f"{name}_r"
-    graph = helper.make_graph(nodes, "vgg19", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 224, 224])],
-                              [helper.make_tensor_value_info("fc8", TensorProto.FLOAT, [1, 1000])], inits)
+    graph = helper.make_graph(
+        nodes, "vgg19", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 224, 224])],
+        [helper.make_tensor_value_info("fc8", TensorProto.FLOAT, [1, 1000])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, str(path))
@@ -99,7 +102,8 @@ def probe(model: Path | None) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--keep", metavar="DIR", help="write (or reuse) the model in DIR instead of a temp dir")
+    ap.add_argument("--keep", metavar="DIR",
+                    help="write (or reuse) the model in DIR instead of a temp dir")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.keep or tmp)
@@ -115,10 +119,12 @@ def main() -> int:
         mib = 1 << 20
         print(f"file size            {size / mib:8.1f} MiB")
         print(f"import-only VmHWM    {base['hwm'] / mib:8.1f} MiB")
-        print(f"analysis VmHWM       {run['hwm'] / mib:8.1f} MiB  = {run['hwm'] / size:.2f} x file size"
+        print(f"analysis VmHWM       {run['hwm'] / mib:8.1f} MiB"
+              f"  = {run['hwm'] / size:.2f} x file size"
               f"  ({(run['hwm'] - base['hwm']) / size:.2f} x above the import baseline)")
         print(f"analysis time        {run['seconds']:8.1f} s")
-        print(f"params {run['params']:,}  MACs {run['macs']:,}  activations naive {run['naive']:,} B"
+        print(f"params {run['params']:,}  MACs {run['macs']:,}"
+              f"  activations naive {run['naive']:,} B"
               f"  plan {run['plan']:,} B")
         for note in run["notes"]:
             print(f"note: {note}")

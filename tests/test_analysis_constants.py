@@ -83,7 +83,8 @@ def test_qdq_weight_counts_in_its_stored_dtype(tmp_path: Path) -> None:
 
 
 def _save(path: Path, nodes, inits, x_dims, opset: int = 13) -> Path:
-    g = helper.make_graph(nodes, path.stem, [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_dims)],
+    g = helper.make_graph(nodes, path.stem,
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_dims)],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     onnx.save(m, str(path))
@@ -187,7 +188,8 @@ PUBLISHED = [
     pytest.param("squeezenet", 1_235_496, 0.35e9, 0.01,
                  id="squeezenet1.1-torchvision-1235496-0.35G"),  # the file is SqueezeNet 1.1
     pytest.param("resnet50", 25_557_032, 4.09e9, 0.01, id="resnet50-torchvision-25557032-4.09G"),
-    pytest.param("densenet121", 7_978_856, 2.83e9, 0.01, id="densenet121-torchvision-7978856-2.83G"),
+    pytest.param("densenet121", 7_978_856, 2.83e9, 0.01,
+                 id="densenet121-torchvision-7978856-2.83G"),
     # Szegedy et al. 2014, "Going deeper with convolutions", sec. 5: "1.5 billion multiply-adds".
     pytest.param("inception_v1", None, 1.5e9, 0.05, id="googlenet-paper-1.5G"),
     pytest.param("vgg19", 143_667_240, 19.63e9, 0.01, id="vgg19-torchvision-143667240-19.63G",
@@ -217,7 +219,8 @@ def test_classic_architecture_matches_published(tmp_path: Path, name: str, param
     assert shipped.naive_activation_bytes == stats.naive_activation_bytes
     assert shipped.greedy_plan_bytes == stats.greedy_plan_bytes
     stored = onnx.load(str(LIGHT / f"light_{name}.onnx")).graph.initializer
-    assert shipped.params <= sum(int(np.prod(t.dims)) for t in stored if t.data_type == TensorProto.FLOAT)
+    stored_floats = sum(int(np.prod(t.dims)) for t in stored if t.data_type == TensorProto.FLOAT)
+    assert shipped.params <= stored_floats
     assert stats.params >= shipped.params + 0.9 * added
 
 
@@ -275,7 +278,8 @@ def test_large_constant_node_weights_and_runtime_probe(tmp_path: Path) -> None:
         rng.standard_normal((4, 20000)).astype(np.float32)))
     nodes = [w, helper.make_node("MatMul", ["x", "w"], ["h"]),
              helper.make_node("NonZero", ["h"], ["y"])]
-    g = helper.make_graph(nodes, "nz", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+    g = helper.make_graph(nodes, "nz",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
                           [helper.make_tensor_value_info("y", TensorProto.INT64, None)])
     path = tmp_path / "nz.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
@@ -292,3 +296,19 @@ def test_truncated_file_is_one_clear_error(tmp_path: Path) -> None:
     cut.write_bytes(fc.read_bytes()[:100_000])
     with pytest.raises(AnalysisError, match="cannot be read as an ONNX model"):
         analyze_onnx(cut)
+
+
+def test_fake_quantized_float_weight(tmp_path: Path) -> None:
+    """A float weight behind QuantizeLinear -> DequantizeLinear: the float weight is the
+    learnable parameter; both scales and zero points are stored, not learned."""
+    rng = np.random.default_rng(4)
+    w = numpy_helper.from_array(rng.standard_normal((16, 8, 3, 3)).astype(np.float32), "w")
+    sc = numpy_helper.from_array(np.array(0.02, np.float32), "s")
+    zp = numpy_helper.from_array(np.array(0, np.int8), "z")
+    nodes = [helper.make_node("QuantizeLinear", ["w", "s", "z"], ["wq"]),
+             helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["wf"]),
+             helper.make_node("Conv", ["x", "wf"], ["y"], pads=[1, 1, 1, 1])]
+    stats = analyze_onnx(_save(tmp_path / "fq.onnx", nodes, [w, sc, zp], [1, 8, 32, 32]))
+    assert stats.learnable_params == 1_152
+    assert stats.params == 1_152 + 2  # s and z are shared by both nodes: counted once
+    assert stats.macs == 1_179_648 and stats.folded_nodes == 2

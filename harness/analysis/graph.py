@@ -64,7 +64,7 @@ FOLD_VALUE_SLOTS: dict[str, tuple[int, ...]] = {
     "Shape": (), "Size": (), "Range": (), "EyeLike": (), "OneHot": (2,),
 }
 # Carried inputs that are stored with a weight but not learned: quantization scales and zero points.
-FOLD_AUX_SLOTS: dict[str, tuple[int, ...]] = {"DequantizeLinear": (1, 2)}
+FOLD_AUX_SLOTS: dict[str, tuple[int, ...]] = {"DequantizeLinear": (1, 2), "QuantizeLinear": (1, 2)}
 # Never constant even with constant inputs: their output differs between runs.
 NONDETERMINISTIC = frozenset({
     "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",

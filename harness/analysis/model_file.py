@@ -156,7 +156,11 @@ def load_structure(path: str | Path) -> ModelStructure:
         data, _, names = _walk(f, size, "model")
     model = onnx.ModelProto()
     model.ParseFromString(data)
-    stripped = set(names)
+    g = model.graph
+    # Only constants are promoted later; a stripped tensor attribute of another op stays as is.
+    constants = {t.name for t in g.initializer}
+    constants |= {n.output[0] for n in g.node if n.op_type == "Constant" and n.output}
+    stripped = set(names) & constants
     for tensor in model.graph.initializer:
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue

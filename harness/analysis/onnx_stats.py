@@ -222,7 +222,8 @@ def analyze_onnx(path: str | Path, shapes: ShapeArg | str | None = None) -> Mode
         notes.append("some shapes come from the shapes declared in the file (onnxruntime could not run it)")
     if graph.folded_nodes:
         ops = sorted({n.op_type for n in graph.folded_nodes})
-        notes.append(f"{len(graph.folded_nodes)} node(s) compute constants only ({', '.join(ops)}): "
+        notes.append(f"{len(graph.folded_nodes)} node(s) compute constants only "
+                     f"({', '.join(ops)}): "
                      "folded into the weights, not counted as layers or activations")
     return ModelStats(
         model_path=str(p),

@@ -51,7 +51,8 @@ class Weight:
     learnable: bool
 
 
-def _weights_at(node: NodeView, pos: int, graph: ModelGraph, type_shape_of: TypeShapeOf) -> list[Weight]:
+def _weights_at(node: NodeView, pos: int, graph: ModelGraph,
+                type_shape_of: TypeShapeOf) -> list[Weight]:
     name = node.inputs[pos]
     stored = graph.constants.get(name)
     if stored is not None:
@@ -71,7 +72,8 @@ def weight_inputs(node: NodeView, graph: ModelGraph, type_shape_of: TypeShapeOf)
         return []
     slots = WEIGHT_SLOTS[node.op_type]
     positions = range(len(node.inputs)) if slots is None else [s for s in slots if s < len(node.inputs)]
-    return [w for pos in positions if node.inputs[pos] for w in _weights_at(node, pos, graph, type_shape_of)]
+    return [w for pos in positions if node.inputs[pos]
+            for w in _weights_at(node, pos, graph, type_shape_of)]
 
 
 def linear_biases(graph: ModelGraph, type_shape_of: TypeShapeOf) -> dict[int, list[Weight]]:

@@ -88,7 +88,8 @@ def _infer(fixed: Any) -> dict[str, TensorInfo]:
     return found
 
 
-def _zero_feeds(probe: Any, shapes: Mapping[str, tuple[int, ...]], input_types: Mapping[str, int]) -> dict[str, Any]:
+def _zero_feeds(probe: Any, shapes: Mapping[str, tuple[int, ...]],
+                input_types: Mapping[str, int]) -> dict[str, Any]:
     """All-zero values for the given inputs, and for every other declared input of static
     shape (constants whose values were left out of the loaded model, see model_file)."""
     import numpy as np
@@ -101,7 +102,8 @@ def _zero_feeds(probe: Any, shapes: Mapping[str, tuple[int, ...]], input_types: 
             continue
         info = _static(value)
         if info is not None:
-            feeds[value.name] = np.zeros(info.shape, dtype=onnx.helper.tensor_dtype_to_np_dtype(info.elem_type))
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(info.elem_type)
+            feeds[value.name] = np.zeros(info.shape, dtype=dtype)
     return feeds
 
 
