@@ -190,8 +190,9 @@ PUBLISHED = [
     pytest.param("resnet50", 25_557_032, 4.09e9, 0.01, id="resnet50-torchvision-25557032-4.09G"),
     pytest.param("densenet121", 7_978_856, 2.83e9, 0.01,
                  id="densenet121-torchvision-7978856-2.83G"),
-    # Szegedy et al. 2014, "Going deeper with convolutions", sec. 5: "1.5 billion multiply-adds".
-    pytest.param("inception_v1", None, 1.5e9, 0.05, id="googlenet-paper-1.5G"),
+    # Szegedy et al. 2014, "Going deeper with convolutions": sec. 5, "1.5 billion multiply-adds";
+    # Table 1's params column sums to about 6.8 M. Its classifier weight goes through a Reshape.
+    pytest.param("inception_v1", 6_800_000, 1.5e9, 0.05, id="googlenet-paper-6.8M-1.5G"),
     pytest.param("vgg19", 143_667_240, 19.63e9, 0.01, id="vgg19-torchvision-143667240-19.63G",
                  marks=pytest.mark.slow),
     # Krizhevsky et al. 2012: "The neural network, which has 60 million parameters" (BVLC's
@@ -312,3 +313,15 @@ def test_fake_quantized_float_weight(tmp_path: Path) -> None:
     assert stats.learnable_params == 1_152
     assert stats.params == 1_152 + 2  # s and z are shared by both nodes: counted once
     assert stats.macs == 1_179_648 and stats.folded_nodes == 2
+
+
+@pytest.mark.skipif(not LIGHT.is_dir(), reason="onnx package without backend test data")
+def test_googlenet_classifier_weight_behind_reshape(tmp_path: Path) -> None:
+    """BVLC GoogLeNet reshapes its 1000x1024 classifier weight before the Gemm: once counted
+    as a 4 MB activation and missing from the parameters (5,974,552 instead of 6,998,552)."""
+    path, _ = _materialize("inception_v1", tmp_path)
+    stats = analyze_onnx(path)
+    assert stats.learnable_params == stats.params == 6_998_552
+    (gemm,) = [layer for layer in stats.layers if layer.op_type == "Gemm"]
+    assert gemm.params == 1000 * 1024 + 1000
+    assert stats.naive_activation_bytes == 41_344_576 - 1000 * 1024 * 4
