@@ -325,3 +325,40 @@ def test_googlenet_classifier_weight_behind_reshape(tmp_path: Path) -> None:
     (gemm,) = [layer for layer in stats.layers if layer.op_type == "Gemm"]
     assert gemm.params == 1000 * 1024 + 1000
     assert stats.naive_activation_bytes == 41_344_576 - 1000 * 1024 * 4
+
+
+def test_runtime_probe_retries_with_the_complete_model(tmp_path: Path, monkeypatch) -> None:
+    """If onnxruntime refuses the model with its weights as inputs, the complete model is
+    loaded for one more try."""
+    from harness.analysis import shape_infer
+
+    rng = np.random.default_rng(5)
+    w = numpy_helper.from_array(rng.standard_normal((4, 20000)).astype(np.float32), "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]),
+             helper.make_node("NonZero", ["h"], ["y"])]
+    g = helper.make_graph(nodes, "nz",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT64, None)], [w])
+    path = tmp_path / "nz.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    real, seen = shape_infer._measure, []
+
+    def refuse_weight_inputs(fixed, *args):
+        seen.append(sorted(i.name for i in fixed.graph.input))
+        if "w" in seen[-1]:
+            raise shape_infer._RuntimeFailed("weight must be a constant")
+        return real(fixed, *args)
+
+    monkeypatch.setattr(shape_infer, "_measure", refuse_weight_inputs)
+    stats = analyze_onnx(path)
+    assert seen == [["w", "x"], ["x"]]
+    assert stats.shape_source == "onnx+onnxruntime" and stats.params == 80_000
+
+
+def test_integer_tables_keep_their_values(tmp_path: Path) -> None:
+    """A large int64 constant (indices) is never stripped: its values may decide shapes."""
+    idx = numpy_helper.from_array(np.arange(10_000, dtype=np.int64) % 4, "idx")
+    nodes = [helper.make_node("Gather", ["x", "idx"], ["y"], axis=1)]
+    path = _save(tmp_path / "gather.onnx", nodes, [idx], [1, 4])
+    assert load_structure(path).stripped == frozenset()
+    assert analyze_onnx(path).layers[0].output_shapes == [(1, 10_000)]

@@ -6,8 +6,11 @@ model at once (twice the file), and every copy made for shape inference adds a f
 so a 550 MB model once cost 3.3 GB. Here the protobuf wire format is walked straight from the
 file instead: the model's graph, its nodes, their attributes and the initializers are
 descended into, every other field is copied, and a tensor payload field (raw_data,
-float_data, ...) of at least STRIP_BYTES is skipped with a seek. A message smaller than
-STRIP_BYTES cannot hold such a payload, so it is copied whole without being walked.
+float_data, ...) of at least STRIP_BYTES is skipped with a seek when the tensor holds
+weights (float, or 8/4-bit integers as quantized weights are). Wider integers and booleans
+are always kept: they are indices, masks and shapes, whose values can decide shapes, and a
+zero stand-in could divide by zero. A message smaller than STRIP_BYTES cannot hold a payload
+worth stripping, so it is copied whole without being walked.
 
 The result is a valid ModelProto whose large tensors keep their name, dtype and dims but
 carry no values ("stripped"); `with_values_as_inputs` turns those into graph inputs for the
@@ -28,7 +31,7 @@ import onnx
 import onnx.external_data_helper  # noqa: F401
 import onnx.helper  # noqa: F401
 
-from .dtypes import nbytes
+from .dtypes import FLOAT_TYPES, nbytes
 
 STRIP_BYTES = 64 * 1024  # shape-like constants are far smaller; weights far larger
 
@@ -43,7 +46,9 @@ _WALK = {
 # TensorProto fields holding values: float_data, int32_data, string_data, int64_data,
 # raw_data, double_data, uint64_data.
 _PAYLOAD = frozenset({4, 5, 6, 7, 9, 10, 11})
-_TENSOR_NAME, _NODE_OUTPUT = 8, 2
+_TENSOR_NAME, _NODE_OUTPUT, _TENSOR_DATA_TYPE = 8, 2, 2
+# Element types whose values may be left out: floats, and int8/uint8/int4/uint4 weights.
+_WEIGHT_TYPES = FLOAT_TYPES | {2, 3, 21, 22}
 
 
 class Malformed(ValueError):
@@ -91,6 +96,7 @@ def _walk(f: BinaryIO, end: int, kind: str) -> tuple[bytes, bool, list[str]]:
     stripped = False
     names: list[str] = []
     walk = _WALK[kind]
+    data_type = 0  # a tensor's element type; serializers write it before the payload
     while f.tell() < end:
         key = _read_varint(f)
         field, wire = key >> 3, key & 7
@@ -101,7 +107,8 @@ def _walk(f: BinaryIO, end: int, kind: str) -> tuple[bytes, bool, list[str]]:
             start = f.tell()
             if start + size > end:
                 raise Malformed("field runs past its message")
-            if kind == "tensor" and field in _PAYLOAD and size >= STRIP_BYTES:
+            if (kind == "tensor" and field in _PAYLOAD and size >= STRIP_BYTES
+                    and data_type in _WEIGHT_TYPES):
                 f.seek(size, io.SEEK_CUR)
                 stripped = True
                 continue
@@ -120,7 +127,10 @@ def _walk(f: BinaryIO, end: int, kind: str) -> tuple[bytes, bool, list[str]]:
                     names.append(data.decode("utf-8", "replace"))
             out += _varint(key) + _varint(len(data)) + data
         elif wire == 0:
-            out += _varint(key) + _varint(_read_varint(f))
+            value = _read_varint(f)
+            if kind == "tensor" and field == _TENSOR_DATA_TYPE:
+                data_type = value
+            out += _varint(key) + _varint(value)
         elif wire in (1, 5):
             width = 8 if wire == 1 else 4
             data = f.read(width)
@@ -164,13 +174,20 @@ def load_structure(path: str | Path) -> ModelStructure:
     for tensor in model.graph.initializer:
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
-        if nbytes(tensor.data_type, _numel(tensor.dims)) >= STRIP_BYTES:
+        if (tensor.data_type in _WEIGHT_TYPES
+                and nbytes(tensor.data_type, _numel(tensor.dims)) >= STRIP_BYTES):
             stripped.add(tensor.name)
         else:
             onnx.external_data_helper.load_external_data_for_tensor(tensor, str(p.parent))
             tensor.data_location = onnx.TensorProto.DEFAULT
             del tensor.external_data[:]
     return ModelStructure(model, file_sha256(p), frozenset(stripped))
+
+
+def load_complete(path: str | Path) -> Any:
+    """The whole model with every value, external data included (as much memory as the file
+    and more); for the rare step that cannot do without the weights."""
+    return onnx.load(str(path))
 
 
 def _numel(dims: Any) -> int:

@@ -21,7 +21,7 @@ from .dtypes import dtype_name, nbytes
 from .errors import AnalysisError
 from .graph import ModelGraph, NodeView, build_graph
 from .memory import Step, plan_memory
-from .model_file import ModelStructure, load_structure, with_values_as_inputs
+from .model_file import ModelStructure, load_complete, load_structure, with_values_as_inputs
 from .op_costs import INPLACE_ANY, INPLACE_UNARY, OpCost, op_cost
 from .params import ConstTotals, linear_biases, weight_inputs
 from .shape_infer import TensorInfo, resolve_tensors
@@ -167,7 +167,8 @@ def analyze_onnx(path: str | Path, shapes: ShapeArg | str | None = None) -> Mode
     graph = build_graph(loaded.model)
     bound = bind_shapes(shapes, {n: dims for n, (_, dims) in graph.inputs.items()}, str(p))
     probe = with_values_as_inputs(loaded.model, loaded.stripped)
-    tensors, source = resolve_tensors(probe, graph, bound, str(p))
+    complete = (lambda: load_complete(p)) if loaded.stripped else None
+    tensors, source = resolve_tensors(probe, graph, bound, str(p), complete)
     # Folded constants are weights the engine computes once at load, never activations.
     sizes = {n: nbytes(t.elem_type, t.numel) for n, t in tensors.items() if n not in graph.folded}
     plan = plan_memory(_steps(graph, sizes), sizes, list(bound), graph.outputs)

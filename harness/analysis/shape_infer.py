@@ -13,7 +13,7 @@ inference run again from them; a tensor still unknown after that is an error.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,13 +147,16 @@ def _measure(fixed: Any, shapes: Mapping[str, tuple[int, ...]], input_types: Map
 
 
 def resolve_tensors(
-    model: Any, graph: ModelGraph, shapes: Mapping[str, tuple[int, ...]], where: str
+    model: Any, graph: ModelGraph, shapes: Mapping[str, tuple[int, ...]], where: str,
+    complete: Callable[[], Any] | None = None,
 ) -> tuple[dict[str, TensorInfo], str]:
     """Shapes of graph inputs and node outputs (folded constants included, as layers reading
     them need their shapes); also says which source was needed.
 
     `model` may declare constants whose values were left out as extra graph inputs (see
-    model_file.with_values_as_inputs); the onnxruntime probe feeds them zeros.
+    model_file.with_values_as_inputs); the onnxruntime probe feeds them zeros. Should
+    onnxruntime refuse that (a kernel that needs a constant weight), `complete()` gives the
+    model with all its values for one more try.
     """
     every = [*graph.folded_nodes, *graph.nodes]
     known = set(graph.inputs) | set(graph.constants) | {o for n in every for o in n.outputs}
@@ -174,7 +177,13 @@ def resolve_tensors(
     if missing:
         input_types = {n: graph.inputs[n][0] for n in shapes}
         try:
-            found.update(_measure(fixed, shapes, input_types, missing, where))
+            try:
+                found.update(_measure(fixed, shapes, input_types, missing, where))
+            except _RuntimeFailed:
+                if complete is None:
+                    raise
+                found.update(_measure(fix_input_shapes(complete(), shapes), shapes, input_types,
+                                      missing, where))
             source = "onnx+onnxruntime"
         except _RuntimeFailed as exc:
             declared = _infer(fix_input_shapes(model, shapes, keep_declared=True))
