@@ -3,6 +3,14 @@
 Constants are initializers *and* outputs of `Constant` nodes: exporters such as paddle2onnx
 (the PP-OCR models) store every weight as a Constant node and have no initializers at all, so
 treating the two alike is what makes parameter counts and activation memory meaningful.
+
+Constness is tracked through the graph: a standard, deterministic node whose every input is a
+constant (an initializer, a Constant node's value, or the output of another such node) makes
+constants too. Exporters route weights through such nodes (a classifier weight through a
+Reshape, an int8 weight through DequantizeLinear in QDQ models); engines fold them when they
+load the model, so they are not run-time layers and their outputs are not activations. Each
+folded tensor remembers the stored constants whose values it carries (its "sources"), so the
+weight a layer reads is counted once, as stored, in the file's own dtype and bytes.
 """
 
 from __future__ import annotations
@@ -47,12 +55,49 @@ class NodeView:
         return tuple(dict.fromkeys(n for n in (*self.inputs, *self.implicit_inputs) if n))
 
 
+# Inputs whose values a folded output carries; the others are shapes, axes or indices. Ops not
+# listed carry every input (Transpose, Cast, Identity, Concat, Mul of two constants, ...).
+FOLD_VALUE_SLOTS: dict[str, tuple[int, ...]] = {
+    "Reshape": (0,), "Expand": (0,), "Tile": (0,), "Squeeze": (0,), "Unsqueeze": (0,),
+    "Slice": (0,), "Pad": (0, 2), "Gather": (0,), "GatherElements": (0,), "GatherND": (0,),
+    "Split": (0,), "Resize": (0,), "Upsample": (0,), "CastLike": (0,), "ConstantOfShape": (),
+    "Shape": (), "Size": (), "Range": (), "EyeLike": (), "OneHot": (2,),
+}
+# Carried inputs that are stored with a weight but not learned: quantization scales and zero points.
+FOLD_AUX_SLOTS: dict[str, tuple[int, ...]] = {"DequantizeLinear": (1, 2), "QuantizeLinear": (1, 2)}
+# Never constant even with constant inputs: their output differs between runs.
+NONDETERMINISTIC = frozenset({
+    "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
+    "Bernoulli",
+})
+
+
+@dataclass(frozen=True)
+class Source:
+    """A stored constant whose values reach a folded tensor; `learnable` is False for
+    quantization scales and zero points."""
+
+    name: str
+    learnable: bool = True
+
+
 @dataclass
 class ModelGraph:
     inputs: dict[str, tuple[int, tuple[int | None, ...] | None]]  # name -> (elem_type, dims or None)
     outputs: tuple[str, ...]
-    constants: dict[str, ConstInfo]
-    nodes: list[NodeView]  # compute nodes (no Constant nodes), topologically ordered
+    constants: dict[str, ConstInfo]  # stored constants: initializers and Constant-node values
+    nodes: list[NodeView]  # run-time compute nodes (no Constant or folded nodes), in order
+    folded_nodes: list[NodeView] = field(default_factory=list)  # nodes computing constants only
+    folded: dict[str, tuple[Source, ...]] = field(default_factory=dict)  # output -> its sources
+
+    def is_constant(self, name: str) -> bool:
+        return name in self.constants or name in self.folded
+
+    def sources(self, name: str) -> tuple[Source, ...]:
+        """Stored constants whose values `name` carries (itself when stored; () if not constant)."""
+        if name in self.constants:
+            return (Source(name),)
+        return self.folded.get(name, ())
 
 
 def _const_from_attr(node: Any) -> ConstInfo:
@@ -144,7 +189,43 @@ def _topological(nodes: list[NodeView], ready: set[str]) -> list[NodeView]:
     return [nodes[i] for i in order]
 
 
+def _fold(nodes: list[NodeView], constants: dict[str, ConstInfo]
+          ) -> tuple[list[NodeView], list[NodeView], dict[str, tuple[Source, ...]]]:
+    """Split topologically ordered nodes into run-time nodes and constant-folded ones."""
+    folded: dict[str, tuple[Source, ...]] = {}
+    run, fold = [], []
+
+    def carried(name: str) -> tuple[Source, ...]:
+        return (Source(name),) if name in constants else folded[name]
+
+    for node in nodes:
+        reads = node.reads
+        if (node.domain or node.op_type in NONDETERMINISTIC or not reads or node.implicit_inputs
+                or not all(r in constants or r in folded for r in reads)):
+            run.append(node)
+            continue
+        fold.append(node)
+        value_slots = FOLD_VALUE_SLOTS.get(node.op_type, range(len(node.inputs)))
+        aux = FOLD_AUX_SLOTS.get(node.op_type, ())
+        found: dict[str, Source] = {}
+        for pos in value_slots:
+            if pos >= len(node.inputs) or not node.inputs[pos]:
+                continue
+            for src in carried(node.inputs[pos]):
+                learnable = src.learnable and pos not in aux
+                # A source reached both as data and as a scale stays learnable.
+                if src.name not in found or learnable:
+                    found[src.name] = Source(src.name, learnable)
+        for out in node.outputs:
+            if out:
+                folded[out] = tuple(found.values())
+    return run, fold, folded
+
+
 def build_graph(model: Any) -> ModelGraph:
+    """The flat view of `model`: stored constants (dims and dtype only; tensor data is never
+    read), real inputs, and compute nodes in topological order split into run-time and
+    constant-folded ones. Raises AnalysisError on a Constant node without a value or a cycle."""
     g = model.graph
     constants: dict[str, ConstInfo] = {
         t.name: ConstInfo(t.name, t.data_type, tuple(t.dims), "initializer") for t in g.initializer
@@ -176,4 +257,6 @@ def build_graph(model: Any) -> ModelGraph:
         )
         inputs[value.name] = (tt.elem_type, dims)
     nodes = _topological(nodes, set(inputs) | set(constants))
-    return ModelGraph(inputs=inputs, outputs=tuple(o.name for o in g.output), constants=constants, nodes=nodes)
+    run, fold, folded = _fold(nodes, constants)
+    return ModelGraph(inputs=inputs, outputs=tuple(o.name for o in g.output), constants=constants,
+                      nodes=run, folded_nodes=fold, folded=folded)

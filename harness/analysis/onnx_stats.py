@@ -4,26 +4,26 @@ Per node: parameters read, MACs/FLOPs (conventions in op_costs), output shapes a
 im2col/col2im workspace, and live activation bytes right after it runs. Per model: totals,
 each constant counted once, plus three activation-memory figures for the file's
 topological order (see memory): naive sum, liveness lower bound and a greedy sharing plan.
+
+Nodes that only compute constants (see graph) are folded: they are not layers, cost nothing
+at run time and their outputs are not activations; the layer reading a folded weight counts
+its MACs and the stored constants behind it as its parameters.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import onnx
-import onnx.helper  # noqa: F401
-import onnx.shape_inference  # noqa: F401
-
 from .dtypes import dtype_name, nbytes
 from .errors import AnalysisError
 from .graph import ModelGraph, NodeView, build_graph
 from .memory import Step, plan_memory
+from .model_file import ModelStructure, load_complete, load_structure, with_values_as_inputs
 from .op_costs import INPLACE_ANY, INPLACE_UNARY, OpCost, op_cost
-from .params import ConstTotals, is_learnable, linear_biases, weight_inputs
+from .params import ConstTotals, linear_biases, weight_inputs
 from .shape_infer import TensorInfo, resolve_tensors
 from ..models.shapes import ShapeArg, bind_shapes, format_shapes
 
@@ -90,6 +90,7 @@ class ModelStats:
     unknown_ops: list[str]
     flops_convention: str = FLOPS_CONVENTION
     notes: list[str] = field(default_factory=list)
+    folded_nodes: int = 0  # nodes computing constants only: folded, not layers
 
     @property
     def input_shape_key(self) -> str:
@@ -115,23 +116,23 @@ def check_onnx_path(path: str | Path) -> Path:
     return p
 
 
-def _load(path: Path) -> tuple[Any, str]:
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
+def _load(path: Path) -> ModelStructure:
+    """The model without its large tensor values (memory near the structure's size, not the
+    file's; see model_file)."""
     try:
-        model = onnx.load(str(path))  # loads external data next to the file, if any
+        loaded = load_structure(path)
     except Exception as exc:
         raise AnalysisError(str(path), f"cannot be read as an ONNX model ({type(exc).__name__})",
                             "a valid .onnx file") from exc
-    if not model.graph.node:
+    if not loaded.model.graph.node:
         raise AnalysisError(str(path), "has no graph nodes (not an ONNX model?)", "a valid .onnx file")
-    return model, digest
+    return loaded
 
 
-def _steps(graph: ModelGraph, tensors: Mapping[str, TensorInfo]) -> list[Step]:
+def _steps(graph: ModelGraph, sizes: Mapping[str, int]) -> list[Step]:
     steps = []
     for node in graph.nodes:
-        acts = tuple(r for r in node.reads if r in tensors)
+        acts = tuple(r for r in node.reads if r in sizes)
         if node.op_type in INPLACE_UNARY and not node.domain:
             cands: tuple[str, ...] = tuple(node.inputs[:1])
         elif node.op_type in INPLACE_ANY and not node.domain:
@@ -161,26 +162,36 @@ def analyze_onnx(path: str | Path, shapes: ShapeArg | str | None = None) -> Mode
     """Analyse `path` at `shapes` ({"x": (1, 3, 640, 640)}, a bare shape for a single-input
     model, shape text like "x:1x3x640x640", or None for a model whose inputs are static)."""
     p = check_onnx_path(path)
-    model, digest = _load(p)
-    graph = build_graph(model)
+    loaded = _load(p)
+    digest = loaded.sha256
+    graph = build_graph(loaded.model)
     bound = bind_shapes(shapes, {n: dims for n, (_, dims) in graph.inputs.items()}, str(p))
-    tensors, source = resolve_tensors(model, graph, bound, str(p))
-    sizes = {n: nbytes(t.elem_type, t.numel) for n, t in tensors.items()}
-    plan = plan_memory(_steps(graph, tensors), sizes, list(bound), graph.outputs)
+    probe = with_values_as_inputs(loaded.model, loaded.stripped)
+    complete = (lambda: load_complete(p)) if loaded.stripped else None
+    tensors, source = resolve_tensors(probe, graph, bound, str(p), complete)
+    # Folded constants are weights the engine computes once at load, never activations.
+    sizes = {n: nbytes(t.elem_type, t.numel) for n, t in tensors.items() if n not in graph.folded}
+    plan = plan_memory(_steps(graph, sizes), sizes, list(bound), graph.outputs)
+
+    def type_shape_of(name: str) -> tuple[int, tuple[int, ...]] | None:
+        if name in graph.constants:
+            return graph.constants[name].elem_type, graph.constants[name].shape
+        t = tensors.get(name)
+        return (t.elem_type, t.shape) if t is not None else None
 
     weights, learnable = ConstTotals(), ConstTotals()
     layers: list[LayerStats] = []
     unknown: set[str] = set()
-    biases = linear_biases(graph)
+    biases = linear_biases(graph, type_shape_of)
     for i, node in enumerate(graph.nodes):
         cost = _cost(node, graph, tensors, str(p))
         if not cost.known:
             unknown.add(f"{node.domain}:{node.op_type}" if node.domain else node.op_type)
-        w = weight_inputs(node, graph.constants) + biases.get(i, [])
-        for slot, const in w:
-            weights.add(const)
-            if is_learnable(node, slot):
-                learnable.add(const)
+        w = weight_inputs(node, graph, type_shape_of) + biases.get(i, [])
+        for weight in w:
+            weights.add(weight.const)
+            if weight.learnable:
+                learnable.add(weight.const)
         outs = [o for o in node.outputs if o]
         x_type = tensors[node.inputs[0]].elem_type if node.inputs and node.inputs[0] in tensors else 1
         layers.append(LayerStats(
@@ -190,9 +201,9 @@ def analyze_onnx(path: str | Path, shapes: ShapeArg | str | None = None) -> Mode
             output_shapes=[tensors[o].shape for o in outs],
             output_dtypes=[dtype_name(tensors[o].elem_type) for o in outs],
             output_bytes=sum(sizes[o] for o in outs),
-            params=sum(c.numel for _, c in w),
-            learnable_params=sum(c.numel for s, c in w if is_learnable(node, s)),
-            param_bytes=sum(nbytes(c.elem_type, c.numel) for _, c in w),
+            params=sum(x.const.numel for x in w),
+            learnable_params=sum(x.const.numel for x in w if x.learnable),
+            param_bytes=sum(nbytes(x.const.elem_type, x.const.numel) for x in w),
             macs=cost.macs,
             flops=cost.flops,
             textbook_flops=cost.textbook_flops,
@@ -210,6 +221,11 @@ def analyze_onnx(path: str | Path, shapes: ShapeArg | str | None = None) -> Mode
         notes.append("some shapes were measured by running onnxruntime on all-zero inputs")
     elif source == "onnx+declared":
         notes.append("some shapes come from the shapes declared in the file (onnxruntime could not run it)")
+    if graph.folded_nodes:
+        ops = sorted({n.op_type for n in graph.folded_nodes})
+        notes.append(f"{len(graph.folded_nodes)} node(s) compute constants only "
+                     f"({', '.join(ops)}): "
+                     "folded into the weights, not counted as layers or activations")
     return ModelStats(
         model_path=str(p),
         model_sha256=digest,
@@ -235,4 +251,5 @@ def analyze_onnx(path: str | Path, shapes: ShapeArg | str | None = None) -> Mode
         max_workspace_bytes=max((l.workspace_bytes for l in layers), default=0),
         unknown_ops=sorted(unknown),
         notes=notes,
+        folded_nodes=len(graph.folded_nodes),
     )

@@ -13,7 +13,7 @@ inference run again from them; a tensor still unknown after that is an error.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +88,25 @@ def _infer(fixed: Any) -> dict[str, TensorInfo]:
     return found
 
 
+def _zero_feeds(probe: Any, shapes: Mapping[str, tuple[int, ...]],
+                input_types: Mapping[str, int]) -> dict[str, Any]:
+    """All-zero values for the given inputs, and for every other declared input of static
+    shape (constants whose values were left out of the loaded model, see model_file)."""
+    import numpy as np
+
+    feeds = {name: np.zeros(shape, dtype=onnx.helper.tensor_dtype_to_np_dtype(input_types[name]))
+             for name, shape in shapes.items()}
+    stored = {t.name for t in probe.graph.initializer}
+    for value in probe.graph.input:
+        if value.name in feeds or value.name in stored:
+            continue
+        info = _static(value)
+        if info is not None:
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(info.elem_type)
+            feeds[value.name] = np.zeros(info.shape, dtype=dtype)
+    return feeds
+
+
 def _measure(fixed: Any, shapes: Mapping[str, tuple[int, ...]], input_types: Mapping[str, int],
              names: list[str], where: str) -> dict[str, TensorInfo]:
     import numpy as np
@@ -113,11 +132,7 @@ def _measure(fixed: Any, shapes: Mapping[str, tuple[int, ...]], input_types: Map
                 raise
             probe.ir_version = 10
             session = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-        feeds = {
-            name: np.zeros(shape, dtype=onnx.helper.tensor_dtype_to_np_dtype(input_types[name]))
-            for name, shape in shapes.items()
-        }
-        values = session.run(names, feeds)
+        values = session.run(names, _zero_feeds(probe, shapes, input_types))
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise _RuntimeFailed(first) from exc
@@ -132,11 +147,20 @@ def _measure(fixed: Any, shapes: Mapping[str, tuple[int, ...]], input_types: Map
 
 
 def resolve_tensors(
-    model: Any, graph: ModelGraph, shapes: Mapping[str, tuple[int, ...]], where: str
+    model: Any, graph: ModelGraph, shapes: Mapping[str, tuple[int, ...]], where: str,
+    complete: Callable[[], Any] | None = None,
 ) -> tuple[dict[str, TensorInfo], str]:
-    """Shapes of graph inputs and node outputs; also says which source was needed."""
-    known = set(graph.inputs) | set(graph.constants) | {o for n in graph.nodes for o in n.outputs}
-    for node in graph.nodes:
+    """Shapes of graph inputs and node outputs (folded constants included, as layers reading
+    them need their shapes); also says which source was needed.
+
+    `model` may declare constants whose values were left out as extra graph inputs (see
+    model_file.with_values_as_inputs); the onnxruntime probe feeds them zeros. Should
+    onnxruntime refuse that (a kernel that needs a constant weight), `complete()` gives the
+    model with all its values for one more try.
+    """
+    every = [*graph.folded_nodes, *graph.nodes]
+    known = set(graph.inputs) | set(graph.constants) | {o for n in every for o in n.outputs}
+    for node in every:
         for name in node.reads:
             if name not in known:
                 raise AnalysisError(
@@ -147,13 +171,19 @@ def resolve_tensors(
     found = _infer(fixed)
     for name, shape in shapes.items():  # the inputs are known exactly whatever inference did
         found[name] = TensorInfo(graph.inputs[name][0], tuple(shape))
-    wanted = [o for n in graph.nodes for o in n.outputs if o and o not in graph.constants]
+    wanted = [o for n in every for o in n.outputs if o and o not in graph.constants]
     missing = [n for n in wanted if n not in found]
     source = "onnx"
     if missing:
         input_types = {n: graph.inputs[n][0] for n in shapes}
         try:
-            found.update(_measure(fixed, shapes, input_types, missing, where))
+            try:
+                found.update(_measure(fixed, shapes, input_types, missing, where))
+            except _RuntimeFailed:
+                if complete is None:
+                    raise
+                found.update(_measure(fix_input_shapes(complete(), shapes), shapes, input_types,
+                                      missing, where))
             source = "onnx+onnxruntime"
         except _RuntimeFailed as exc:
             declared = _infer(fix_input_shapes(model, shapes, keep_declared=True))
