@@ -55,6 +55,7 @@ def _case_models(out: Path) -> tuple[Path, Path]:
     return fc, qdq
 
 
+@pytest.mark.unit
 def test_weight_through_reshape_is_a_parameter(tmp_path: Path) -> None:
     fc, _ = _case_models(tmp_path)
     stats = analyze_onnx(fc)
@@ -70,6 +71,7 @@ def test_weight_through_reshape_is_a_parameter(tmp_path: Path) -> None:
     assert stats.initializer_count == 3 and stats.initializer_bytes == 4_100_000 + 16
 
 
+@pytest.mark.unit
 def test_qdq_weight_counts_in_its_stored_dtype(tmp_path: Path) -> None:
     _, qdq = _case_models(tmp_path)
     stats = analyze_onnx(qdq)
@@ -91,6 +93,7 @@ def _save(path: Path, nodes, inits, x_dims, opset: int = 13) -> Path:
     return path
 
 
+@pytest.mark.unit
 def test_chain_of_constant_ops_and_constant_nodes(tmp_path: Path) -> None:
     """Transpose -> Cast -> Identity -> Unsqueeze -> Squeeze -> Flatten of an fp16 Constant node,
     and a Concat of two initializers: each stored constant counted once, in its stored dtype."""
@@ -121,6 +124,7 @@ def test_chain_of_constant_ops_and_constant_nodes(tmp_path: Path) -> None:
     assert stats.folded_nodes == 7
 
 
+@pytest.mark.unit
 def test_shared_weight_behind_two_reshapes_counts_once(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     w = numpy_helper.from_array(rng.standard_normal((4, 4, 1, 1)).astype(np.float32), "w")
@@ -135,6 +139,7 @@ def test_shared_weight_behind_two_reshapes_counts_once(tmp_path: Path) -> None:
     assert stats.macs == 32
 
 
+@pytest.mark.unit
 def test_random_and_activation_reading_nodes_are_not_folded(tmp_path: Path) -> None:
     """A node with a non-constant input, or a random one, runs at inference time."""
     nodes = [helper.make_node("RandomNormal", [], ["r"], shape=[1, 4]),
@@ -193,15 +198,14 @@ PUBLISHED = [
     # Szegedy et al. 2014, "Going deeper with convolutions": sec. 5, "1.5 billion multiply-adds";
     # Table 1's params column sums to about 6.8 M. Its classifier weight goes through a Reshape.
     pytest.param("inception_v1", 6_800_000, 1.5e9, 0.05, id="googlenet-paper-6.8M-1.5G"),
-    pytest.param("vgg19", 143_667_240, 19.63e9, 0.01, id="vgg19-torchvision-143667240-19.63G",
-                 marks=pytest.mark.slow),
+    pytest.param("vgg19", 143_667_240, 19.63e9, 0.01, id="vgg19-torchvision-143667240-19.63G"),
     # Krizhevsky et al. 2012: "The neural network, which has 60 million parameters" (BVLC's
     # two-group Caffe AlexNet, as shipped here: 60,965,224).
-    pytest.param("bvlc_alexnet", 60_000_000, None, 0.02, id="alexnet-paper-60M",
-                 marks=pytest.mark.slow),
+    pytest.param("bvlc_alexnet", 60_000_000, None, 0.02, id="alexnet-paper-60M"),
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not LIGHT.is_dir(), reason="onnx package without backend test data")
 @pytest.mark.parametrize("name,params,macs,tol", PUBLISHED)
 def test_classic_architecture_matches_published(tmp_path: Path, name: str, params: int | None,
@@ -225,6 +229,7 @@ def test_classic_architecture_matches_published(tmp_path: Path, name: str, param
     assert stats.params >= shipped.params + 0.9 * added
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not LIGHT.is_dir(), reason="onnx package without backend test data")
 def test_resnet50_exact_counts(tmp_path: Path) -> None:
     """Stored figures of the Caffe2 ResNet-50: BN running mean/variance are stored, not learned."""
@@ -238,6 +243,7 @@ def test_resnet50_exact_counts(tmp_path: Path) -> None:
 # ------------------------------------------------- reading the structure without the weights
 
 
+@pytest.mark.unit
 def test_structure_is_read_without_large_payloads(tmp_path: Path) -> None:
     fc, _ = _case_models(tmp_path)
     loaded = load_structure(fc)
@@ -256,6 +262,7 @@ def test_structure_is_read_without_large_payloads(tmp_path: Path) -> None:
     assert "w4d" in {i.name for i in probe.graph.input}
 
 
+@pytest.mark.unit
 def test_external_data_model(tmp_path: Path) -> None:
     """Weights in an external file: large ones are never read, small ones (the Reshape target)
     are, so shape inference still sees the target shape."""
@@ -270,6 +277,7 @@ def test_external_data_model(tmp_path: Path) -> None:
     assert stats.naive_activation_bytes == 4096 + 4000
 
 
+@pytest.mark.unit
 def test_large_constant_node_weights_and_runtime_probe(tmp_path: Path) -> None:
     """A weight stored as a Constant node (paddle2onnx style) larger than the stripping
     threshold, in a model whose shapes need the onnxruntime probe (NonZero): the probe is fed
@@ -291,6 +299,7 @@ def test_large_constant_node_weights_and_runtime_probe(tmp_path: Path) -> None:
     assert stats.layers[1].output_shapes == [(2, 0)]  # NonZero of zeros
 
 
+@pytest.mark.unit
 def test_truncated_file_is_one_clear_error(tmp_path: Path) -> None:
     fc, _ = _case_models(tmp_path)
     cut = tmp_path / "cut.onnx"
@@ -299,6 +308,7 @@ def test_truncated_file_is_one_clear_error(tmp_path: Path) -> None:
         analyze_onnx(cut)
 
 
+@pytest.mark.unit
 def test_fake_quantized_float_weight(tmp_path: Path) -> None:
     """A float weight behind QuantizeLinear -> DequantizeLinear: the float weight is the
     learnable parameter; both scales and zero points are stored, not learned."""
@@ -315,6 +325,7 @@ def test_fake_quantized_float_weight(tmp_path: Path) -> None:
     assert stats.macs == 1_179_648 and stats.folded_nodes == 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not LIGHT.is_dir(), reason="onnx package without backend test data")
 def test_googlenet_classifier_weight_behind_reshape(tmp_path: Path) -> None:
     """BVLC GoogLeNet reshapes its 1000x1024 classifier weight before the Gemm: once counted
@@ -327,6 +338,7 @@ def test_googlenet_classifier_weight_behind_reshape(tmp_path: Path) -> None:
     assert stats.naive_activation_bytes == 41_344_576 - 1000 * 1024 * 4
 
 
+@pytest.mark.unit
 def test_runtime_probe_retries_with_the_complete_model(tmp_path: Path, monkeypatch) -> None:
     """If onnxruntime refuses the model with its weights as inputs, the complete model is
     loaded for one more try."""
@@ -355,6 +367,7 @@ def test_runtime_probe_retries_with_the_complete_model(tmp_path: Path, monkeypat
     assert stats.shape_source == "onnx+onnxruntime" and stats.params == 80_000
 
 
+@pytest.mark.unit
 def test_integer_tables_keep_their_values(tmp_path: Path) -> None:
     """A large int64 constant (indices) is never stripped: its values may decide shapes."""
     idx = numpy_helper.from_array(np.arange(10_000, dtype=np.int64) % 4, "idx")
