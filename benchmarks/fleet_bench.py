@@ -1,4 +1,4 @@
-"""Issue-3 benchmarks over real loopback SSH hosts (run as root; starts two sshd test hosts).
+"""Fleet benchmarks over real loopback SSH hosts (run as root; starts two sshd test hosts).
 
     python benchmarks/fleet_bench.py
 

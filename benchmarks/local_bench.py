@@ -1,4 +1,4 @@
-"""Issue-2 benchmarks: per-configuration overhead, latency fidelity, peak-RSS fidelity.
+"""Local-path benchmarks: per-configuration overhead, latency fidelity, peak-RSS fidelity.
 
     python benchmarks/local_bench.py [--skip-overhead] [--iters 30]
 

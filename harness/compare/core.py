@@ -33,7 +33,7 @@ from ..results import latency_arrays
 from ..status import severity_rank
 from .pairing import pair_rows
 from .result import CompareResult
-from .stats import (MAX_TWO_LEVEL, _ranges, bootstrap_cost, bootstrap_ratio_ci_flat,
+from .stats import (MAX_TWO_LEVEL, ranges, bootstrap_cost, bootstrap_ratio_ci_flat,
                     grouped_latency)
 from .verdicts import (PHASES, Thresholds, correctness_verdict, latency_final, latency_prelim,
                        memory_verdict)
@@ -103,7 +103,7 @@ def _groups_by_pair_side(pair: np.ndarray, side: np.ndarray, values: np.ndarray,
     lens = lengths[order]
     offs = np.cumsum(lengths) - lengths
     starts = offs[order]
-    reordered = values[_ranges(starts, starts + lens)] if len(values) else values
+    reordered = values[ranges(starts, starts + lens)] if len(values) else values
     new_offs = np.concatenate([[0], np.cumsum(lens)])
 
     def get(p: int, sd: int) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +166,7 @@ def compare(df: pd.DataFrame, dimension: str = "engine_version", base=None, head
         if len(pos) != len(df) or not (pos == np.arange(len(df))).all():
             offs = np.cumsum(lengths) - lengths
             lengths = lengths[pos]
-            values = values[_ranges(offs[pos], offs[pos] + lengths)]
+            values = values[ranges(offs[pos], offs[pos] + lengths)]
     else:
         values, lengths = np.empty(0), np.zeros(len(rows), dtype=np.int64)
     ok = np.isfinite(values) & (values >= 0)

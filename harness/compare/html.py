@@ -253,9 +253,9 @@ def to_html(res, title: str | None = None, max_panels: int = 36,
     if left_out:
         out.append(f"<p class=\"note\">{left_out} more pair(s) not shown.</p>")
     if len(res.missing):
-        from .render import _missing_frame
+        from .render import missing_frame
         out.append(f"<h2>Missing on one side ({len(res.missing)})</h2>")
-        out.append(_table(_missing_frame(res)))
+        out.append(_table(missing_frame(res)))
 
     if len(pairs):
         panel_cols = [c for c in res.key if c not in ("threads", "host")]

@@ -156,11 +156,11 @@ def to_table(res, max_rows: int | None = None) -> str:
         out.append(f"... {left_out} more pair(s) not shown")
     if len(res.missing):
         out += ["", f"missing on one side ({len(res.missing)}):",
-                _text_table(_missing_frame(res))]
+                _text_table(missing_frame(res))]
     return "\n".join(out)
 
 
-def _missing_frame(res) -> pd.DataFrame:
+def missing_frame(res) -> pd.DataFrame:
     m = res.missing
     present = [c for c in res.key if c in m.columns]
     cols = [c for c in present if m[c].astype(object).nunique(dropna=False) > 1] or present[:1]
@@ -194,7 +194,7 @@ def to_markdown(res, max_rows: int | None = None) -> str:
         out.append(f"\n_{left_out} more pair(s) not shown_")
     if len(res.missing):
         out += ["", f"### Missing on one side ({len(res.missing)})", "",
-                _md_table(_missing_frame(res))]
+                _md_table(missing_frame(res))]
     th = res.thresholds
     out += ["", f"_slower/faster: one-sided Mann–Whitney p < {th.alpha:g}, ratio ≥ "
                 f"{th.min_ratio:g} (≤ 1/{th.min_ratio:g}), {100 * th.ci_level:g}% hierarchical "

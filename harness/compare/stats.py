@@ -143,7 +143,7 @@ def grouped_latency(values: np.ndarray, pair: np.ndarray, side: np.ndarray,
             tie_term = np.bincount(r_pair, weights=r_len.astype(float) ** 3 - r_len,
                                    minlength=n_pairs)
             # head elements inside runs: replace rank i by the run's average rank
-            idx = _ranges(r_start, r_end)
+            idx = ranges(r_start, r_end)
             run_of = np.repeat(np.arange(len(r_start)), r_len)
             h = (key[idx] & 1).astype(bool)
             avg = (r_start + r_end - 1) / 2.0
@@ -183,7 +183,7 @@ def grouped_latency(values: np.ndarray, pair: np.ndarray, side: np.ndarray,
                           p_faster=p_faster, **q)
 
 
-def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Concatenation of arange(s, e) for all (s, e), vectorized."""
     lens = ends - starts
     off = np.repeat(starts - (np.cumsum(lens) - lens), lens)

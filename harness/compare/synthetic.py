@@ -87,14 +87,14 @@ def write_dataset(rows: list[dict], root: str | Path) -> list[Path]:
 
 def frame(rows: list[dict]) -> pd.DataFrame:
     """The DataFrame `results.load()` would return for these rows, without the disk trip."""
-    from ..store.read import DIMENSIONS, _to_pandas
+    from ..store.read import DIMENSIONS, to_pandas
     table = to_table(rows)
     for p in ("date", "engine"):
         table = table.append_column(p, pa.array([r.get(p) for r in rows], type=pa.string()))
     for i, name in enumerate(table.column_names):
         if name in DIMENSIONS:
             table = table.set_column(i, name, table.column(i).dictionary_encode())
-    return _to_pandas(table)
+    return to_pandas(table)
 
 
 __all__ = ["COLUMNS", "DEFAULTS", "frame", "rows_for", "write_dataset"]

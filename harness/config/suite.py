@@ -18,7 +18,6 @@ from .toml import Table, read_toml, type_name
 log = logging.getLogger(__name__)
 
 DTYPES = ("float32", "float16", "int32", "int64", "uint8")
-MODEL_SOURCES = ("builtin", "onnx", "mnn", "ncnn_param")
 
 
 @dataclass(frozen=True)
@@ -39,9 +38,8 @@ class ModelSpec:
     name: str
     builtin: str | None = None
     onnx: Path | None = None
-    mnn: Path | None = None
-    ncnn_param: Path | None = None
-    ncnn_bin: Path | None = None
+    # engine-native model files by suite key (the converters registry names the keys)
+    native: dict[str, Path] = field(default_factory=dict)
     inputs: tuple[InputSpec, ...] = ()
     # Per-model restrictions of the suite-wide matrix (None: use the suite's).
     engines: tuple[str, ...] | None = None
@@ -102,23 +100,28 @@ def _input(v: Table, base: Path) -> InputSpec:
 
 
 def _model(v: Table, base: Path, engines: list[str]) -> ModelSpec:
+    from ..models.converters import native_suite_keys
     from ..models.registry import builtin_names
-    v.keys(("name", "builtin", "onnx", "mnn", "ncnn_param", "ncnn_bin", "inputs", "shape",
+    groups = native_suite_keys()
+    v.keys(("name", "builtin", "onnx", *(k for g in groups for k in g), "inputs", "shape",
             "engines", "backends", "precisions", "threads"))
     name = v.get("name", str, required=True)
     builtin = v.get("builtin", str)
     if builtin is not None and builtin not in builtin_names():
         v.fail("builtin", "one of " + ", ".join(builtin_names()), repr(builtin))
     onnx = _path(v, "onnx", base)
-    mnn = _path(v, "mnn", base)
-    param = _path(v, "ncnn_param", base)
-    nbin = _path(v, "ncnn_bin", base)
-    if (param is None) != (nbin is None):
-        v.fail("ncnn_bin" if nbin is None else "ncnn_param",
-               "ncnn_param and ncnn_bin together", "only one of them")
-    if builtin is None and onnx is None and mnn is None and param is None:
-        v.fail("", "a model source: builtin, onnx, mnn or ncnn_param+ncnn_bin", "none")
-    if builtin is not None and (onnx or mnn or param):
+    native: dict[str, Path] = {}
+    for group in groups:
+        paths = {k: _path(v, k, base) for k in group}
+        given = [k for k, p in paths.items() if p is not None]
+        if given and len(given) < len(group):
+            missing = next(k for k in group if k not in given)
+            v.fail(missing, " and ".join(group) + " together", "only " + ", ".join(given))
+        native.update({k: p for k, p in paths.items() if p is not None})
+    if builtin is None and onnx is None and not native:
+        v.fail("", "a model source: builtin, onnx, " + " or ".join("+".join(g) for g in groups),
+               "none")
+    if builtin is not None and (onnx or native):
         v.fail("builtin", "either builtin or file paths, not both", "both")
     if onnx is not None:
         _check_onnx_file(v, "onnx", onnx)
@@ -142,7 +145,7 @@ def _model(v: Table, base: Path, engines: list[str]) -> ModelSpec:
     else:
         v.fail("inputs", "input shapes (shape = [...] or [[models.inputs]])", "nothing")
     return ModelSpec(
-        name=name, builtin=builtin, onnx=onnx, mnn=mnn, ncnn_param=param, ncnn_bin=nbin,
+        name=name, builtin=builtin, onnx=onnx, native=native,
         inputs=inputs, engines=v.str_list("engines", engines),
         backends=v.str_list("backends"), precisions=v.str_list("precisions"),
         threads=v.int_list("threads"))

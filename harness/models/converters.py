@@ -208,17 +208,16 @@ def as_onnx(src: Path, input_shapes: list[tuple[int, ...]] | None = None) -> Art
     return Artifact("onnx", {"onnx": src}, "", ins, outs, sha256_file(src))
 
 
-def _native_mnn(spec) -> Optional[Artifact]:
-    if not spec.mnn:
-        return None
-    return Artifact("mnn", {"mnn": spec.mnn}, "", sha256=sha256_file(spec.mnn))
-
-
-def _native_ncnn(spec) -> Optional[Artifact]:
-    if not spec.ncnn_param:
-        return None
-    return Artifact("ncnn", {"param": spec.ncnn_param, "bin": spec.ncnn_bin}, "",
-                    sha256=sha256_text(sha256_file(spec.ncnn_param), sha256_file(spec.ncnn_bin)))
+def _native(fmt: str, roles: dict[str, str]) -> Callable[[object], Optional[Artifact]]:
+    """The artifact of a ModelSpec's native files of ``fmt``: ``roles`` maps the suite key of
+    each file to its role in the artifact (the key the agent's adapter loads it by)."""
+    def native(spec) -> Optional[Artifact]:
+        files = {role: spec.native[key] for key, role in roles.items() if key in spec.native}
+        if not files:
+            return None
+        return Artifact(fmt, files, "",
+                        sha256=sha256_text(*(sha256_file(files[r]) for r in roles.values())))
+    return native
 
 
 # -- the registry -------------------------------------------------------------------------------
@@ -229,19 +228,24 @@ class Converter:
     ``convert(onnx, input_shapes)`` -> Artifact or ConvertError; ``native(spec)``: the
     artifact from a ModelSpec's engine-native files, None when it has none in this format;
     ``suffix`` and ``suite_entry(path)``: the file suffix of a model in this format given on the
-    command line, and the suite keys it becomes. ``identity``: the format is ONNX itself."""
+    command line, and the suite keys it becomes; ``suite_keys``: the suite keys of a native
+    model in this format, all given together. ``identity``: the format is ONNX itself."""
     format: str
     convert: Callable[[Path, list], Artifact]
     native: Callable[[object], Optional[Artifact]]
     suffix: str
     suite_entry: Callable[[Path], dict]
+    suite_keys: tuple[str, ...] = ()
     identity: bool = False
 
 
 CONVERTERS: dict[str, Converter] = {
-    "mnn": Converter("mnn", to_mnn, _native_mnn, ".mnn", lambda p: {"mnn": str(p)}),
-    "ncnn": Converter("ncnn", to_ncnn, _native_ncnn, ".param",
-                      lambda p: {"ncnn_param": str(p), "ncnn_bin": str(p.with_suffix(".bin"))}),
+    "mnn": Converter("mnn", to_mnn, _native("mnn", {"mnn": "mnn"}), ".mnn",
+                     lambda p: {"mnn": str(p)}, ("mnn",)),
+    "ncnn": Converter("ncnn", to_ncnn, _native("ncnn", {"ncnn_param": "param", "ncnn_bin": "bin"}),
+                      ".param",
+                      lambda p: {"ncnn_param": str(p), "ncnn_bin": str(p.with_suffix(".bin"))},
+                      ("ncnn_param", "ncnn_bin")),
     "onnx": Converter("onnx", as_onnx, lambda spec: None, ".onnx", lambda p: {"onnx": str(p)},
                       identity=True),
 }
@@ -317,3 +321,8 @@ def converted_engines() -> list[str]:
     from ..engines import known_engines
     convs = [CONVERTERS.get(engine_format(e)) for e in known_engines()]
     return [e for e, c in zip(known_engines(), convs) if c is not None and not c.identity]
+
+
+def native_suite_keys() -> list[tuple[str, ...]]:
+    """The suite keys of native model files, one tuple per format (keys given together)."""
+    return [c.suite_keys for c in CONVERTERS.values() if c.suite_keys]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..cache import sha256_file, sha256_text
 from ..engines import adapter_class
-from ..suite import ModelSpec, Suite
+from ..config.suite import ModelSpec, Suite
 from .converters import (Artifact, ArtifactOrFailure, ConversionFailed, ConvertError,
                          artifact_for, native_files)
 from .inputs import InputSet, prepare_inputs

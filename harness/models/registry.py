@@ -74,7 +74,7 @@ def builtin_onnx(name: str) -> Path:
 
 def default_inputs(name: str):
     """The InputSpecs of a built-in model at its default shapes."""
-    from ..suite import InputSpec
+    from ..config.suite import InputSpec
     return tuple(InputSpec(shape=s) for s in builtin(name).shapes)
 
 
@@ -140,7 +140,7 @@ def model_spec(text: str, engines: list[str], shape: str | None = None, inputs=N
 
     ``inputs`` (InputSpecs, e.g. another spec's) replaces ``shape`` text when given. Raises
     InputError as a suite entry would."""
-    from ..suite import parse_suite
+    from ..config.suite import parse_suite
     entry = model_entry(text, shape)
     if inputs is not None:
         entry["inputs"] = [{"shape": list(s.shape), **({"name": s.name} if s.name else {})}

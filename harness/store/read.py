@@ -178,7 +178,7 @@ def _conform(table: pa.Table, partition_keys: dict) -> pa.Table:
     return pa.table(cols, schema=FULL_SCHEMA)
 
 
-def _to_pandas(table: pa.Table) -> pd.DataFrame:
+def to_pandas(table: pa.Table) -> pd.DataFrame:
     table = table.unify_dictionaries()
     df = table.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if pa.types.is_list(t) else None)
     for c in df.columns:  # dictionary columns are Categorical already; make sure the rest are too
@@ -215,7 +215,7 @@ def load(path: str | Path = "results", columns: Iterable[str] | None = None, *,
         if where is not None:
             what = f"{what} and the extra condition" if what else "the extra condition"
         raise DatasetError(str(path), f"no rows match {what or 'no filters'}")
-    return _to_pandas(table)
+    return to_pandas(table)
 
 
 def latency_arrays(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
