@@ -75,3 +75,18 @@ def positive_int(flag: str, text) -> int:
     if n < 1:
         raise InputError(flag, f"got {text!r}", "a positive integer")
     return n
+
+
+def add_layer_config_flags(p: argparse.ArgumentParser, role: str = "") -> None:
+    """--model, --shape, --engine, --backend, --precision, --threads of the per-layer commands
+    (diagnose, profile); ``role`` ("suspect ") prefixes the configuration's help."""
+    from ..engines import engines_with
+    p.add_argument("--model", required=True,
+                   help="an .onnx/.mnn/.param file or a built-in model name")
+    p.add_argument("--shape", help="input shape(s): 1x3x224x224 or NAME:1x3x224x224,...")
+    p.add_argument("--engine", required=True,
+                   help=" or ".join(engines_with("LAYER_OUTPUTS")) + " (engines with per-layer "
+                        "outputs)")
+    p.add_argument("--backend", default="cpu", help=f"{role}backend (default cpu)")
+    p.add_argument("--precision", default="fp32", help=f"{role}precision (default fp32)")
+    p.add_argument("--threads", default="1", help=f"{role}thread count (default 1)")

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._common import add_data_flag, positive_int
+from ._common import add_data_flag, add_layer_config_flags, positive_int
 from ._targets import add_target_flags, one_host_executor
 
 
@@ -19,13 +19,7 @@ def add_arguments(subparsers) -> None:
         description="Run a model under a suspect configuration and a reference, compare every "
                     "intermediate output in topological order and name the first divergent "
                     "layer; for ncnn, search a verified per-layer feature mask (param key 31).")
-    d.add_argument("--model", required=True,
-                   help="an .onnx/.mnn/.param file or a built-in model name")
-    d.add_argument("--shape", help="input shape(s): 1x3x224x224 or NAME:1x3x224x224,...")
-    d.add_argument("--engine", required=True, help="ncnn or mnn")
-    d.add_argument("--backend", default="cpu", help="suspect backend (default cpu)")
-    d.add_argument("--precision", default="fp32", help="suspect precision (default fp32)")
-    d.add_argument("--threads", default="1", help="suspect thread count (default 1)")
+    add_layer_config_flags(d, "suspect ")
     d.add_argument("--reference", default=None,
                    help="BACKEND,PRECISION[,THREADS] of the same engine (default cpu,fp32,1) "
                         "or onnxruntime (every ONNX intermediate)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InputError
-from ._common import positive_int
+from ._common import add_layer_config_flags, positive_int
 from ._targets import add_target_flags, one_host_executor
 
 
@@ -15,13 +15,7 @@ def add_arguments(subparsers) -> None:
         "profile", help="the layers that take the most time, for one configuration",
         description="Per-layer times: MNN through its before/after op callbacks; ncnn's Python "
                     "binding has no per-layer timing, so approximate extract deltas are shown.")
-    p.add_argument("--model", required=True,
-                   help="an .onnx/.mnn/.param file or a built-in model name")
-    p.add_argument("--shape", help="input shape(s): 1x3x224x224 or NAME:1x3x224x224,...")
-    p.add_argument("--engine", required=True, help="ncnn or mnn")
-    p.add_argument("--backend", default="cpu", help="backend (default cpu)")
-    p.add_argument("--precision", default="fp32", help="precision (default fp32)")
-    p.add_argument("--threads", default="1", help="thread count (default 1)")
+    add_layer_config_flags(p)
     p.add_argument("--top", type=int, default=10, help="how many layers to list (default 10)")
     p.add_argument("--iterations", type=int, default=10, help="timed runs (default 10)")
     p.add_argument("--timeout", type=float, default=300.0,

@@ -122,6 +122,8 @@ class Executor(ABC):
 
     def __init__(self) -> None:
         self.transfers: list[dict] = []
+        # (engine, version) -> the Python that runs it, or why there is none (asked once)
+        self._runtimes: dict[tuple[str, str], str | NoRuntime] = {}
 
     # -- what implementations provide ---------------------------------------------------------
     @abstractmethod
@@ -129,10 +131,24 @@ class Executor(ABC):
         """Connect, lock and probe the device; its host info (``hostctl.probe``). Raises
         HostUnreachable or HostBusy."""
 
-    @abstractmethod
     def runtime(self, engine: str, version: str) -> str:
         """The Python on the device that runs ``engine`` at ``version`` ("installed": whatever
-        the device has), provisioning it when needed. Raises NoRuntime."""
+        the device has), provisioning it when needed; found once per executor, the answer (or
+        the NoRuntime) kept. Raises NoRuntime."""
+        key = (engine, version)
+        if key not in self._runtimes:
+            try:
+                self._runtimes[key] = self._find_runtime(engine, version)
+            except NoRuntime as e:
+                self._runtimes[key] = e
+        rt = self._runtimes[key]
+        if isinstance(rt, NoRuntime):
+            raise rt
+        return rt
+
+    @abstractmethod
+    def _find_runtime(self, engine: str, version: str) -> str:
+        """runtime() without the memo: find or provision it. Raises NoRuntime."""
 
     @abstractmethod
     def push(self, path: str | Path, kind: str) -> str:

@@ -41,36 +41,26 @@ class LocalExecutor(Executor):
     def __init__(self, python: str | None = None):
         super().__init__()
         self.python = python or sys.executable
-        self._runtimes: dict[tuple[str, str], str | NoRuntime] = {}
 
     def setup(self) -> dict:
         from harness_agent.hostctl import probe
         return probe()
 
     # -- engine runtimes ------------------------------------------------------------------------
-    def runtime(self, engine: str, version: str) -> str:
+    def _find_runtime(self, engine: str, version: str) -> str:
         """This Python when it has ``version`` of the engine installed ("installed": any),
         else a virtual environment provisioned from the engine's wheel. Raises NoRuntime."""
         from ..engines import adapter_class
-        key = (engine, version)
-        if key not in self._runtimes:
-            dist = adapter_class(engine).PIP_PACKAGE
-            try:
-                installed = importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                installed = None
-            if version in ("installed", installed):
-                self._runtimes[key] = (self.python if installed else
-                                       NoRuntime(f"{dist} is not installed on this machine"))
-            else:
-                try:
-                    self._runtimes[key] = self._provision(dist, engine, version)
-                except NoRuntime as e:
-                    self._runtimes[key] = e
-        rt = self._runtimes[key]
-        if isinstance(rt, NoRuntime):
-            raise rt
-        return rt
+        dist = adapter_class(engine).PIP_PACKAGE
+        try:
+            installed = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            installed = None
+        if version in ("installed", installed):
+            if not installed:
+                raise NoRuntime(f"{dist} is not installed on this machine")
+            return self.python
+        return self._provision(dist, engine, version)
 
     def _provision(self, dist: str, engine: str, version: str) -> str:
         import platform

@@ -70,7 +70,6 @@ class SshExecutor(Executor):
         self.work: str | None = None  # the host's work directory, absolute
         self.agent_root: str | None = None  # the unpacked agent on the host (its PYTHONPATH)
         self._blobs: set[str] | None = None
-        self._runtimes: dict[tuple[str, str], str | NoRuntime] = {}
         self._locked = False
 
     # -- setup ----------------------------------------------------------------------
@@ -214,18 +213,9 @@ class SshExecutor(Executor):
         """The Python on the host that runs (engine, version), provisioning it if needed.
         Raises NoRuntime, HostUnreachable, HostBusy."""
         self.setup()  # a host lost since the last job fails fast, before any launch
-        key = (engine, version)
-        if key not in self._runtimes:
-            try:
-                self._runtimes[key] = self._runtime(engine, version)
-            except NoRuntime as e:
-                self._runtimes[key] = e
-        rt = self._runtimes[key]
-        if isinstance(rt, NoRuntime):
-            raise rt
-        return rt
+        return super().runtime(engine, version)
 
-    def _runtime(self, engine: str, version: str) -> str:
+    def _find_runtime(self, engine: str, version: str) -> str:
         info = self.setup()
         have = (info.get("engines") or {}).get(engine, {})
         if version == "installed":
