@@ -57,8 +57,11 @@ def make_row(ctx: RunContext, cfg: Config, result: dict, *, model_sha256: str = 
             extra[k] = v
     if "governor_end" in result:
         row["governor_end"] = result["governor_end"]
-    if result.get("notes"):
-        row["notes"] = "; ".join(result["notes"])
+    notes = list(result.get("notes") or [])
+    if result.get("out_mismatch"):  # the reason for a `wrong` verdict, where people look
+        notes.insert(0, "outputs do not match the reference: " + result["out_mismatch"])
+    if notes:
+        row["notes"] = "; ".join(notes)
     if result.get("engine_options") is not None:
         row["engine_options"] = json.dumps(result["engine_options"], sort_keys=True)
     if result.get("outputs") is not None:

@@ -10,8 +10,8 @@ from enum import Enum
 
 from harness_agent.status import Status
 
-__all__ = ["Status", "Verdict", "MEASURED", "RETRY", "FAILED", "SEVERITY", "worst",
-           "severity_rank"]
+__all__ = ["Status", "Verdict", "MEASURED", "RETRY", "FAILED", "FAILED_VERDICTS", "failed",
+           "SEVERITY", "worst", "severity_rank"]
 
 
 class Verdict(str, Enum):
@@ -43,6 +43,14 @@ MEASURED = frozenset({Status.OK, Status.FALLBACK})
 RETRY = frozenset({Status.UNREACHABLE, Status.HOST_BUSY, Status.HOST_ERROR})
 # Statuses that count as a failed configuration in the end-of-run summary and exit code.
 FAILED = frozenset(Status) - MEASURED - {Status.UNSUPPORTED}
+# Verdicts of a measured row that count as failed too: its outputs are not what they must be.
+FAILED_VERDICTS = frozenset({Verdict.WRONG, Verdict.NAN_INF})
+
+
+def failed(row: dict) -> bool:
+    """Whether a row counts as a failed configuration: a failed status, or outputs judged
+    wrong or holding NaN/Inf."""
+    return row.get("status") in FAILED or row.get("verdict") in FAILED_VERDICTS
 
 # Worst first. A configuration's (or a pair's) headline is the first of its values in this
 # order; a value not listed ranks after every listed one.

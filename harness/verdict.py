@@ -11,13 +11,18 @@ __all__ = ["Tolerance", "TOLERANCES", "tolerance_for", "within", "output_verdict
 
 
 def output_verdict(row: dict) -> str:
-    """'ok', 'wrong', 'nan/inf', 'no-ref', or the row's status when nothing was measured."""
+    """'ok', 'wrong', 'nan/inf', 'no-ref', or the row's status when nothing was measured.
+
+    'no-ref' means only that no reference exists (a native model without an ONNX source); a
+    reference whose count, shape or dtype class the outputs do not match is 'wrong'."""
     if row.get("status") not in MEASURED:
         return str(row.get("status"))
     if (row.get("out_nan") or 0) + (row.get("out_inf") or 0) > 0:
         return Verdict.NAN_INF.value
     if not row.get("has_reference"):
         return Verdict.NO_REF.value
+    if row.get("out_mismatch"):  # a reference exists but the outputs cannot stand for it
+        return Verdict.WRONG.value
     ok, _ = within({"rel_err": row.get("out_rel_err"), "cosine": row.get("out_cosine")},
                    tolerance_for(row.get("precision")))
     return Verdict.OK.value if ok else Verdict.WRONG.value

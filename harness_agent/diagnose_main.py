@@ -51,10 +51,10 @@ def _final_outputs(job, adapter, outs, res) -> None:
         d["name"] = adapter.output_names[i] if i < len(adapter.output_names) else str(i)
         if refs is not None and i < len(keys) and keys[i] in refs:
             d["ref_name"] = keys[i]
-            d.update(outm.compare(arr, refs.get(keys[i])))
+            d.update(outm.check_output(arr, refs.get(keys[i])))
         descs.append(d)
     res["outputs"] = descs
-    res.update(outm.summarize(descs))
+    res.update(outm.summarize(descs, len(keys) if refs is not None else 0))
 
 
 def run(mode: str, job: Dict[str, object], res: Dict[str, object]) -> None:

@@ -55,10 +55,37 @@ def _num(x: Optional[float]) -> Optional[float]:
     return None if (x is None or math.isnan(x)) else float(x)
 
 
+def _shape_text(shape) -> str:
+    return "x".join(str(int(d)) for d in shape) or "scalar"
+
+
+def _dtype_class(dtype: np.dtype) -> str:
+    return {"b": "bool", "i": "int", "u": "int", "f": "float", "c": "complex"}.get(
+        dtype.kind, dtype.kind)
+
+
+def output_mismatch(out: np.ndarray, ref: np.ndarray) -> Optional[str]:
+    """Why a final output cannot stand for its reference, or None: a different element count,
+    shape or dtype class (bool / int / float).
+
+    Shapes are compared without their size-1 axes: engines drop or add unit axes (ncnn has no
+    batch axis; a global pooling may come back as C or Cx1x1), which move no element, while a
+    difference in any other axis is a different tensor. An integer type narrowed to another
+    integer type (int64 -> int32) is the same class: its values are compared.
+    """
+    if out.size != ref.size or ([d for d in out.shape if d != 1]
+                                != [d for d in ref.shape if d != 1]):
+        return "shape %s vs reference %s" % (_shape_text(out.shape), _shape_text(ref.shape))
+    if _dtype_class(out.dtype) != _dtype_class(ref.dtype):
+        return "dtype %s vs reference %s" % (out.dtype, ref.dtype)
+    return None
+
+
 def compare(out: np.ndarray, ref: np.ndarray) -> Dict[str, object]:
-    """Errors of ``out`` against ``ref``; a size mismatch is reported, never broadcast."""
+    """Errors of ``out`` against ``ref`` (flattened, in float64); a size mismatch is reported
+    as ``mismatch``, never broadcast."""
     if out.size != ref.size:
-        return {"ref_error": "size %d vs reference %d" % (out.size, ref.size)}
+        return {"mismatch": "size %d vs reference %d" % (out.size, ref.size)}
     max_abs, ref_scale, dot, no2, nr2 = 0.0, 0.0, 0.0, 0.0, 0.0
     any_nan = False
     with np.errstate(all="ignore"):
@@ -88,13 +115,26 @@ def compare(out: np.ndarray, ref: np.ndarray) -> Dict[str, object]:
     return {"max_abs_err": max_abs, "rel_err": rel, "cosine": _num(cos)}
 
 
-def summarize(outputs: List[Dict[str, object]]) -> Dict[str, object]:
-    """Row-level aggregates: worst error over outputs, NaN/Inf totals, one combined checksum."""
+def check_output(arr: np.ndarray, ref: np.ndarray) -> Dict[str, object]:
+    """compare() of a final output, or ``{"mismatch": why}`` when it cannot stand for its
+    reference (output_mismatch)."""
+    why = output_mismatch(arr, ref)
+    return {"mismatch": why} if why else compare(arr, ref)
+
+
+def summarize(outputs: List[Dict[str, object]], n_references: int = 0) -> Dict[str, object]:
+    """Row-level aggregates: worst error over outputs, NaN/Inf totals, one combined checksum,
+    whether a reference exists (``n_references`` tensors for these outputs) and, when it does
+    not match (count of outputs, a shape or dtype class), why (``out_mismatch``)."""
     h = hashlib.sha256()
     for o in outputs:
         h.update(str(o["sha256"]).encode())
     errs = [o for o in outputs if "max_abs_err" in o]
     cos = [o["cosine"] for o in errs]
+    why = []
+    if n_references and n_references != len(outputs):
+        why.append("%d output(s) vs %d in the reference" % (len(outputs), n_references))
+    why += ["%s: %s" % (o.get("name"), o["mismatch"]) for o in outputs if o.get("mismatch")]
     return {
         "out_sha256": h.hexdigest(),
         "out_nan": sum(int(o["nan"]) for o in outputs),
@@ -103,5 +143,7 @@ def summarize(outputs: List[Dict[str, object]]) -> Dict[str, object]:
         "out_rel_err": max((float(o["rel_err"]) for o in errs), default=None),
         # A NaN cosine (zero or non-finite vectors) is the worst case, not a missing value.
         "out_cosine": (min((c if c is not None else -1.0) for c in cos) if cos else None),
-        "has_reference": bool(errs) and len(errs) == len(outputs),
+        # a reference exists; whether it matches is out_mismatch (a mismatch is never no-ref)
+        "has_reference": n_references > 0,
+        "out_mismatch": "; ".join(why) or None,
     }

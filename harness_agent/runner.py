@@ -161,10 +161,10 @@ def measure(job: Dict[str, object], out: Channel, res: Dict[str, object]) -> Non
             d = outm.describe(arr)
             d["name"] = (adapter.output_names[i] if i < len(adapter.output_names) else str(i))
             if i < len(refs):
-                d.update(outm.compare(arr, refs[i]))
+                d.update(outm.check_output(arr, refs[i]))
             descs.append(d)
         res["outputs"] = descs
-        res.update(outm.summarize(descs))
+        res.update(outm.summarize(descs, len(refs)))
         res["out_deterministic"] = all(
             outm.describe(a)["sha256"] == d["sha256"] for a, d in zip(last, descs))
         fell_back = (adapter.effective_backend != job["backend"]

@@ -38,7 +38,7 @@ def test_compare_metrics():
     assert math.isclose(m["max_abs_err"], 0.01, rel_tol=1e-3)
     assert math.isclose(m["rel_err"], 0.01, rel_tol=1e-3)
     assert 0.9999 < m["cosine"] < 1.0
-    assert "ref_error" in compare(out[:10], ref)
+    assert "mismatch" in compare(out[:10], ref)
 
 
 def test_nan_and_inf_are_counted_and_fail_metrics():

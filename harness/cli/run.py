@@ -105,9 +105,9 @@ def run(args: argparse.Namespace) -> int:
 
 def run_footer(report, data) -> int:
     """Print per-host counts and where the rows went; the exit code: 1 when any configuration
-    failed, else 0."""
-    from ..status import FAILED, RETRY
-    bad = [r for r in report.rows if r["status"] in FAILED]
+    failed (a failed status, or outputs judged wrong or NaN/Inf), else 0."""
+    from ..status import RETRY, failed
+    bad = [r for r in report.rows if failed(r)]
     by_host: dict[str, Counter] = {}
     for r in report.rows:
         by_host.setdefault(r["host"], Counter())[r["status"]] += 1

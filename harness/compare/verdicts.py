@@ -17,9 +17,10 @@ Peak RSS, per phase (load, first, steady):
   insufficient  no value on a side; larger: min(head) > max(base) and the median delta
                 > max(rss_abs_kb, rss_rel x median(base)); smaller: the mirror; same otherwise.
 Correctness (tolerances from harness.verdict by the head's precision):
-  identical     the same single out_sha256 on both sides;
+  identical     the same single out_sha256 on both sides, the head's outputs not wrong;
   wrong         NaN/Inf in the head output (new or not), or the head's worst metric outside the
-                tolerance;
+                tolerance or its outputs not matching the reference (count, shape, dtype class:
+                no metrics), identical to the base or not;
   drift         inside the tolerance but clearly worse than base: 1 - cosine grew by more than
                 drift_factor x and by more than drift_cos_abs, or rel_err grew by more than
                 drift_factor x and by more than drift_rel_abs;
@@ -174,6 +175,9 @@ def correctness_verdict(precision, identical, nan_inf_base, nan_inf_head, ref_ba
     out[nan_head] = "wrong"
     notes[nan_head & ~new_nan] = "NaN/Inf (also in base)"
     notes[new_nan] = "new NaN/Inf"
-    out[identical] = "identical"
-    notes[identical] = ""
+    # identical outputs are no change, but outputs that are wrong stay wrong: a gate on
+    # `wrong` must trip on them even when the base was just as wrong
+    same = identical & ~out_of_tol & ~nan_head
+    out[same] = "identical"
+    notes[same] = ""
     return out, notes

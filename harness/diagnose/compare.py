@@ -103,8 +103,8 @@ def _f(x) -> float | None:
 def check_tensor(entry: dict, tol: Tolerance) -> tuple[bool | None, str]:
     if "error" in entry:
         return None, f"not read: {entry['error']}"
-    if "ref_error" in entry:
-        return None, f"not compared: {entry['ref_error']}"
+    if "mismatch" in entry:
+        return None, f"not compared: {entry['mismatch']}"
     if not entry.get("ref_name"):
         return None, "no reference tensor"
     if entry.get("match") == "order":

@@ -69,7 +69,7 @@ ROW_COLUMNS: tuple[Column, ...] = tuple(
                  for k in ("peak", "rss", "anon", "file")))
     + _cols(S, "out_sha256") + _cols(I, "out_nan", "out_inf")
     + _cols(F, "out_max_abs_err", "out_rel_err", "out_cosine")
-    + _cols(B, "has_reference", "out_deterministic") + _cols(S, "outputs_json")
+    + _cols(B, "has_reference", "out_deterministic") + _cols(S, "out_mismatch", "outputs_json")
     + _dims("verdict", "governor_start", "governor_end")
     + _cols(F, "temp_max_c_start", "temp_max_c_end", "freq_cur_mhz_min_start",
             "freq_cur_mhz_max_start", "freq_cur_mhz_min_end", "freq_cur_mhz_max_end",

@@ -59,10 +59,29 @@ class Adapter(_Base):
     def version(self) -> str:
         return self.ncnn.__version__
 
-    def _fp16_cpu(self) -> bool:
+    def _cpu_precision(self, net) -> tuple:
+        """(effective precision, note) of an fp16 request on the CPU, by ncnn's own rules.
+
+        ncnn's Net::forward_layer (src/net.cpp) casts blobs to fp16 only on ARM with asimdhp
+        (fp16 storage and arithmetic) or VFPv4 (storage), or RISC-V with zfh; on x86 only
+        InnerProduct keeps its weights in fp16 when the CPU has F16C
+        (src/layer/x86/innerproduct_x86.cpp), activations staying fp32.
+        """
         ncnn = self.ncnn
-        # fp16 arithmetic on CPU exists only on ARM with asimdhp; x86 can at most store fp16.
-        return bool(getattr(ncnn, "cpu_support_arm_asimdhp", lambda: 0)())
+
+        def has(name: str) -> bool:
+            return bool(getattr(ncnn, name, lambda: 0)())
+
+        if has("cpu_support_arm_asimdhp"):
+            return "fp16", ""
+        if has("cpu_support_arm_vfpv4"):
+            return "fp16-storage", "ncnn: this CPU has no fp16 arithmetic; blobs are stored fp16"
+        inner = any(layer.type == "InnerProduct" for layer in net.layers())
+        if inner and " f16c " in _cpu_flags():
+            return "fp16-storage", ("ncnn: on x86 only InnerProduct weights are stored fp16 "
+                                    "(F16C); activations and arithmetic are fp32")
+        return "fp32", ("ncnn: no fp16 path for this model on this CPU (fp16 storage is "
+                        "ARM/RISC-V only, and x86 InnerProduct weights); it ran in fp32")
 
     def load(self, files, backend, precision, threads, options, input_shapes):
         ncnn = self.ncnn
@@ -102,15 +121,29 @@ class Adapter(_Base):
             # type 3 is VK_PHYSICAL_DEVICE_TYPE_CPU: a software rasterizer such as lavapipe.
             self.details["gpu_type"] = {0: "other", 1: "integrated", 2: "discrete",
                                         3: "cpu", 4: "virtual"}.get(info.type(), str(info.type()))
-            self.effective_precision = precision
-        elif half and not self._fp16_cpu():
-            self.effective_precision = "fp16-storage"
-            self.notes.append("ncnn: this CPU has no fp16 arithmetic; fp16 applies to storage only")
+            # load_param sanitizes net.opt by what the device supports: read back what is on
+            o = net.opt
+            if o.use_fp16_arithmetic:
+                self.effective_precision = "fp16"
+            elif o.use_fp16_storage or o.use_fp16_packed:
+                self.effective_precision = "fp16-storage"
+            else:
+                self.effective_precision = "fp32"
+            if half and self.effective_precision != "fp16":
+                self.notes.append("ncnn: the Vulkan device has no fp16 arithmetic%s" % (
+                    "" if self.effective_precision == "fp16-storage" else " or storage"))
+        elif half:
+            self.effective_precision, note = self._cpu_precision(net)
+            if note:
+                self.notes.append(note)
         else:
             self.effective_precision = precision
         self.details["engine_options"] = {
             "num_threads": int(threads), "use_vulkan_compute": on_vk,
-            "use_fp16_storage": half, "use_fp16_packed": half, "use_fp16_arithmetic": half,
+            # what ncnn kept after checking the device, not what was asked
+            "use_fp16_storage": bool(net.opt.use_fp16_storage),
+            "use_fp16_packed": bool(net.opt.use_fp16_packed),
+            "use_fp16_arithmetic": bool(net.opt.use_fp16_arithmetic),
             "powersave": ncnn.get_cpu_powersave(),
         }
         said = relevant_lines(cap.text, self.LOG_NOISE)
@@ -208,3 +241,15 @@ class Adapter(_Base):
             rec["ms"] = statistics.median(s) if s else None
         return records
 
+
+
+def _cpu_flags() -> str:
+    """The x86 feature flags of /proc/cpuinfo ('' where unreadable)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return " %s " % line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
