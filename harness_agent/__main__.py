@@ -74,7 +74,7 @@ def run(mode: str, job: Dict[str, object], out: Channel) -> Dict[str, object]:
             measure(job, out, res)
         else:
             from .diagnose_main import run as run_layers
-            run_layers(mode, job, res)
+            run_layers(mode, job, res, out)
     except Exception as e:
         record_failure(res, e)
     return res

@@ -16,9 +16,9 @@ what the mode needs:
 from __future__ import annotations
 
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
-from .protocol import OUTPUT_PREFIX
+from .protocol import OUTPUT_PREFIX, Channel
 from .status import Status
 
 LAYER_MODES = ("dump", "compare", "outputs", "profile")
@@ -57,8 +57,11 @@ def _final_outputs(job, adapter, outs, res) -> None:
     res.update(outm.summarize(descs, len(keys) if refs is not None else 0))
 
 
-def run(mode: str, job: Dict[str, object], res: Dict[str, object]) -> None:
-    """Run ``job`` in one of LAYER_MODES and fill ``res``.
+def run(mode: str, job: Dict[str, object], res: Dict[str, object],
+        out: Optional[Channel] = None) -> None:
+    """Run ``job`` in one of LAYER_MODES and fill ``res``. With ``out``, each layer of a
+    dump/compare walk is announced as it starts ({"running": "layer NAME (TYPE)"}), so an agent
+    that dies in it is reported in that layer.
 
     Raises what the run raised (``Unsupported``, ``MemoryError``, any engine error) after
     recording what it knew; the caller turns it into a status.
@@ -85,7 +88,11 @@ def run(mode: str, job: Dict[str, object], res: Dict[str, object]) -> None:
                 ref = layers.NpzReader(str(job["reference_npz"]))
                 match = layers.NpzReader(str(job["match_npz"])) if job.get("match_npz") else None
                 sink = layers.CompareSink(ref, match, job.get("candidates"), writer)
-            res["layers"], finals = adapter.walk(inputs, sink)
+            def on_layer(name: str, kind: str) -> None:
+                if out is not None:
+                    out.progress({"running": "layer %s (%s)" % (name, kind)})
+
+            res["layers"], finals = adapter.walk(inputs, sink, on_layer)
             _final_outputs(job, adapter, finals, res)
             if writer is not None:
                 # the final outputs under their own names too (an MNN output is written by an

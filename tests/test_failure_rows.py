@@ -50,3 +50,18 @@ def test_failed_rows_keep_the_cause(tmp_path, monkeypatch):
     argmax = rows["argmax"]
     assert argmax["status"] == "error" and argmax["phase"] == "load"
     assert "ArgMax not exists or registered" in argmax["error"]
+
+
+def test_diagnose_names_the_layer_a_crash_happens_in(tmp_path, monkeypatch, capsys):
+    """`harness diagnose` runs the configuration as a measurement does; when a signal kills it,
+    the layer-by-layer run names the layer (pnnx's parameterless Slice crashes ncnn)."""
+    from harness.cli import main
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    models = build(tmp_path / "models")
+    code = main(["diagnose", "--model", str(models["SplitAdd"]), "--engine", "ncnn"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "crashes: the process dies with SIGSEGV in layer split_0 (Slice)" in err
+    # an in-place first layer no longer crashes: diagnosed normally
+    assert main(["diagnose", "--model", str(models["Relu"]), "--engine", "ncnn"]) == 0
+    assert "no divergence" in capsys.readouterr().out

@@ -14,6 +14,7 @@ for MNN, which has no per-layer switch, it checks whether precision=high fixes t
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 from dataclasses import dataclass, field
@@ -173,6 +174,38 @@ def _on_device(ex: Executor, job: dict, timeout_s: float, local_paths: tuple[str
     return ex.submit(job.pop("mode"), job, timeout_s, local_paths)
 
 
+_CRASH = re.compile(r"killed by (SIG[A-Z0-9]+)(?: in phase (.+?))?;")
+
+
+def crash_of(res: dict) -> tuple[str, str] | None:
+    """(signal, where) of an agent that a signal killed ("where": the phase or "layer NAME
+    (TYPE)" that was running, '' when not known), else None."""
+    m = _CRASH.search(str(res.get("error") or "")) if res.get("status") == "error" else None
+    return (m.group(1), m.group(2) or "") if m else None
+
+
+def _locate_crash(ex: Executor, m: Model, engine: str, cfg: Config, options, timeout_s,
+                  say) -> list[str]:
+    """Run ``cfg`` as a measurement does (plain runs, light mode): if a signal kills it, run
+    it again layer by layer to name the layer it dies in. Raises HarnessError naming the layer
+    when the layer-by-layer run dies too; returns notes when only the plain run dies."""
+    say(f"suspect {engine} {cfg.label()}: a plain run, as a measurement runs it")
+    plain = _on_device(ex, _job(m, engine, cfg, options=options, mode="outputs",
+                                iterations=1), timeout_s)
+    crash = crash_of(plain)
+    if crash is None:
+        return []
+    say(f"the plain run died with {crash[0]}: run it layer by layer to find where")
+    walk = _on_device(ex, _job(m, engine, cfg, options=options, mode="dump"), timeout_s)
+    where = crash_of(walk)
+    if where is not None and where[1].startswith("layer "):
+        raise HarnessError(f"{engine} {cfg.label()} crashes: the process dies with {where[0]} "
+                           f"in {where[1]} (the first layer it reaches that does not complete, "
+                           "run layer by layer)")
+    return [f"a plain run dies with {crash[0]}, a layer-by-layer run (every blob kept, no "
+            "in-place reuse) does not: the crash depends on how the engine reuses buffers"]
+
+
 def _need_ok(res: dict, what: str) -> dict:
     if res.get("status") not in MEASURED:
         raise HarnessError(f"{what} failed: {res.get('status')}: "
@@ -259,7 +292,7 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
         raise HarnessError(f"{ex.name}: {e}") from None
     keep: list[Path] = []  # the patched param, when it lives in the diagnosis directory
     try:
-        notes: list[str] = []
+        notes: list[str] = _locate_crash(ex, m, engine, suspect, options, timeout_s, say)
 
         # 1. the reference tensors
         local_refs: tuple[str, ...] = ()

@@ -88,9 +88,11 @@ class Adapter:
         """
         raise NotImplementedError
 
-    def walk(self, inputs: Sequence[np.ndarray], sink: Sink
+    def walk(self, inputs: Sequence[np.ndarray], sink: Sink,
+             on_layer: Optional[Callable[[str, str], None]] = None
              ) -> Tuple[List[Dict[str, object]], List[np.ndarray]]:
-        """One run with every intermediate tensor handed to ``sink`` in execution order.
+        """One run with every intermediate tensor handed to ``sink`` in execution order;
+        ``on_layer(name, type)`` is called as each layer starts (so a crash names its layer).
 
         Returns (per-layer records {index, name, type, inputs, outputs, tensors}, the final
         outputs in output_names order). Only where LAYER_OUTPUTS is True."""

@@ -132,7 +132,7 @@ class Adapter(_Base):
         t.copyToHostTensor(host)
         return np.array(host.getNumpyData(), copy=True)
 
-    def walk(self, inputs, sink):
+    def walk(self, inputs, sink, on_layer=None):
         self.feed(inputs)
         producer: Dict[int, str] = {}
         for name, t in zip(self.input_names, self.inputs):
@@ -145,6 +145,8 @@ class Adapter(_Base):
         errors: List[str] = []
 
         def before(tensors, info):
+            if on_layer is not None:
+                on_layer(info.getName(), info.getType())
             try:
                 ins, ext = [], {}
                 for j, t in enumerate(tensors):

@@ -199,12 +199,14 @@ class Adapter(_Base):
         self.feed(ex, list(inputs))
         return ex
 
-    def walk(self, inputs, sink):
+    def walk(self, inputs, sink, on_layer=None):
         records = self.graph()
         wanted = set(self.output_names)
         finals: Dict[str, np.ndarray] = {}
         ex = self._full_extractor(inputs)
         for rec in records:
+            if on_layer is not None:
+                on_layer(str(rec["name"]), str(rec["type"]))
             tensors = {}
             for top in rec["outputs"]:
                 ret, mat = ex.extract(top)
