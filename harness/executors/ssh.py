@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import secrets
 import shlex
 import socket
 import tarfile
@@ -46,6 +47,48 @@ def agent_tarball() -> tuple[str, bytes]:
             tar.addfile(info, io.BytesIO(data))
     raw = buf.getvalue()
     return hashlib.sha256(raw).hexdigest(), raw
+
+
+# Run on the host: DEST SHA256 TARBALL. Verifies the upload, unpacks it privately, renames the
+# copy into place (a rename that loses to another coordinator's leaves theirs), removes the
+# upload. Python 3.9+, stdlib only.
+_UNPACK_AGENT = """
+import hashlib, os, shutil, sys, tarfile, tempfile
+dest, sha, src = sys.argv[1:4]
+h = hashlib.sha256()
+with open(src, 'rb') as f:
+    for chunk in iter(lambda: f.read(1 << 20), b''):
+        h.update(chunk)
+try:
+    if h.hexdigest() != sha:
+        sys.exit('agent tarball sha256 %s, expected %s' % (h.hexdigest(), sha))
+    if not os.path.exists(os.path.join(dest, '.complete')):
+        tmp = tempfile.mkdtemp(dir=os.path.dirname(dest), prefix='.unpack-')
+        try:
+            with tarfile.open(src) as tar:
+                for m in tar.getmembers():
+                    if not m.isfile() or m.name.startswith('/') or '..' in m.name.split('/'):
+                        sys.exit('unexpected member in the agent tarball: %r' % m.name)
+                tar.extractall(tmp)
+            open(os.path.join(tmp, '.complete'), 'w').close()
+            if os.path.isdir(dest) and not os.path.exists(os.path.join(dest, '.complete')):
+                # a copy an interrupted setup left half made: move it out of the way
+                stale = tempfile.mkdtemp(dir=os.path.dirname(dest), prefix='.stale-')
+                try:
+                    os.rename(dest, os.path.join(stale, 'old'))
+                except OSError:
+                    pass
+                shutil.rmtree(stale, ignore_errors=True)
+            try:
+                os.rename(tmp, dest)
+            except OSError:
+                if not os.path.exists(os.path.join(dest, '.complete')):
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+finally:
+    os.unlink(src)
+"""
 
 
 class SshExecutor(Executor):
@@ -145,24 +188,27 @@ class SshExecutor(Executor):
         self._locked = True
 
     def _push_agent(self) -> None:
+        """The agent package on the host under WORK/agent/<sha256[:16]>, unpacked once.
+
+        The tarball is streamed from memory (no coordinator file another local user could
+        swap), checked against its sha256 on the host before it is unpacked, and unpacked into
+        a private temporary directory renamed into place, so two coordinators setting up the
+        same host at once both end with one complete copy."""
         sha, raw = agent_tarball()
         self.agent_root = f"{self.work}/agent/{sha[:16]}"
-        check = self.t.run(["test", "-f", f"{self.agent_root}/.complete"])
+        check = self.t.run(["test", "-f", f"{self.agent_root}/.complete"], timeout=60)
         if check.rc == 0:
             return
-        tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"harness-agent-{sha[:16]}.tar"
-        tmp.write_bytes(raw)
-        self.t.run(["mkdir", "-p", self.agent_root])
-        self.t.put(tmp, f"{self.agent_root}/agent.tar")
+        upload = f"{self.work}/agent/.{sha[:16]}-{secrets.token_hex(6)}.tar"
+        self.t.run(["mkdir", "-p", f"{self.work}/agent"], timeout=60)
+        self.t.put(io.BytesIO(raw), upload)
         self.transfers.append({"host": self.name, "kind": "agent", "name": AGENT_PKG,
                                "bytes": len(raw), "sha256": sha})
-        code = ("import sys, tarfile, os; d = sys.argv[1]; "
-                "tarfile.open(os.path.join(d, 'agent.tar')).extractall(d); "
-                "os.unlink(os.path.join(d, 'agent.tar')); "
-                "open(os.path.join(d, '.complete'), 'w').close()")
-        r = self.t.run([self.spec.python, "-c", code, self.agent_root])
+        r = self.t.run([self.spec.python, "-c", _UNPACK_AGENT, self.agent_root, sha, upload],
+                       timeout=120)
         if r.rc != 0:
-            raise HostUnreachable(f"{self.name}: unpacking the agent failed: {r.stderr[-200:]}")
+            raise HostUnreachable(f"{self.name}: unpacking the agent failed: "
+                                  f"{(r.stderr or r.stdout).strip()[-200:]}")
 
     # -- content-addressed files ------------------------------------------------------
     def push(self, path: str | Path, kind: str) -> str:

@@ -11,6 +11,7 @@ import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from ..errors import HarnessError
 from .inventory import HostSpec
@@ -117,9 +118,11 @@ class SshTransport:
         except Exception:
             return False
 
-    def put(self, local: Path, remote: str) -> None:
+    def put(self, local: Path | IO[bytes], remote: str) -> None:
+        """Copy a local file, or a binary file object (streamed, never written locally), to
+        ``remote``. Raises HostIOError (the host refused the write), HostUnreachable."""
         try:
-            self.conn.put(str(local), remote)
+            self.conn.put(local if hasattr(local, "read") else str(local), remote)
         except OSError as e:
             # sftp reports a full disk or a permission problem as an OSError with the server's
             # status; the connection itself is fine, so this is not an unreachable host.
