@@ -42,6 +42,9 @@ def _one_line(p, *fragments):
     ([{"name": "bad name;rm", "host": "h"}], "is not a valid name"),
     ([{"name": "a", "host": "h", "password": "x"}], "secrets do not belong"),
     ([{"name": "a", "host": "h", "prot": 22}], "hosts[0].prot: unknown key"),
+    # a host string reaches ssh's config (`Match exec` runs commands): a name or an address only
+    ([{"name": "a", "host": "h;touch /tmp/pwned"}], "hosts[0].host: 'h;touch /tmp/pwned' is not"),
+    ([{"name": "a", "host": "-oProxyCommand"}], "is not a host name or address"),
 ])
 def test_bad_inventory(tmp_path, hosts, fragment):
     inv = write_inventory(tmp_path / "inv.toml", hosts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -51,14 +52,24 @@ def _check(inv, *extra):
 
 def test_unknown_host_key_refused_unless_trusted(x86_host_b, tmp_path):
     e = x86_host_b.inventory_entry()
-    e["known_hosts"] = str(tmp_path / "empty_known_hosts")
-    (tmp_path / "empty_known_hosts").write_text("")
+    kh = tmp_path / "known_hosts"
+    e["known_hosts"] = str(kh)
+    # lines paramiko cannot parse, which trusting a new key must leave as they are
+    before = ("# lab hosts, managed by hand\n"
+              "@cert-authority *.lab ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBogus\n"
+              "oldhost ssh-unknown-type AAAAB3NzaC1yc2EAAAADAQABAAABAQ")  # no final newline
+    kh.write_text(before)
     inv = write_inventory(tmp_path / "inv.toml", [e])
     p = _check(inv)
     assert p.returncode == 1 and "unknown host key" in p.stdout, p.stdout
     p = _check(inv, "--trust-new-host-key")
     assert p.returncode == 0, p.stdout
-    assert "ssh-ed25519" in (tmp_path / "empty_known_hosts").read_text()
+    after = kh.read_text()
+    assert after.startswith(before + "\n")  # appended, nothing rewritten
+    added = after[len(before) + 1:].splitlines()
+    assert len(added) == 1 and "ssh-ed25519" in added[0]
+    p = _check(inv, "--trust-new-host-key")  # already known: nothing appended again
+    assert p.returncode == 0 and kh.read_text() == after, p.stdout
     p = _check(inv)  # now known: verified, no trust needed
     assert p.returncode == 0, p.stdout
 
@@ -146,3 +157,38 @@ def test_host_behind_a_missing_ray_resource_is_unreachable_not_a_hang(x86_host_a
     assert df.loc["behind-lab9", "status"] == "unreachable"
     assert "lab9-gateway" in df.loc["behind-lab9", "error"]
     assert df.loc["x86-a", "status"] == "ok"
+
+
+def test_proxyjump_gateway_key_is_checked_too(x86_host_a, x86_host_b, tmp_path):
+    """A host reached through a ProxyJump gateway (from ~/.ssh/config): the gateway's host key
+    is checked against the same known_hosts as the host's, as OpenSSH does; fabric alone would
+    accept any gateway key. (The gateway is named localhost: fabric drops a ProxyJump whose
+    host is the target's own address.)"""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    a, b = x86_host_a, x86_host_b
+    (home / ".ssh" / "config").write_text(
+        f"Host b-via-a\n    HostName {b.host}\n    Port {b.port}\n    User {b.user}\n"
+        f"    IdentityFile {b.identity_file}\n    ProxyJump {a.user}@localhost:{a.port}\n"
+        f"Host localhost\n    IdentityFile {a.identity_file}\n")
+    e = b.inventory_entry()
+    e.update(host="b-via-a", ssh_config_alias=True)
+    inv = write_inventory(tmp_path / "inv.toml", [e])
+
+    def check(known_hosts):
+        e["known_hosts"] = str(known_hosts)
+        write_inventory(inv, [e])
+        return subprocess.run([sys.executable, "-m", "harness", "devices", "check", str(inv)],
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "HOME": str(home)})
+
+    only_b = tmp_path / "only_b"
+    only_b.write_text(b.known_hosts.read_text())
+    p = check(only_b)  # the gateway's key is unknown: refused
+    assert p.returncode == 1 and "unknown host key" in p.stdout, p.stdout
+    assert str(a.port) in p.stdout, p.stdout  # names the gateway
+    both = tmp_path / "both"
+    both.write_text(b.known_hosts.read_text()
+                    + a.known_hosts.read_text().replace(a.host, "localhost"))
+    p = check(both)
+    assert p.returncode == 0, p.stdout

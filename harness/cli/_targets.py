@@ -21,12 +21,12 @@ def target_host(on: str, identity_file: str | None = None, known_hosts: str | No
                 python: str | None = None, workdir: str | None = None):
     """A HostSpec for `--on user@host[:port]` (no inventory needed); InputError if `on` is
     not of that form."""
-    from ..fleet.inventory import HostSpec
+    from ..fleet.inventory import HostSpec, validate_host
     m = _TARGET.match(on)
     if not m:
         raise InputError("--on", f"got {on!r}",
                          "local, an inventory host name, or user@host[:port]")
-    host = m.group("host").strip("[]")
+    host = validate_host(m.group("host").strip("[]"), "--on")
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{host}-{m.group('port') or 22}")
     return HostSpec(name=name, host=host, port=int(m.group("port") or 22), user=m.group("user"),
                     identity_file=identity_file, known_hosts=known_hosts,

@@ -37,6 +37,26 @@ class HostSpec:
         return f"{u}{self.host}:{self.port}"
 
 
+_HOST_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})")
+
+
+def validate_host(host: str, where: str, what: str = "host") -> str:
+    """``host`` if it is a host name (letters, digits, '.', '-', '_'; not starting with '-')
+    or an IPv4/IPv6 address, else InputError. What reaches ssh or its config (a `Match exec`
+    line runs commands) is a name, never shell or option syntax."""
+    import ipaddress
+    text = host.strip("[]") if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(text)
+        return host
+    except ValueError:
+        pass
+    if not _HOST_NAME.fullmatch(host):
+        raise InputError(where, f"{what}: {host!r} is not a host name or address",
+                         "a name of letters, digits, '.', '-', '_', or an IP address")
+    return host
+
+
 def validate_name(name, where: str, what: str = "name") -> str:
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise InputError(where, f"{what} {name!r} is not a valid name",
@@ -77,7 +97,8 @@ def parse_hosts(data: dict, where: str) -> list[HostSpec]:
         if not isinstance(trust, bool):
             hv.fail("trust_host_key", "true or false", repr(trust))
         out.append(HostSpec(
-            name=name, host=hv.get("host", str, required=True), port=port,
+            name=name, port=port,
+            host=validate_host(hv.get("host", str, required=True), where, f"hosts[{i}].host"),
             user=hv.get("user", str), identity_file=hv.get("identity_file", str),
             known_hosts=hv.get("known_hosts", str),
             ssh_config_alias=bool(t.get("ssh_config_alias", False)),

@@ -64,15 +64,17 @@ class SshTransport:
         # An ~/.ssh/config alias brings its own HostName, Port, User and IdentityFile.
         conn = Connection(s.host, user=s.user, port=None if s.ssh_config_alias else s.port,
                           connect_kwargs=kw, config=cfg, connect_timeout=15)
-        client = conn.client
         kh = os.path.expanduser(s.known_hosts or "~/.ssh/known_hosts")
-        if os.path.exists(kh):
-            client.load_host_keys(kh)
-        if self.trust:
+        revoked: set[str] = set()
+        # the target and every ProxyJump gateway before it (fabric builds those with
+        # AutoAddPolicy and no known_hosts): the same known_hosts, the same policy
+        hop = conn
+        while isinstance(hop, Connection):
+            revoked |= load_known_hosts(hop.client.get_host_keys(), kh)
             # Explicitly trusted: accept a new key and record it, so the next run verifies it.
-            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-        else:
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+            hop.client.set_missing_host_key_policy(
+                paramiko.AutoAddPolicy() if self.trust else paramiko.RejectPolicy())
+            hop = hop.gateway
         try:
             conn.open()
         except paramiko.BadHostKeyException:
@@ -80,17 +82,21 @@ class SshTransport:
                                   f"in {kh}); refusing to connect") from None
         except paramiko.SSHException as e:
             if "not found in known_hosts" in str(e):  # paramiko's RejectPolicy
+                server = str(e).split("'")[1] if str(e).count("'") >= 2 else s.target
                 raise HostUnreachable(
-                    f"{s.name}: unknown host key for {s.target} (not in {kh}); add it to "
+                    f"{s.name}: unknown host key for {server} (not in {kh}); add it to "
                     "known_hosts, or trust it explicitly (trust_host_key = true in the "
                     "inventory, or --trust-new-host-key)") from None
             raise HostUnreachable(f"{s.name}: SSH to {s.target} failed: {e}") from None
         except (OSError, EOFError) as e:
             raise HostUnreachable(f"{s.name}: cannot reach {s.target}: "
                                   f"{getattr(e, 'strerror', None) or e}") from None
+        if conn.client.get_transport().get_remote_server_key().get_base64() in revoked:
+            conn.close()
+            raise HostUnreachable(f"{s.name}: the host key of {s.target} is marked @revoked in "
+                                  f"{kh}; refusing to connect")
         if self.trust:
-            Path(kh).parent.mkdir(parents=True, exist_ok=True)
-            client.save_host_keys(kh)
+            _record_new_key(conn, kh)
         return conn
 
     def run(self, argv: list[str], timeout: float | None = None, env_prefix: str = "") -> Result:
@@ -139,3 +145,64 @@ class SshTransport:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def load_known_hosts(keys, path: str) -> set[str]:
+    """Add the host keys of an OpenSSH known_hosts file to ``keys`` (a paramiko HostKeys) the
+    way OpenSSH reads it: a line it cannot parse is skipped, not fatal (paramiko's own loader
+    stops at a bad base64 line); ``@cert-authority`` lines hold CA keys, not host keys. Returns
+    the base64 of the keys marked ``@revoked``, which are refused whatever else says."""
+    from paramiko.hostkeys import HostKeyEntry
+    revoked: set[str] = set()
+    try:
+        with open(path, errors="replace") as f:
+            lines = f.readlines()
+    except FileNotFoundError:
+        return revoked
+    for lineno, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        marker = None
+        if line.startswith("@"):
+            marker, _, line = line.partition(" ")
+        try:
+            entry = HostKeyEntry.from_line(line.strip(), lineno)
+        except Exception:  # noqa: BLE001 - OpenSSH skips what it cannot read
+            continue
+        if entry is None or entry.key is None:
+            continue
+        if marker == "@revoked":
+            revoked.add(entry.key.get_base64())
+        elif marker is None:
+            for host in entry.hostnames:
+                keys.add(host, entry.key.get_name(), entry.key)
+    return revoked
+
+
+def _record_new_key(conn, known_hosts: str) -> None:
+    """Append the host key of an explicitly trusted host to ``known_hosts`` when it is not
+    there yet: one line, appended (O_APPEND) and fsync'd, as OpenSSH's accept-new does. The rest
+    of the file, comments and key types paramiko cannot parse included, is left as it is."""
+    import paramiko
+    key = conn.client.get_transport().get_remote_server_key()
+    host, port = conn.host, conn.port or 22
+    entry = host if port == 22 else f"[{host}]:{port}"
+    known = paramiko.HostKeys()
+    load_known_hosts(known, known_hosts)
+    if known.check(entry, key):
+        return
+    Path(known_hosts).parent.mkdir(parents=True, exist_ok=True)
+    line = f"{entry} {key.get_name()} {key.get_base64()}\n".encode()
+    fd = os.open(known_hosts, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        with open(known_hosts, "rb") as f:  # keep the last line whole: start on a new one
+            size = f.seek(0, os.SEEK_END)
+            if size:
+                f.seek(size - 1)
+                if f.read(1) != b"\n":
+                    line = b"\n" + line
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
