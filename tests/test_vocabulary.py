@@ -75,3 +75,11 @@ def test_one_tolerance_check():
     assert tolerance_for(None) == tolerance_for("no-such") == fp32
     assert output_verdict(_row(out_rel_err=2e-3)) == "wrong"
     assert output_verdict(_row()) == "ok"
+
+
+def test_the_curated_library_api():
+    import harness
+    for name in harness.__all__:
+        assert getattr(harness, name) is not None, name
+    with pytest.raises(AttributeError):
+        harness.nothing_here  # noqa: B018
