@@ -20,6 +20,7 @@ from .models.prepare import PreparedModel, prepare_suite
 from .raysession import ray_session
 from .rows import RunContext, make_row
 from .status import RETRY, Status
+from .terminal import terminal_safe
 from .config.suite import Suite
 from .store.tables import write_transfers
 from .store.writer import RunWriter, check_writable, read_journal, recover_orphans
@@ -219,21 +220,24 @@ class _Progress:
 
     def __init__(self, configs: list[Config], enabled: bool):
         from tqdm import tqdm
+        # the real stream: the bar's own carriage returns and cursor moves are meant
+        stream = getattr(sys.stderr, "raw", sys.stderr)
         disable = (not enabled) or None  # None: tqdm decides (off when not a terminal)
         hosts = sorted({c.host for c in configs})
-        self.total = tqdm(total=len(configs), disable=disable, file=sys.stderr, unit="cfg",
+        self.total = tqdm(total=len(configs), disable=disable, file=stream, unit="cfg",
                           desc="all", dynamic_ncols=True, leave=False, position=0)
         self.per_host = {}
         if len(hosts) > 1:
             for i, h in enumerate(hosts, 1):
                 n = sum(1 for c in configs if c.host == h)
-                self.per_host[h] = tqdm(total=n, disable=disable, file=sys.stderr, unit="cfg",
+                self.per_host[h] = tqdm(total=n, disable=disable, file=stream, unit="cfg",
                                         desc=h[:16], dynamic_ncols=True, leave=False,
                                         position=i)
 
     def update(self, cfg: Config, status: str) -> None:
         self.total.update(1)
-        self.total.set_postfix_str(f"{cfg.host}:{cfg.model}/{cfg.engine}/{cfg.threads}t {status}")
+        self.total.set_postfix_str(terminal_safe(
+            f"{cfg.host}:{cfg.model}/{cfg.engine}/{cfg.threads}t {status}"))
         if cfg.host in self.per_host:
             self.per_host[cfg.host].update(1)
 

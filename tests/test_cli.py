@@ -152,3 +152,14 @@ def test_models_stats_data_writes_the_dataset_models_table(tmp_path, capsys):
     assert (tmp_path / "res" / "_models" / "models.parquet").is_file()
     assert main(["models", "stats", str(tmp_path / "m.param")]) == 2
     assert _lines(capsys.readouterr().err)[-1].startswith("harness: error: ")
+
+
+@pytest.mark.unit
+def test_control_characters_never_reach_the_terminal(tmp_path, capsys):
+    suite = tmp_path / "s.toml"
+    suite.write_text('name = "s"\nengines = { onnxruntime = "installed" }\n[[models]]\n'
+                     'name = "m\\u001b[31mRED\\u0007"\nbuiltin = "reduction_sum_block"\n')
+    assert main(["run", str(suite), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "m\\x1b[31mRED\\x07" in out

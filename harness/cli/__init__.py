@@ -14,6 +14,7 @@ import sys
 import traceback
 
 from ..errors import HarnessError, InputError
+from ..terminal import SafeStream
 from . import compare, devices, diagnose, history, models, profile, run, sweep
 
 COMMANDS = (run, sweep, devices, compare, history, diagnose, profile, models)
@@ -73,7 +74,17 @@ def _setup_logging(verbose: bool, debug: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command that `argv` (default: sys.argv[1:]) names; returns the exit code."""
+    """Run the command that `argv` (default: sys.argv[1:]) names; returns the exit code.
+    What it prints is made terminal-safe (harness.terminal)."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = None
     try:
