@@ -59,7 +59,8 @@ def prepare_model(spec: ModelSpec, engines: list[str]) -> PreparedModel:
     if onnx is not None:
         pm.stats = _static_stats(onnx, inputs)
     for fmt in sorted({adapter_class(e).MODEL_FORMAT for e in engines}):
-        pm.artifacts[fmt] = artifact_for(spec, onnx, fmt, list(inputs.shapes))
+        pm.artifacts[fmt] = artifact_for(spec, onnx, fmt, list(inputs.shapes),
+                                         list(inputs.dtypes))
     return pm
 
 

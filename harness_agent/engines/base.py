@@ -18,6 +18,20 @@ class Unsupported(Exception):
     """The engine cannot run this configuration here (recorded as status 'unsupported')."""
 
 
+def match_names(wanted: Optional[Sequence[str]], engine: Sequence[str],
+                inputs: Sequence[object] = ()) -> List[str]:
+    """The engine's input names in the order of the job's input files: the job's names
+    (``wanted``, matched by name) when it gives them, else the engine's own order (a native
+    model with no names to match). Raises ValueError naming an input the engine lacks."""
+    if not wanted:
+        return list(engine)
+    missing = [n for n in wanted if n not in engine]
+    if missing:
+        raise ValueError("the model has no input named %s (it has %s)"
+                         % (", ".join(missing), ", ".join(engine)))
+    return list(wanted)
+
+
 class Adapter:
     name = "?"
     # What a suite may ask of this engine.
