@@ -178,7 +178,9 @@ def _model(v: Table, base: Path, engines: list[str]) -> ModelSpec:
         known = builtin_for_file(onnx)  # the PP-OCR files themselves have dynamic H and W
         inputs = default_inputs(known) if known else _declared_inputs(v, onnx)
     else:
-        v.fail("inputs", "input shapes (shape = [...] or [[models.inputs]])", "nothing")
+        inputs = _native_declared(ModelSpec(name=name, native=native))
+        if inputs is None:
+            v.fail("inputs", "input shapes (shape = [...] or [[models.inputs]])", "nothing")
     return ModelSpec(
         name=name, builtin=builtin, onnx=onnx, native=native,
         inputs=inputs, engines=v.str_list("engines", engines),
@@ -206,6 +208,16 @@ def _declared_inputs(v: Table, path: Path) -> tuple[InputSpec, ...]:
                        "(shape = [...] in a suite, --shape on the command line)", "nothing")
         out.append(InputSpec(shape=tuple(dims), name=inp.name))
     return tuple(out)
+
+
+def _native_declared(spec: ModelSpec) -> tuple[InputSpec, ...] | None:
+    """The inputs a native model file declares with static shapes (an .mnn file read with MNN
+    where it is installed); None when it declares none or a shape is dynamic."""
+    from ..models.converters import native_inputs
+    declared = native_inputs(spec)
+    if not declared or any(m.dims is None or None in m.dims for m in declared):
+        return None
+    return tuple(InputSpec(shape=tuple(m.dims), name=m.name) for m in declared)
 
 
 def _check_onnx_file(v: Table, key: str, path: Path) -> None:

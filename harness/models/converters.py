@@ -184,6 +184,17 @@ def to_ncnn(src: Path, input_shapes: list[tuple[int, ...]],
         raise ConvertError(f"pnnx needs every input: {len(input_shapes)} shape(s) given, the "
                            f"model has {len(input_dtypes)} input(s)")
     shapes = pnnx_inputshape(input_shapes, input_dtypes)
+    args = [f"inputshape={shapes}"]
+    if any(len(s) == 0 for s in input_shapes):
+        # pnnx's inputshape= cannot say 0-d ("[]i64" is misread); it reads every input's shape
+        # and type from the model itself when none is given, which serves when they are ours
+        args = []
+        model = onnx_inputs(src)
+        if [tuple(i.dims or ()) for i in model] != [tuple(s) for s in input_shapes] or \
+                [i.dtype for i in model] != list(input_dtypes):
+            raise ConvertError("pnnx's inputshape= cannot give a 0-d (scalar) input and the "
+                               "model does not declare the shapes and types asked for ("
+                               + shapes + ")")
     converter = f"pnnx {_version('pnnx')} {opts}"
     sha = sha256_file(src)
     # "feed-2": the cache entry records how pnnx wants each input fed (batch axis or not, and
@@ -192,7 +203,7 @@ def to_ncnn(src: Path, input_shapes: list[tuple[int, ...]],
 
     def build(d: Path) -> None:
         os.symlink(src, d / "model.onnx")
-        out = _run([str(pnnx_binary()), "model.onnx", f"inputshape={shapes}", opts], d)
+        out = _run([str(pnnx_binary()), "model.onnx", *args, opts], d)
         param, binf = d / "model.ncnn.param", d / "model.ncnn.bin"
         if not param.exists() or not binf.exists():
             raise ConvertError(f"pnnx wrote no ncnn files: {_tail(out)}")
@@ -270,6 +281,31 @@ def as_onnx(src: Path, input_shapes: list[tuple[int, ...]] | None = None,
     return Artifact("onnx", {"onnx": src}, "", ins, outs, sha256_file(src))
 
 
+def mnn_inputs(art: Artifact) -> list | None:
+    """The inputs an .mnn file declares (names, dtypes, dims; models.inputs.ModelInput), read
+    with MNN when it is installed here; None when it is not or the file does not load."""
+    from harness_agent.fdcapture import capture_native_output
+    from .inputs import ModelInput
+    types = {"Halide_Type_Float": "float32", "Halide_Type_Int": "int32",
+             "Halide_Type_Int64": "int64", "Halide_Type_Uint8": "uint8",
+             "Halide_Type_Double": "float64"}
+    try:
+        with capture_native_output(echo_fd=-1):
+            import MNN
+            interp = MNN.Interpreter(str(art.files["mnn"]))
+            session = interp.createSession({"numThread": 1})
+            tensors = interp.getSessionInputAll(session)
+    except Exception:  # noqa: BLE001 - MNN absent or the file unreadable: nothing declared
+        return None
+    out = []
+    for name, t in tensors.items():
+        halide = t.getDataType()
+        dtype = next((d for k, d in types.items() if getattr(MNN, k, None) is halide), None)
+        dims = tuple(int(d) if int(d) > 0 else None for d in t.getShape())
+        out.append(ModelInput(name, dtype, dims))
+    return out
+
+
 def _native(fmt: str, roles: dict[str, str]) -> Callable[[object], Optional[Artifact]]:
     """The artifact of a ModelSpec's native files of ``fmt``: ``roles`` maps the suite key of
     each file to its role in the artifact (the key the agent's adapter loads it by)."""
@@ -300,11 +336,13 @@ class Converter:
     suite_entry: Callable[[Path], dict]
     suite_keys: tuple[str, ...] = ()
     identity: bool = False
+    # the inputs a native model file declares (names, dtypes, dims), None when it says nothing
+    declared: Optional[Callable[[Artifact], Optional[list]]] = None
 
 
 CONVERTERS: dict[str, Converter] = {
     "mnn": Converter("mnn", to_mnn, _native("mnn", {"mnn": "mnn"}), ".mnn",
-                     lambda p: {"mnn": str(p)}, ("mnn",)),
+                     lambda p: {"mnn": str(p)}, ("mnn",), declared=mnn_inputs),
     "ncnn": Converter("ncnn", to_ncnn, _native("ncnn", {"ncnn_param": "param", "ncnn_bin": "bin"}),
                       ".param",
                       lambda p: {"ncnn_param": str(p), "ncnn_bin": str(p.with_suffix(".bin"))},
@@ -351,6 +389,18 @@ def artifact_for(spec, onnx: Path | None, fmt: str, input_shapes: list[tuple[int
         return conv.convert(onnx, input_shapes, input_dtypes)
     except ConvertError as e:
         return ConversionFailed(fmt, str(e))
+
+
+def native_inputs(spec) -> list | None:
+    """The inputs a ModelSpec's native model files declare (the first format that says), for
+    a model without an ONNX source; None when none says."""
+    for conv in CONVERTERS.values():
+        art = conv.native(spec)
+        if art is not None and conv.declared is not None:
+            got = conv.declared(art)
+            if got:
+                return got
+    return None
 
 
 def native_files(spec) -> list[Path]:

@@ -204,19 +204,20 @@ def _npy_dtype(spec: InputSpec) -> str | None:
 
 
 def prepare_inputs(model_name: str, onnx_path: Path | None, specs: tuple[InputSpec, ...],
-                   source_sha: str) -> InputSet:
+                   source_sha: str, declared: list[ModelInput] | None = None) -> InputSet:
     """Write the inputs (and, with an ONNX source, fp32 1-thread onnxruntime references), in
-    the model's input order.
+    the model's input order. ``declared``: the inputs a native model file declares, used when
+    there is no ONNX source.
 
     Raises InputError when the inputs do not fit the model (names, number, shapes)."""
-    model = onnx_inputs(onnx_path) if onnx_path is not None else None
+    model = onnx_inputs(onnx_path) if onnx_path is not None else declared
     bound = bind_inputs(model_name, model, specs)
     specs = tuple(s for s, _ in bound)
     key = sha256_text(source_sha, "inputs-2", *(s.key() for s in specs),
                       *(sha256_file(s.npy) for s in specs if s.npy))[:24]
     d = cache_root() / "data" / key
     meta_path = d / "meta.json"
-    named = onnx_path is not None or all(s.name for s in specs)
+    named = model is not None or all(s.name for s in specs)
     names = [s.name or f"in{i}" for i, s in enumerate(specs)]
     outs: tuple[str, ...] = ()
     if onnx_path is not None:
