@@ -196,7 +196,9 @@ def test_int_output_case(tmp_path, cache):
                  engines=("mnn", "ncnn"))
     mnn, ncnn = rows[("argmax", "mnn")], rows[("argmax", "ncnn")]
     assert (mnn["status"], mnn["verdict"]) == ("ok", "ok")
-    assert mnn["out_cosine"] == 1.0 and mnn["out_max_abs_err"] == 0.0
+    labels = {o["name"]: o for o in json.loads(mnn["outputs_json"])}["labels"]
+    assert labels["dtype"] == "int32" and labels["max_abs_err"] == 0.0
+    assert labels["cosine"] == 1.0
     assert ncnn["status"] in ("error", "unsupported", "convert_error")
     assert "ArgMax not exists or registered" in ncnn["error"]
 
