@@ -213,7 +213,7 @@ def prepare_inputs(model_name: str, onnx_path: Path | None, specs: tuple[InputSp
     model = onnx_inputs(onnx_path) if onnx_path is not None else declared
     bound = bind_inputs(model_name, model, specs)
     specs = tuple(s for s, _ in bound)
-    key = sha256_text(source_sha, "inputs-2", *(s.key() for s in specs),
+    key = sha256_text(source_sha, "inputs-3", *(s.key() for s in specs),
                       *(sha256_file(s.npy) for s in specs if s.npy))[:24]
     d = cache_root() / "data" / key
     meta_path = d / "meta.json"
@@ -243,8 +243,8 @@ def prepare_inputs(model_name: str, onnx_path: Path | None, specs: tuple[InputSp
         shapes=tuple(tuple(s.shape) for s in specs),
         inputs=tuple(d / f"in{i}.npy" for i in range(len(specs))),
         references=tuple(d / f"ref{j}.npy" for j in range(meta["n_refs"])),
-        output_names=tuple(outs), dtypes=tuple(meta["dtypes"]),
-        output_dtypes=tuple(meta["ref_dtypes"]), named=named)
+        output_names=tuple(outs), dtypes=tuple(meta.get("dtypes") or ()),
+        output_dtypes=tuple(meta.get("ref_dtypes") or ()), named=named)
 
 
 def _reference(model_name: str, onnx_path: Path, names, arrays) -> list[np.ndarray]:
