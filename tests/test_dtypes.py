@@ -48,6 +48,20 @@ def test_shape_text_takes_an_optional_dtype():
         parse_inputs("ids:1x16:int63")
 
 
+@pytest.mark.unit
+def test_shape_flag_dtype_reaches_the_suite(tmp_path, capsys):
+    import tomllib
+    from harness.cli import main
+    src = dtype_models.mixed(tmp_path / "mixed.onnx")
+    saved = tmp_path / "saved.toml"
+    assert main(["run", "--model", str(src), "--shape", "ids:1x6:int32,x:1x6x8", "--engine",
+                 "onnxruntime", "--dry-run", "--save-suite", str(saved)]) == 0
+    capsys.readouterr()
+    inputs = tomllib.loads(saved.read_text())["models"][0]["inputs"]
+    assert inputs == [{"name": "ids", "shape": [1, 6], "dtype": "int32"},
+                      {"name": "x", "shape": [1, 6, 8]}]
+
+
 # -- input values ---------------------------------------------------------------------------------
 @pytest.mark.unit
 def test_input_values_by_dtype_range_value_and_file(tmp_path):
@@ -220,3 +234,19 @@ def test_inputs_matched_by_name_and_scalar_values_on_every_engine(tmp_path, cach
     # pnnx keeps the Cast as Tensor.to, a layer ncnn does not have: its words are kept
     assert got[("rate", "ncnn")][0] in ("error", "unsupported", "convert_error")
     assert "Tensor.to" in rows[("rate", "ncnn")]["error"]
+
+
+@pytest.mark.engines
+def test_native_mnn_file_declares_its_inputs(tmp_path, cache):
+    """An .mnn file given alone: names, dtypes (MNN's int32 for int64) and static shapes come
+    from the file, so no --shape is needed and integer inputs get integer values."""
+    from harness.models.converters import to_mnn
+    from harness.models.prepare import prepare_model
+    from harness.models.registry import model_spec
+    art = to_mnn(dtype_models.mixed(tmp_path / "mixed.onnx"))
+    spec = model_spec(str(art.files["mnn"]), ["mnn"])
+    assert {i.name: i.shape for i in spec.inputs} == {
+        "ids": (1, 6), "mask": (1, 6), "scale": (1, 6), "x": (1, 6, 8)}
+    pm = prepare_model(spec, ["mnn"])
+    got = dict(zip(pm.inputs.names, pm.inputs.dtypes))
+    assert got == {"ids": "int32", "mask": "int32", "scale": "int32", "x": "float32"}
