@@ -92,7 +92,7 @@ class Adapter(_Base):
             self.effective_precision = precision
         inputs = self.interp.getSessionInputAll(self.session)
         self.input_names = match_names(self.job.get("input_names"), list(inputs.keys()),
-                                       input_shapes)
+                                       self.notes)
         for name, shape in zip(self.input_names, input_shapes):
             self.interp.resizeTensor(inputs[name], tuple(shape))
         self.interp.resizeSession(self.session)

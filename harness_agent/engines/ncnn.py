@@ -117,7 +117,8 @@ class Adapter(_Base):
         if said:
             self.notes.append(said[-500:])
         self.net = net
-        self.input_names = match_names(self.job.get("input_names"), list(net.input_names()))
+        self.input_names = match_names(self.job.get("input_names"), list(net.input_names()),
+                                       self.notes)
         self.output_names = list(self.job.get("output_names") or net.output_names())
         self.input_shapes = input_shapes
         self.in_dtypes = self._feed_dtypes()

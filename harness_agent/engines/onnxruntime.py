@@ -46,7 +46,7 @@ class Adapter(_Base):
         self.sess = self.ort.InferenceSession(files["onnx"], so, providers=["CPUExecutionProvider"])
         self.effective_backend, self.effective_precision = "cpu", "fp32"
         declared = {i.name: i.type for i in self.sess.get_inputs()}
-        self.input_names = match_names(self.job.get("input_names"), list(declared))
+        self.input_names = match_names(self.job.get("input_names"), list(declared), self.notes)
         # fed in the model's own dtypes (a suite may have made an input file in another one)
         self.in_dtypes = [numpy_dtype(declared[n]) for n in self.input_names]
         for name, want, got in zip(self.input_names, self.in_dtypes,
