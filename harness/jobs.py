@@ -10,6 +10,14 @@ from .config.suite import Suite
 from .models.prepare import PreparedModel
 
 
+def job_input_names(art, inputs) -> list[str]:
+    """The engine's name of each input file, in the files' order (matched by name through the
+    artifact); [] when neither knows names (the agent then takes the engine's order)."""
+    if art.input_names:
+        return art.blobs_for(inputs.names)
+    return list(inputs.names) if inputs.named else []
+
+
 def build_job(suite: Suite, cfg: Config, pm: PreparedModel) -> dict:
     """The measurement job of ``cfg``, with coordinator paths (the executor pushes the files
     and maps the paths to what the agent sees)."""
@@ -23,8 +31,11 @@ def build_job(suite: Suite, cfg: Config, pm: PreparedModel) -> dict:
         "files": {k: str(v) for k, v in art.files.items()},
         "inputs": [str(p) for p in pm.inputs.inputs],
         "input_shapes": [list(s) for s in pm.inputs.shapes],
-        "input_names": list(art.input_names),
+        "input_names": job_input_names(art, pm.inputs),
         "references": [str(p) for p in pm.inputs.references],
+        # the model's dtypes: an adapter notes where its engine holds another (int64 -> int32)
+        "input_dtypes": list(pm.inputs.dtypes),
+        "output_dtypes": list(pm.inputs.output_dtypes),
         "output_names": list(art.output_names),
         "feed": dict(art.feed),
         "backend": cfg.backend,

@@ -169,7 +169,7 @@ def test_run_and_stats_refuse_a_shape_alike(tmp_path, request, capsys, model, sh
 
 # -- conversion failures are typed values ---------------------------------------------------------
 def _failing(fmt: str) -> Converter:
-    def convert(src, shapes):
+    def convert(src, shapes, dtypes=None):
         raise ConvertError("fakeconvert exited 1: unsupported operator Upsample9")
     real = converters.CONVERTERS[fmt]
     return Converter(fmt, convert, real.native, real.suffix, real.suite_entry)

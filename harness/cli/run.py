@@ -37,7 +37,8 @@ def add_arguments(subparsers) -> None:
                         "coordinator); the same suite and hosts as that run")
     a = r.add_argument_group("one-off suite (instead of a suite file)")
     a.add_argument("--model", help="an .onnx/.mnn/.param file or a built-in model name")
-    a.add_argument("--shape", help="input shape(s): 1x3x224x224 or NAME:1x3x224x224,...")
+    a.add_argument("--shape", help="input shape(s): 1x3x224x224 or NAME:1x3x224x224,...; a "
+                   "dtype may follow each (ids:1x16:int64), else the model's is used")
     a.add_argument("--engine", help="engines, optionally pinned: mnn,ncnn or mnn==3.6.1")
     a.add_argument("--threads", help="thread counts, e.g. 1,2,4")
     a.add_argument("--precision", help="precisions, e.g. fp32,fp16")

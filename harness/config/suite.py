@@ -17,19 +17,37 @@ from .toml import Table, read_toml, type_name
 
 log = logging.getLogger(__name__)
 
-DTYPES = ("float32", "float16", "int32", "int64", "uint8")
+# Input dtypes a suite, a flag or a model may name (numpy names; ONNX's are mapped to them).
+DTYPES = ("float32", "float16", "float64", "int8", "int16", "int32", "int64", "uint8",
+          "uint16", "uint32", "uint64", "bool")
 
 
 @dataclass(frozen=True)
 class InputSpec:
+    """One model input: its shape (``()`` for a scalar) and where its values come from.
+
+    dtype None: the dtype the model declares (float32 when it declares none; an .npy file's
+    own dtype for a model that declares none). Values: ``npy`` (an .npy file, or an .npz with
+    an array named like the input or a single array), else ``value`` (every element), else
+    seeded random values: floats standard normal, or uniform in ``range`` [lo, hi); integers
+    uniform in ``range`` [lo, hi] inclusive (default: harness.models.inputs.DEFAULT_INT_RANGE);
+    bools True/False at random."""
     shape: tuple[int, ...]
     name: str | None = None
-    dtype: str = "float32"
+    dtype: str | None = None
     seed: int = 0
     npy: Path | None = None
+    range: tuple[float, float] | None = None
+    value: float | int | bool | None = None
 
     def key(self) -> str:
-        src = f"npy:{self.npy}" if self.npy else f"seed:{self.seed}"
+        """What the input data depends on (the inputs cache key)."""
+        if self.npy:
+            src = f"npy:{self.npy}"
+        elif self.value is not None:
+            src = f"value:{self.value!r}"
+        else:
+            src = f"seed:{self.seed}" + (f":range:{list(self.range)}" if self.range else "")
         return f"{self.name or ''}:{'x'.join(map(str, self.shape))}:{self.dtype}:{src}"
 
 
@@ -83,20 +101,37 @@ def _path(v: Table, key: str, base: Path, must_exist: bool = True) -> Path | Non
     return p.resolve()
 
 
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def _input(v: Table, base: Path) -> InputSpec:
-    v.keys(("name", "shape", "dtype", "seed", "npy"))
+    v.keys(("name", "shape", "dtype", "seed", "npy", "range", "value"))
     npy = _path(v, "npy", base)
-    shape = v.int_list("shape", minimum=1)
+    name = v.get("name", str)
+    # [] is a scalar (0-d) input
+    shape = () if v.t.get("shape") == [] else v.int_list("shape", minimum=1)
     if shape is None and npy is None:
         v.fail("shape", "a shape such as [1, 3, 224, 224] (or an npy file)", "nothing")
     if shape is None:
-        import numpy as np
-        shape = tuple(int(d) for d in np.load(npy, mmap_mode="r").shape)
-    dtype = v.get("dtype", str, "float32")
-    if dtype not in DTYPES:
+        from ..models.inputs import npy_shape
+        shape = npy_shape(npy, name)
+    dtype = v.get("dtype", str)
+    if dtype is not None and dtype not in DTYPES:
         v.fail("dtype", "one of " + ", ".join(DTYPES), repr(dtype))
-    return InputSpec(shape=tuple(shape), name=v.get("name", str), dtype=dtype,
-                     seed=v.get("seed", int, 0), npy=npy)
+    rng = v.t.get("range")
+    if rng is not None and not (isinstance(rng, list) and len(rng) == 2
+                                and all(_number(x) for x in rng) and rng[0] <= rng[1]):
+        v.fail("range", "[lo, hi] with lo <= hi", repr(rng))
+    value = v.t.get("value")
+    if value is not None and not (_number(value) or isinstance(value, bool)):
+        v.fail("value", "a number or a boolean", repr(value))
+    given = [k for k in ("npy", "range", "value") if k in v.t]
+    if len(given) > 1:
+        v.fail(given[1], "one of npy, range or value", " and ".join(given))
+    return InputSpec(shape=tuple(shape), name=name, dtype=dtype,
+                     seed=v.get("seed", int, 0), npy=npy,
+                     range=(rng[0], rng[1]) if rng is not None else None, value=value)
 
 
 def _model(v: Table, base: Path, engines: list[str]) -> ModelSpec:
@@ -143,7 +178,9 @@ def _model(v: Table, base: Path, engines: list[str]) -> ModelSpec:
         known = builtin_for_file(onnx)  # the PP-OCR files themselves have dynamic H and W
         inputs = default_inputs(known) if known else _declared_inputs(v, onnx)
     else:
-        v.fail("inputs", "input shapes (shape = [...] or [[models.inputs]])", "nothing")
+        inputs = _native_declared(ModelSpec(name=name, native=native))
+        if inputs is None:
+            v.fail("inputs", "input shapes (shape = [...] or [[models.inputs]])", "nothing")
     return ModelSpec(
         name=name, builtin=builtin, onnx=onnx, native=native,
         inputs=inputs, engines=v.str_list("engines", engines),
@@ -152,19 +189,18 @@ def _model(v: Table, base: Path, engines: list[str]) -> ModelSpec:
 
 
 def _declared_inputs(v: Table, path: Path) -> tuple[InputSpec, ...]:
-    """Input shapes the ONNX file declares; a dynamic batch becomes 1, other dynamic dims need
-    explicit shapes."""
-    import onnx
-    m = onnx.load(str(path), load_external_data=False)
-    inits = {i.name for i in m.graph.initializer}
+    """Input shapes the ONNX file declares (dtypes are the model's, filled in when the inputs
+    are made); a dynamic batch becomes 1, other dynamic dims need explicit shapes."""
+    from ..models.inputs import onnx_inputs
     out = []
-    for inp in m.graph.input:
-        if inp.name in inits:
-            continue
+    for inp in onnx_inputs(path):
+        if inp.dims is None:
+            v.fail("inputs", f"a shape for input {inp.name!r}, whose rank the model does not "
+                   "declare (shape = [...] in a suite, --shape on the command line)", "nothing")
         dims = []
-        for i, d in enumerate(inp.type.tensor_type.shape.dim):
-            if d.HasField("dim_value") and d.dim_value > 0:
-                dims.append(d.dim_value)
+        for i, d in enumerate(inp.dims):
+            if d is not None:
+                dims.append(d)
             elif i == 0:
                 dims.append(1)
             else:
@@ -172,6 +208,16 @@ def _declared_inputs(v: Table, path: Path) -> tuple[InputSpec, ...]:
                        "(shape = [...] in a suite, --shape on the command line)", "nothing")
         out.append(InputSpec(shape=tuple(dims), name=inp.name))
     return tuple(out)
+
+
+def _native_declared(spec: ModelSpec) -> tuple[InputSpec, ...] | None:
+    """The inputs a native model file declares with static shapes (an .mnn file read with MNN
+    where it is installed); None when it declares none or a shape is dynamic."""
+    from ..models.converters import native_inputs
+    declared = native_inputs(spec)
+    if not declared or any(m.dims is None or None in m.dims for m in declared):
+        return None
+    return tuple(InputSpec(shape=tuple(m.dims), name=m.name) for m in declared)
 
 
 def _check_onnx_file(v: Table, key: str, path: Path) -> None:

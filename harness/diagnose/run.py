@@ -28,6 +28,7 @@ from harness_agent import PROTOCOL
 from harness_agent.protocol import OUTPUT_PREFIX
 from ..cache import cache_root
 from ..engines import adapter_class, engines_with
+from ..jobs import job_input_names
 from ..models.converters import Artifact
 from ..models.prepare import PreparedModel
 from ..errors import HarnessError, InputError
@@ -158,7 +159,10 @@ def _job(m: Model, engine: str, cfg: Config, files: dict | None = None,
         "protocol": PROTOCOL, "engine": engine, "version": "installed",
         "files": {k: str(v) for k, v in (files or art.files).items()},
         "inputs": [str(p) for p in m.inputs], "input_shapes": m.shapes,
-        "input_names": list(art.input_names), "output_names": list(art.output_names),
+        "input_names": job_input_names(art, m.pm.inputs),
+        "output_names": list(art.output_names), "feed": dict(art.feed),
+        "input_dtypes": list(m.pm.inputs.dtypes),
+        "output_dtypes": list(m.pm.inputs.output_dtypes),
         "backend": cfg.backend, "precision": cfg.precision, "threads": int(cfg.threads),
         "options": dict(options or {}),
     }

@@ -24,7 +24,7 @@ from typing import Callable, Optional, Union
 
 from ..cache import cache_root, sha256_file, sha256_text
 from ..errors import HarnessError
-from .inputs import onnx_io_names
+from .inputs import onnx_inputs, onnx_io_names
 
 
 class ConvertError(HarnessError):
@@ -42,8 +42,18 @@ class Artifact:
     sha256: str = ""
     # How the agent must feed the inputs, when the converter decided it (passed in the job as
     # "feed"): for ncnn, "batch_index" {blob: 0 when pnnx took axis 0 as the batch axis (the
-    # agent drops it), None when pnnx kept every axis (the agent feeds the full rank)}.
+    # agent drops it), None when pnnx kept every axis (the agent feeds the full rank)}, and
+    # "dtype" {blob: numpy dtype pnnx's own test script feeds it in}.
     feed: dict = field(default_factory=dict)
+    # the ONNX input names input_names stand for, in the same order (empty: same names)
+    source_input_names: tuple[str, ...] = ()
+
+    def blobs_for(self, names) -> list[str]:
+        """The engine's input names for model input ``names`` (matched by name, in the order
+        given); names this artifact does not know pass through unchanged."""
+        src = list(self.source_input_names or self.input_names)
+        return [self.input_names[src.index(n)] if n in src and len(src) == len(self.input_names)
+                else n for n in names]
 
 
 @dataclass(frozen=True)
@@ -118,7 +128,8 @@ def pnnx_binary() -> Path:
 _MNNCONVERT = "import sys, _tools; _tools.mnnconvert(sys.argv)"
 
 
-def to_mnn(src: Path, input_shapes: list[tuple[int, ...]] | None = None) -> Artifact:
+def to_mnn(src: Path, input_shapes: list[tuple[int, ...]] | None = None,
+           input_dtypes: list[str] | None = None) -> Artifact:
     """ONNX -> .mnn with MNN's converter (input shapes stay as the ONNX file has them)."""
     ver = _version("MNN")
     converter = f"mnnconvert {ver}"
@@ -142,24 +153,62 @@ def to_mnn(src: Path, input_shapes: list[tuple[int, ...]] | None = None) -> Arti
     return Artifact("mnn", {"mnn": f}, converter, ins, outs, sha256_file(f))
 
 
-def to_ncnn(src: Path, input_shapes: list[tuple[int, ...]]) -> Artifact:
-    """ONNX -> ncnn .param/.bin with pnnx, which fixes the input shapes into the graph."""
+# numpy dtype -> pnnx's type suffix in inputshape= (pnnx's ir.cpp type_to_string)
+_PNNX_TYPES = {"float32": "f32", "float64": "f64", "float16": "f16", "int32": "i32",
+               "int64": "i64", "int16": "i16", "int8": "i8", "uint8": "u8", "bool": "bool"}
+
+
+def pnnx_inputshape(input_shapes: list[tuple[int, ...]], input_dtypes: list[str]) -> str:
+    """pnnx's ``inputshape=`` value: every input with its type, in the model's input order,
+    e.g. ``[1,2]i64,[1,3,8,8]f32`` (``[]`` for a scalar)."""
+    if len(input_dtypes) != len(input_shapes):
+        raise ConvertError(f"{len(input_shapes)} input shapes but {len(input_dtypes)} dtypes")
+    bad = [d for d in input_dtypes if d not in _PNNX_TYPES]
+    if bad:
+        raise ConvertError(f"pnnx takes no input of dtype {', '.join(bad)}")
+    return ",".join("[" + ",".join(map(str, s)) + "]" + _PNNX_TYPES[d]
+                    for s, d in zip(input_shapes, input_dtypes))
+
+
+def to_ncnn(src: Path, input_shapes: list[tuple[int, ...]],
+            input_dtypes: list[str] | None = None) -> Artifact:
+    """ONNX -> ncnn .param/.bin with pnnx, which fixes the input shapes and types into the
+    graph. ``input_shapes``/``input_dtypes``: one per ONNX input, in the model's order
+    (dtypes default to the model's declared ones, float32 where it declares none)."""
     # fp16=0: pnnx stores weights as fp16 by default, which on PP-OCRv4 det drops the output's
     # cosine to the fp32 reference to ~0.05; runtime fp16 is chosen by ncnn's options instead.
     opts = "fp16=0"
-    shapes = ",".join("[" + ",".join(map(str, s)) + "]" for s in input_shapes)
+    if input_dtypes is None:
+        input_dtypes = [i.dtype or "float32" for i in onnx_inputs(src)]
+    if len(input_shapes) != len(input_dtypes):
+        raise ConvertError(f"pnnx needs every input: {len(input_shapes)} shape(s) given, the "
+                           f"model has {len(input_dtypes)} input(s)")
+    shapes = pnnx_inputshape(input_shapes, input_dtypes)
+    args = [f"inputshape={shapes}"]
+    if any(len(s) == 0 for s in input_shapes):
+        # pnnx's inputshape= cannot say 0-d ("[]i64" is misread); it reads every input's shape
+        # and type from the model itself when none is given, which serves when they are ours
+        args = []
+        model = onnx_inputs(src)
+        if [tuple(i.dims or ()) for i in model] != [tuple(s) for s in input_shapes] or \
+                [i.dtype for i in model] != list(input_dtypes):
+            raise ConvertError("pnnx's inputshape= cannot give a 0-d (scalar) input and the "
+                               "model does not declare the shapes and types asked for ("
+                               + shapes + ")")
     converter = f"pnnx {_version('pnnx')} {opts}"
     sha = sha256_file(src)
-    # "feed-1": the cache entry records how pnnx wants each input fed (batch axis or not)
-    key = sha256_text(sha, "ncnn", converter, shapes, "feed-1")[:24]
+    # "feed-2": the cache entry records how pnnx wants each input fed (batch axis or not, and
+    # in which dtype)
+    key = sha256_text(sha, "ncnn", converter, shapes, "feed-2")[:24]
 
     def build(d: Path) -> None:
         os.symlink(src, d / "model.onnx")
-        out = _run([str(pnnx_binary()), "model.onnx", f"inputshape={shapes}", opts], d)
+        out = _run([str(pnnx_binary()), "model.onnx", *args, opts], d)
         param, binf = d / "model.ncnn.param", d / "model.ncnn.bin"
         if not param.exists() or not binf.exists():
             raise ConvertError(f"pnnx wrote no ncnn files: {_tail(out)}")
         batch_index = _pnnx_batch_index(d / "model_ncnn.py")
+        blob_dtypes = _pnnx_input_dtypes(d / "model_ncnn.py")
         # Keep only what is needed: pnnx also writes large intermediate onnx/pnnx files.
         for p in d.iterdir():
             if p.name not in ("model.ncnn.param", "model.ncnn.bin"):
@@ -167,7 +216,8 @@ def to_ncnn(src: Path, input_shapes: list[tuple[int, ...]]) -> Artifact:
         (d / "convert.log").write_text(out)
         (d / "meta.json").write_text(json.dumps({"converter": converter, "source": sha,
                                                  "inputshape": shapes,
-                                                 "batch_index": batch_index}))
+                                                 "batch_index": batch_index,
+                                                 "dtype": blob_dtypes}))
 
     d = _cached(key, build)
     ins, outs = onnx_io_names(src)
@@ -178,7 +228,9 @@ def to_ncnn(src: Path, input_shapes: list[tuple[int, ...]]) -> Artifact:
     return Artifact("ncnn", {"param": param, "bin": binf}, converter, names,
                     tuple(f"out{i}" for i in range(len(outs))),
                     sha256_text(sha256_file(param), sha256_file(binf)),
-                    feed={"batch_index": dict(meta.get("batch_index") or {})})
+                    feed={"batch_index": dict(meta.get("batch_index") or {}),
+                          "dtype": dict(meta.get("dtype") or {})},
+                    source_input_names=ins)
 
 
 # pnnx's own ncnn test script feeds each input as
@@ -202,10 +254,56 @@ def _pnnx_batch_index(script: Path) -> dict:
     return out
 
 
-def as_onnx(src: Path, input_shapes: list[tuple[int, ...]] | None = None) -> Artifact:
+# ... and makes each input in the dtype it laid the blob out for (pnnx turns an int64 input
+# into torch.int: ncnn layers that read indices, such as Embed, read int32 bits):
+#   in0 = torch.randint(10, (1, 6), dtype=torch.int)
+_PNNX_INPUT_DTYPE = re.compile(r"^\s*(in\d+)\s*=\s*torch\.\w+\(.*dtype=torch\.(\w+)\)",
+                               re.M)
+_TORCH_DTYPES = {"float": "float32", "float32": "float32", "half": "float16",
+                 "float16": "float16", "double": "float64", "int": "int32", "int32": "int32",
+                 "long": "int64", "int64": "int64", "short": "int16", "int8": "int8",
+                 "uint8": "uint8", "bool": "bool"}
+
+
+def _pnnx_input_dtypes(script: Path) -> dict:
+    """{blob name: numpy dtype} of the inputs of pnnx's generated model_ncnn.py ({} if absent)."""
+    try:
+        text = script.read_text()
+    except OSError:
+        return {}
+    return {name: _TORCH_DTYPES.get(t, "float32") for name, t in _PNNX_INPUT_DTYPE.findall(text)}
+
+
+def as_onnx(src: Path, input_shapes: list[tuple[int, ...]] | None = None,
+            input_dtypes: list[str] | None = None) -> Artifact:
     """The ONNX file itself, for engines that load ONNX (no conversion)."""
     ins, outs = onnx_io_names(src)
     return Artifact("onnx", {"onnx": src}, "", ins, outs, sha256_file(src))
+
+
+def mnn_inputs(art: Artifact) -> list | None:
+    """The inputs an .mnn file declares (names, dtypes, dims; models.inputs.ModelInput), read
+    with MNN when it is installed here; None when it is not or the file does not load."""
+    from harness_agent.fdcapture import capture_native_output
+    from .inputs import ModelInput
+    types = {"Halide_Type_Float": "float32", "Halide_Type_Int": "int32",
+             "Halide_Type_Int64": "int64", "Halide_Type_Uint8": "uint8",
+             "Halide_Type_Double": "float64"}
+    try:
+        with capture_native_output(echo_fd=-1):
+            import MNN
+            interp = MNN.Interpreter(str(art.files["mnn"]))
+            session = interp.createSession({"numThread": 1})
+            tensors = interp.getSessionInputAll(session)
+    except Exception:  # noqa: BLE001 - MNN absent or the file unreadable: nothing declared
+        return None
+    out = []
+    for name, t in tensors.items():
+        halide = t.getDataType()
+        dtype = next((d for k, d in types.items() if getattr(MNN, k, None) is halide), None)
+        dims = tuple(int(d) if int(d) > 0 else None for d in t.getShape())
+        out.append(ModelInput(name, dtype, dims))
+    return out
 
 
 def _native(fmt: str, roles: dict[str, str]) -> Callable[[object], Optional[Artifact]]:
@@ -225,23 +323,26 @@ def _native(fmt: str, roles: dict[str, str]) -> Callable[[object], Optional[Arti
 class Converter:
     """How models reach one format.
 
-    ``convert(onnx, input_shapes)`` -> Artifact or ConvertError; ``native(spec)``: the
+    ``convert(onnx, input_shapes, input_dtypes)`` -> Artifact or ConvertError (shapes and
+    numpy dtype names of every input, in the model's order); ``native(spec)``: the
     artifact from a ModelSpec's engine-native files, None when it has none in this format;
     ``suffix`` and ``suite_entry(path)``: the file suffix of a model in this format given on the
     command line, and the suite keys it becomes; ``suite_keys``: the suite keys of a native
     model in this format, all given together. ``identity``: the format is ONNX itself."""
     format: str
-    convert: Callable[[Path, list], Artifact]
+    convert: Callable[[Path, list, list], Artifact]
     native: Callable[[object], Optional[Artifact]]
     suffix: str
     suite_entry: Callable[[Path], dict]
     suite_keys: tuple[str, ...] = ()
     identity: bool = False
+    # the inputs a native model file declares (names, dtypes, dims), None when it says nothing
+    declared: Optional[Callable[[Artifact], Optional[list]]] = None
 
 
 CONVERTERS: dict[str, Converter] = {
     "mnn": Converter("mnn", to_mnn, _native("mnn", {"mnn": "mnn"}), ".mnn",
-                     lambda p: {"mnn": str(p)}, ("mnn",)),
+                     lambda p: {"mnn": str(p)}, ("mnn",), declared=mnn_inputs),
     "ncnn": Converter("ncnn", to_ncnn, _native("ncnn", {"ncnn_param": "param", "ncnn_bin": "bin"}),
                       ".param",
                       lambda p: {"ncnn_param": str(p), "ncnn_bin": str(p.with_suffix(".bin"))},
@@ -270,10 +371,11 @@ def engine_format(engine: str) -> str:
     return adapter_class(engine).MODEL_FORMAT
 
 
-def artifact_for(spec, onnx: Path | None, fmt: str,
-                 input_shapes: list[tuple[int, ...]]) -> ArtifactOrFailure:
+def artifact_for(spec, onnx: Path | None, fmt: str, input_shapes: list[tuple[int, ...]],
+                 input_dtypes: list[str] | None = None) -> ArtifactOrFailure:
     """The model in ``fmt``: its native file when the spec has one, else converted from
-    ``onnx``. A failure is returned as ConversionFailed, never raised."""
+    ``onnx`` with every input's shape and dtype (model order; dtypes default to the model's).
+    A failure is returned as ConversionFailed, never raised."""
     try:
         conv = converter_for(fmt)
         native = conv.native(spec)
@@ -282,9 +384,23 @@ def artifact_for(spec, onnx: Path | None, fmt: str,
         if onnx is None:
             return ConversionFailed(fmt, f"no {fmt} file for model {spec.name} and no ONNX "
                                          "source to convert")
-        return conv.convert(onnx, input_shapes)
+        if input_dtypes is None:
+            input_dtypes = [i.dtype or "float32" for i in onnx_inputs(onnx)]
+        return conv.convert(onnx, input_shapes, input_dtypes)
     except ConvertError as e:
         return ConversionFailed(fmt, str(e))
+
+
+def native_inputs(spec) -> list | None:
+    """The inputs a ModelSpec's native model files declare (the first format that says), for
+    a model without an ONNX source; None when none says."""
+    for conv in CONVERTERS.values():
+        art = conv.native(spec)
+        if art is not None and conv.declared is not None:
+            got = conv.declared(art)
+            if got:
+                return got
+    return None
 
 
 def native_files(spec) -> list[Path]:

@@ -9,7 +9,7 @@ from ..cache import sha256_file, sha256_text
 from ..engines import adapter_class
 from ..config.suite import ModelSpec, Suite
 from .converters import (Artifact, ArtifactOrFailure, ConversionFailed, ConvertError,
-                         artifact_for, native_files)
+                         artifact_for, native_files, native_inputs)
 from .inputs import InputSet, prepare_inputs
 from .registry import builtin_onnx
 
@@ -54,12 +54,14 @@ def prepare_model(spec: ModelSpec, engines: list[str]) -> PreparedModel:
         source_sha = sha256_file(onnx)
     else:
         source_sha = sha256_text(*(sha256_file(p) for p in native_files(spec)))
-    inputs = prepare_inputs(spec.name, onnx, spec.inputs, source_sha)
+    declared = native_inputs(spec) if onnx is None else None
+    inputs = prepare_inputs(spec.name, onnx, spec.inputs, source_sha, declared)
     pm = PreparedModel(spec, source_sha, onnx, inputs)
     if onnx is not None:
         pm.stats = _static_stats(onnx, inputs)
     for fmt in sorted({adapter_class(e).MODEL_FORMAT for e in engines}):
-        pm.artifacts[fmt] = artifact_for(spec, onnx, fmt, list(inputs.shapes))
+        pm.artifacts[fmt] = artifact_for(spec, onnx, fmt, list(inputs.shapes),
+                                         list(inputs.dtypes))
     return pm
 
 

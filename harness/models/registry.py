@@ -143,8 +143,22 @@ def model_spec(text: str, engines: list[str], shape: str | None = None, inputs=N
     from ..config.suite import parse_suite
     entry = model_entry(text, shape)
     if inputs is not None:
-        entry["inputs"] = [{"shape": list(s.shape), **({"name": s.name} if s.name else {})}
-                           for s in inputs]
+        entry["inputs"] = [_input_entry(s) for s in inputs]
     data = {"name": "command line", "engines": {e: ["installed"] for e in engines},
             "models": [entry]}
     return parse_suite(data, "command line", Path.cwd()).models[0]
+
+
+def _input_entry(spec) -> dict:
+    """An InputSpec back as suite data (an [[models.inputs]] table)."""
+    entry: dict = {"shape": list(spec.shape)}
+    for key in ("name", "dtype", "value"):
+        if getattr(spec, key) is not None:
+            entry[key] = getattr(spec, key)
+    if spec.npy is not None:
+        entry["npy"] = str(spec.npy)
+    if spec.range is not None:
+        entry["range"] = list(spec.range)
+    if spec.seed:
+        entry["seed"] = spec.seed
+    return entry

@@ -18,6 +18,27 @@ class Unsupported(Exception):
     """The engine cannot run this configuration here (recorded as status 'unsupported')."""
 
 
+def match_names(wanted: Optional[Sequence[str]], engine: Sequence[str],
+                notes: Optional[List[str]] = None) -> List[str]:
+    """The engine's input names in the order of the job's input files: the job's names
+    (``wanted``, matched by name) when it gives them, else the engine's own order (a native
+    model with no names to match). When none of the job's names is the engine's (a native file
+    whose converter renamed every input, beside its ONNX source) and the counts agree, the
+    engine's order, said in ``notes``. Raises ValueError naming an input the engine lacks."""
+    if not wanted:
+        return list(engine)
+    missing = [n for n in wanted if n not in engine]
+    if missing and len(missing) == len(wanted) == len(engine):
+        if notes is not None:
+            notes.append("inputs fed in the model file's order: its names (%s) are not the "
+                         "source's (%s)" % (", ".join(engine), ", ".join(wanted)))
+        return list(engine)
+    if missing:
+        raise ValueError("the model has no input named %s (it has %s)"
+                         % (", ".join(missing), ", ".join(engine)))
+    return list(wanted)
+
+
 class Adapter:
     name = "?"
     # What a suite may ask of this engine.

@@ -18,13 +18,17 @@ import numpy as np
 
 from ..fdcapture import capture_native_output
 from .base import Adapter as _Base
-from .base import Unsupported
+from .base import Unsupported, match_names
 from ..layers import tensor_stats
 
 _BACKENDS = {"cpu": "CPU", "vulkan": "VULKAN", "opencl": "OPENCL", "cuda": "CUDA", "metal": "METAL"}
 # fp32 asks for 'high' so that no backend may quietly drop to fp16; fp16 asks for 'low'.
 _PRECISIONS = {"fp32": "high", "fp16": "low"}
 _FALLBACK = re.compile(r"Can't Find type=(\d+) backend, use (\d+) instead")
+# MNN's Halide types the Python binding exposes, and the numpy dtype of each
+_HALIDE = (("Halide_Type_Float", "float32"), ("Halide_Type_Int", "int32"),
+           ("Halide_Type_Int64", "int64"), ("Halide_Type_Uint8", "uint8"),
+           ("Halide_Type_Double", "float64"))
 
 
 class Adapter(_Base):
@@ -86,32 +90,64 @@ class Adapter(_Base):
             self.notes.append("MNN: CPU reports fp16:0, precision low runs as fp32")
         else:
             self.effective_precision = precision
-        self.input_names = list(self.job.get("input_names") or [])
         inputs = self.interp.getSessionInputAll(self.session)
-        if not self.input_names:
-            self.input_names = list(inputs.keys())
+        self.input_names = match_names(self.job.get("input_names"), list(inputs.keys()),
+                                       self.notes)
         for name, shape in zip(self.input_names, input_shapes):
             self.interp.resizeTensor(inputs[name], tuple(shape))
         self.interp.resizeSession(self.session)
         self.inputs = [inputs[n] for n in self.input_names]
+        # Each input is fed in the dtype of MNN's own tensor (MNN keeps int64 ONNX inputs as
+        # int32 tensors and refuses an int64 host tensor), each output read into a host tensor
+        # of its own type (a float host tensor leaves an int32 output's buffer unread).
+        self.in_types = [self._type_of(t) for t in self.inputs]
+        self._note_narrowed("input", self.input_names, self.job.get("input_dtypes"),
+                            [d for _, d in self.in_types])
         outs = self.interp.getSessionOutputAll(self.session)
         self.output_names = list(self.job.get("output_names") or outs.keys())
         self.outputs = [outs[n] for n in self.output_names]
         # Host tensors are created once: allocating them per run would be measured as latency.
         self.host_out = []
+        out_types = []
         for t in self.outputs:
             shape = tuple(t.getShape())
-            self.host_out.append(MNN.Tensor(shape, MNN.Halide_Type_Float,
-                                            np.zeros(shape, np.float32),
+            halide, dtype = self._type_of(t)
+            out_types.append(dtype)
+            self.host_out.append(MNN.Tensor(shape, halide, np.zeros(shape, dtype),
                                             MNN.Tensor_DimensionType_Caffe))
+        self._note_narrowed("output", self.output_names, self.job.get("output_dtypes"),
+                            out_types)
+        self.details["io_dtypes"] = {"inputs": dict(zip(self.input_names,
+                                                        [d for _, d in self.in_types])),
+                                     "outputs": dict(zip(self.output_names, out_types))}
         self.details["threads_effective"] = threads
 
-    def feed(self, inputs: Sequence[np.ndarray]) -> None:
-        """Copy the inputs into the session's input tensors (also used by walk/layer_times)."""
+    def _type_of(self, t):
+        """(Halide type, numpy dtype name) of an MNN tensor; ValueError for a type the Python
+        binding cannot hand over."""
         MNN = self.MNN
-        for t, x in zip(self.inputs, inputs):
-            t.copyFrom(MNN.Tensor(x.shape, MNN.Halide_Type_Float, x,
-                                  MNN.Tensor_DimensionType_Caffe))
+        halide = t.getDataType()
+        for name, dtype in _HALIDE:
+            if _same_capsule(halide, getattr(MNN, name, None)):
+                return getattr(MNN, name), dtype
+        raise Unsupported("MNN tensor of a data type the harness cannot feed or read")
+
+    def _note_narrowed(self, kind, names, model_dtypes, engine_dtypes) -> None:
+        """A note for each tensor whose dtype in MNN differs from the model's (int64 -> int32):
+        the outputs are still compared by value."""
+        for name, want, got in zip(names, model_dtypes or [], engine_dtypes):
+            if want and want != got:
+                self.notes.append("MNN: %s %s is %s in MNN (model: %s)%s"
+                                  % (kind, name, got, want,
+                                     ", compared by value" if kind == "output" else ""))
+
+    def feed(self, inputs: Sequence[np.ndarray]) -> None:
+        """Copy the inputs into the session's input tensors, each converted to the dtype of
+        MNN's tensor (also used by walk/layer_times)."""
+        MNN = self.MNN
+        for t, (halide, dtype), x in zip(self.inputs, self.in_types, inputs):
+            x = np.ascontiguousarray(x, dtype=dtype)
+            t.copyFrom(MNN.Tensor(x.shape, halide, x, MNN.Tensor_DimensionType_Caffe))
 
     def _read_outputs(self) -> List[np.ndarray]:
         res = []
@@ -242,13 +278,10 @@ def _op_key(seen: Dict[str, int], name: str) -> str:
 _capsule_api = None
 
 
-def _host_ptr(t) -> int:
-    """The host buffer address of an MNN tensor (0 when it has none or it cannot be read)."""
+def _capsule_ptr(cap) -> int:
+    """The pointer a PyCapsule holds (0 when it cannot be read)."""
     global _capsule_api
     try:
-        cap = t.getHost()
-        if cap is None:
-            return 0
         if _capsule_api is None:
             api = ctypes.pythonapi
             api.PyCapsule_GetName.restype = ctypes.c_char_p
@@ -258,5 +291,25 @@ def _host_ptr(t) -> int:
             _capsule_api = api
         name = _capsule_api.PyCapsule_GetName(cap)
         return int(_capsule_api.PyCapsule_GetPointer(cap, name) or 0)
-    except Exception:
+    except Exception:  # noqa: BLE001 - not a capsule
         return 0
+
+
+def _same_capsule(a, b) -> bool:
+    """Whether two of MNN's type capsules stand for the same type (the binding hands out the
+    same objects; their pointers are compared in case it ever makes new ones)."""
+    if a is None or b is None:
+        return False
+    if a is b:
+        return True
+    pa = _capsule_ptr(a)
+    return pa != 0 and pa == _capsule_ptr(b)
+
+
+def _host_ptr(t) -> int:
+    """The host buffer address of an MNN tensor (0 when it has none or it cannot be read)."""
+    try:
+        cap = t.getHost()
+    except Exception:  # noqa: BLE001
+        return 0
+    return 0 if cap is None else _capsule_ptr(cap)

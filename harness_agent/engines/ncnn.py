@@ -15,7 +15,7 @@ import numpy as np
 
 from ..fdcapture import capture_native_output, relevant_lines
 from .base import Adapter as _Base
-from .base import Unsupported
+from .base import Unsupported, match_names
 
 
 class Adapter(_Base):
@@ -150,14 +150,39 @@ class Adapter(_Base):
         if said:
             self.notes.append(said[-500:])
         self.net = net
-        self.input_names = list(self.job.get("input_names") or net.input_names())
+        self.input_names = match_names(self.job.get("input_names"), list(net.input_names()),
+                                       self.notes)
         self.output_names = list(self.job.get("output_names") or net.output_names())
         self.input_shapes = input_shapes
+        self.in_dtypes = self._feed_dtypes()
+        for name, want in zip(self.output_names, self.job.get("output_dtypes") or []):
+            if want and want != "float32":
+                self.notes.append("ncnn: output %s is float32 (model: %s), compared by value"
+                                  % (name, want))
+
+    def _feed_dtypes(self) -> List[str]:
+        """The dtype each input blob is fed in: the one pnnx laid it out for (pnnx makes an
+        int64 input int32, whose bits layers such as Embed read), else float32 for floating
+        inputs and int32 for integer and bool ones. Every change of dtype is noted."""
+        said = dict((self.job.get("feed") or {}).get("dtype") or {})
+        given = list(self.job.get("input_dtypes") or [])
+        out = []
+        for i, name in enumerate(self.input_names):
+            have = given[i] if i < len(given) else "float32"
+            want = said.get(name) or ("float32" if np.dtype(have).kind == "f" else "int32")
+            if want not in ("float32", "int32"):
+                want = "float32"  # ncnn blobs hold 32-bit elements
+            if want != have:
+                self.notes.append("ncnn: input %s (%s) fed as %s" % (name, have, want))
+            out.append(want)
+        return out
 
     def feed(self, ex, inputs: List[np.ndarray]) -> None:
         """Set the inputs on an extractor (also used by the per-layer dumper)."""
         batch = dict((self.job.get("feed") or {}).get("batch_index") or {})
-        for name, x in zip(self.input_names, inputs):
+        for name, dtype, x in zip(self.input_names, self.in_dtypes, inputs):
+            if x.ndim == 0:
+                x = x.reshape(1)  # a scalar is a one-element blob
             # ncnn blobs usually have no batch axis: the converter says whether it took axis 0
             # as one (dropped here) or kept every axis; without word (a native .param), a
             # leading 1 of a 4-D input is dropped. Batches above 1 are not supported.
@@ -170,7 +195,7 @@ class Adapter(_Base):
             # first layer (ReLU, Sigmoid, BinaryOp with a scalar, ...) write into its input:
             # into the caller's array, which crashes or corrupts the next run. The engine gets
             # its own copy, made here, inside the timed call like every engine's input copy.
-            ex.input(name, self.ncnn.Mat(np.ascontiguousarray(x)).clone())
+            ex.input(name, self.ncnn.Mat(np.ascontiguousarray(x, dtype=dtype)).clone())
 
     def run(self, inputs: List[np.ndarray]) -> List[np.ndarray]:
         ex = self.net.create_extractor()

@@ -7,7 +7,10 @@ from typing import List
 import numpy as np
 
 from .base import Adapter as _Base
-from .base import Unsupported
+from .base import Unsupported, match_names
+
+# onnxruntime's element type names that differ from numpy's
+_ORT_TYPES = {"float": "float32", "double": "float64"}
 
 
 class Adapter(_Base):
@@ -42,10 +45,30 @@ class Adapter(_Base):
         so.inter_op_num_threads = 1
         self.sess = self.ort.InferenceSession(files["onnx"], so, providers=["CPUExecutionProvider"])
         self.effective_backend, self.effective_precision = "cpu", "fp32"
-        self.input_names = [i.name for i in self.sess.get_inputs()]
+        declared = {i.name: i.type for i in self.sess.get_inputs()}
+        self.input_names = match_names(self.job.get("input_names"), list(declared), self.notes)
+        # fed in the model's own dtypes (a suite may have made an input file in another one)
+        self.in_dtypes = [numpy_dtype(declared[n]) for n in self.input_names]
+        for name, want, got in zip(self.input_names, self.in_dtypes,
+                                   self.job.get("input_dtypes") or []):
+            if want and got and want != got:
+                self.notes.append("onnxruntime: input %s given as %s, fed as %s (the model's)"
+                                  % (name, got, want))
         self.output_names = list(self.job.get("output_names") or
                                  [o.name for o in self.sess.get_outputs()])
         self.details["engine_options"] = {"intra_op_num_threads": int(threads)}
 
     def run(self, inputs: List[np.ndarray]) -> List[np.ndarray]:
-        return self.sess.run(self.output_names, dict(zip(self.input_names, inputs)))
+        feed = {n: (x if d is None else x.astype(d, copy=False))
+                for n, d, x in zip(self.input_names, self.in_dtypes, inputs)}
+        return self.sess.run(self.output_names, feed)
+
+
+def numpy_dtype(ort_type: str):
+    """'tensor(int64)' -> 'int64'; None for a type numpy has no name for (fed as it is)."""
+    inner = ort_type[len("tensor("):-1] if ort_type.startswith("tensor(") else ""
+    inner = _ORT_TYPES.get(inner, inner)
+    try:
+        return np.dtype(inner).name
+    except TypeError:
+        return None
