@@ -71,14 +71,24 @@ def output_mismatch(out: np.ndarray, ref: np.ndarray) -> Optional[str]:
     Shapes are compared without their size-1 axes: engines drop or add unit axes (ncnn has no
     batch axis; a global pooling may come back as C or Cx1x1), which move no element, while a
     difference in any other axis is a different tensor. An integer type narrowed to another
-    integer type (int64 -> int32) is the same class: its values are compared.
+    integer type (int64 -> int32) is the same class: its values are compared; so is a bool held
+    as integers 0 and 1.
     """
     if out.size != ref.size or ([d for d in out.shape if d != 1]
                                 != [d for d in ref.shape if d != 1]):
         return "shape %s vs reference %s" % (_shape_text(out.shape), _shape_text(ref.shape))
-    if _dtype_class(out.dtype) != _dtype_class(ref.dtype):
+    kinds = {_dtype_class(out.dtype), _dtype_class(ref.dtype)}
+    if len(kinds) > 1 and not (kinds == {"bool", "int"} and _zero_one(out) and _zero_one(ref)):
         return "dtype %s vs reference %s" % (out.dtype, ref.dtype)
     return None
+
+
+def _zero_one(a: np.ndarray) -> bool:
+    """Whether every element is 0 or 1: an engine that holds a bool tensor as int (MNN) still
+    holds a bool."""
+    if a.dtype.kind == "b" or a.size == 0:
+        return True
+    return bool(((a == 0) | (a == 1)).all())
 
 
 def compare(out: np.ndarray, ref: np.ndarray) -> Dict[str, object]:

@@ -10,7 +10,6 @@ the model has int64; the values are compared with the int64 reference).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

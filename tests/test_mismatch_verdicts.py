@@ -48,6 +48,9 @@ def test_what_counts_as_a_mismatch():
     assert "shape" in output_mismatch(np.zeros((8, 3, 8), np.float32), ref)
     assert "dtype" in output_mismatch(np.zeros((1, 4, 4), np.float32), np.zeros((1, 4, 4), np.int64))
     assert output_mismatch(np.zeros(4, np.int32), np.zeros(4, np.int64)) is None  # narrowed
+    mask = np.array([True, False, True])
+    assert output_mismatch(mask.astype(np.int32), mask) is None  # a bool held as int32 (MNN)
+    assert "dtype" in output_mismatch(np.array([0, 2, 1], np.int32), mask)
     outs = [dict(describe(np.zeros(4, np.float32)), name="a",
                  **check_output(np.zeros(4, np.float32), np.zeros(5, np.float32)))]
     s = summarize(outs, 1)
@@ -94,3 +97,29 @@ def test_size_mismatch_is_wrong_failed_and_trips_the_gate(tmp_path):
     p = harness("compare", "--data", str(data), "--dimension", "run_id", "--base", runs[0],
                 "--head", runs[1], "--fail-on", "wrong")
     assert p.returncode == 1, p.stdout + p.stderr
+
+
+@pytest.mark.engines
+@pytest.mark.slow
+def test_a_bool_output_held_as_int_is_not_a_mismatch(tmp_path, monkeypatch):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from harness.config.suite import load_suite
+    from harness.coordinator import run_suite
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    g = helper.make_graph(
+        [helper.make_node("Greater", ["x", "zero"], ["positive"])], "greater",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("positive", TensorProto.BOOL, [1, 3, 4, 4])],
+        [helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, tmp_path / "greater.onnx")
+    (tmp_path / "s.toml").write_text(
+        'name = "bool"\nengines = { mnn = "installed", onnxruntime = "installed" }\n'
+        "[measure]\nwarmup = 0\nmin_iterations = 1\nmin_seconds = 0.0\n"
+        f'[[models]]\nname = "greater"\nonnx = "{tmp_path / "greater.onnx"}"\n')
+    rows = run_suite(load_suite(tmp_path / "s.toml"), tmp_path / "out", progress=False).rows
+    assert {r["engine"]: (r["status"], r["verdict"]) for r in rows} == {
+        "mnn": ("ok", "ok"), "onnxruntime": ("ok", "ok")}
