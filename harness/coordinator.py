@@ -103,8 +103,24 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
     ``resume``: a run id; only configurations that run has no final row for are measured, and
     its dataset files end up with every configuration exactly once. ``job_hook(cfg, job)`` may
     amend a job before it is sent (fault injection in tests).
+    Raises InputError for bad input found on the way (a model, an input file, a shape); a
+    dataset directory this call created is then removed again if it is still empty.
     """
     out_dir = Path(out_dir)
+    fresh = not out_dir.exists()
+    try:
+        return _run_suite(suite, out_dir, ray_address=ray_address, progress=progress,
+                          sweep_kind=sweep_kind, sweep_tag=sweep_tag, hosts=hosts,
+                          trust_new_host_key=trust_new_host_key, resume=resume,
+                          job_hook=job_hook, lock_wait_s=lock_wait_s)
+    except InputError:
+        if fresh and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
+
+
+def _run_suite(suite: Suite, out_dir: Path, *, ray_address, progress, sweep_kind, sweep_tag,
+               hosts, trust_new_host_key, resume, job_hook, lock_wait_s) -> RunReport:
     check_writable(out_dir)
     t_start = time.perf_counter()
     recover_orphans(out_dir)

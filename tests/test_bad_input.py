@@ -110,3 +110,17 @@ def test_malformed_toml_and_unknown_values(tmp_path):
         (tmp_path / "s.toml").write_text(text)
         _one_line(_run("run", str(tmp_path / "s.toml"), "--data", str(tmp_path / "o")), frag)
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_input_file_that_is_not_an_array_and_a_shape_beyond_memory(tmp_path):
+    (tmp_path / "bad.npy").write_text("not numpy")
+    (tmp_path / "s.toml").write_text(OK_SUITE + '[[models.inputs]]\nnpy = "bad.npy"\n')
+    out = tmp_path / "out"
+    p = _run("run", str(tmp_path / "s.toml"), "--data", str(out))
+    _one_line(p, "bad.npy: is not a NumPy .npy/.npz array file")
+    assert not out.exists()
+    p = _run("run", "--model", "reduction_sum_block", "--shape", "100000x100000x3x3",
+             "--engine", "onnxruntime", "--data", str(out))
+    _one_line(p, "input x: shape 100000x100000x3x3 needs", "GiB available here")
+    assert not out.exists()

@@ -108,7 +108,15 @@ def onnx_io_names(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def _load_array(path: Path, name: str | None) -> np.ndarray:
     """The array of an .npy file, or of an .npz file: the one named ``name``, else its only
     array. InputError when an .npz has neither."""
-    data = np.load(path, allow_pickle=False)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:  # zipfile.BadZipFile is an OSError's cousin
+        raise InputError(str(path), "is not a NumPy .npy/.npz array file "
+                         f"({' '.join(str(e).split())[:120]})",
+                         "an array written by numpy.save or numpy.savez") from None
+    except Exception as e:  # noqa: BLE001 - np.load raises what its parsers raise
+        raise InputError(str(path), f"cannot be read ({type(e).__name__}: {e})",
+                         "an array written by numpy.save or numpy.savez") from None
     if not isinstance(data, np.lib.npyio.NpzFile):
         return data
     with data:
@@ -126,10 +134,40 @@ def npy_shape(path: Path, name: str | None = None) -> tuple[int, ...]:
     return tuple(int(d) for d in _load_array(path, name).shape)
 
 
+def _available_bytes() -> int | None:
+    """MemAvailable of /proc/meminfo in bytes (None where unreadable)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _check_fits(spec: InputSpec, dtype: np.dtype) -> None:
+    """InputError when making this input would not fit in memory: a mistyped shape is one
+    line, not a traceback (random values are drawn in 8-byte words before the cast)."""
+    n = 1
+    for d in spec.shape:
+        n *= int(d)
+    need = n * max(dtype.itemsize, 8)
+    avail = _available_bytes()
+    if avail is not None and need > avail:
+        what = f"input {spec.name}" if spec.name else "input"
+        raise InputError(what, f"shape {'x'.join(map(str, spec.shape))} needs "
+                         f"{need / 2**30:.1f} GiB to generate",
+                         f"a shape that fits in the {avail / 2**30:.1f} GiB available here")
+
+
 def make_input(spec: InputSpec, index_limit: int | None = None) -> np.ndarray:
     """Input data of one input (see InputSpec for where values come from); ``index_limit``:
-    the default integer range stays below it (rows of the table the input indexes)."""
+    the default integer range stays below it (rows of the table the input indexes).
+    Raises InputError for a file that is not an array or a shape that cannot fit in memory."""
     dtype = np.dtype(spec.dtype or "float32")
+    if spec.npy is None:
+        _check_fits(spec, dtype)
     if spec.npy is not None:
         arr = _load_array(spec.npy, spec.name)
         if tuple(arr.shape) != tuple(spec.shape):
