@@ -84,6 +84,9 @@ def add_layer_config_flags(p: argparse.ArgumentParser, role: str = "") -> None:
     p.add_argument("--model", required=True,
                    help="an .onnx/.mnn/.param file or a built-in model name")
     p.add_argument("--shape", help="input shape(s): 1x3x224x224 or NAME:1x3x224x224,...")
+    p.add_argument("--input", action="append", metavar="NAME=FILE.npy|FILE.npz",
+                   help="real input values instead of seeded ones (repeatable): NAME=file.npy "
+                        "for one input, file.npz for one input per array name")
     p.add_argument("--engine", required=True,
                    help=" or ".join(engines_with("LAYER_OUTPUTS")) + " (engines with per-layer "
                         "outputs)")

@@ -46,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
     log = None if args.quiet else (lambda m: print(f"  .. {m}", file=sys.stderr, flush=True))
     ex = one_host_executor(args)
     try:
-        d = diagnose(args.model, args.engine, cfg, ref, shape=args.shape, out_dir=args.data,
-                     fix=args.fix, timeout_s=args.timeout, onnx=args.onnx, executor=ex, log=log)
+        d = diagnose(args.model, args.engine, cfg, ref, shape=args.shape, inputs=args.input,
+                     out_dir=args.data, fix=args.fix, timeout_s=args.timeout, onnx=args.onnx,
+                     executor=ex, log=log)
     finally:
         if ex is not None:
             ex.close()

@@ -33,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = Config(args.backend, args.precision, positive_int("--threads", args.threads))
     ex = one_host_executor(args)
     try:
-        p = profile(args.model, args.engine, cfg, shape=args.shape, iterations=args.iterations,
-                    timeout_s=args.timeout, executor=ex)
+        p = profile(args.model, args.engine, cfg, shape=args.shape, inputs=args.input,
+                    iterations=args.iterations, timeout_s=args.timeout, executor=ex)
     finally:
         if ex is not None:
             ex.close()

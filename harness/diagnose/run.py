@@ -96,13 +96,43 @@ class Model:
         return [list(s) for s in self.pm.inputs.shapes]
 
 
+def input_specs(files: list[str]) -> tuple:
+    """InputSpecs from ``--input`` values: NAME=file.npy (that input), file.npz (one input per
+    array, by array name) or file.npy (a model's only input); shapes and dtypes are the
+    arrays'. Raises InputError for a file that is missing or not an array file."""
+    import numpy as np
+
+    from ..config.suite import InputSpec
+    from ..models.inputs import npy_shape
+    out = []
+    for text in files:
+        name, _, path = text.rpartition("=") if "=" in text else ("", "", text)
+        p = Path(path).expanduser().resolve()
+        if not p.is_file():
+            raise InputError("--input", f"{text!r}: no such file",
+                             "NAME=file.npy, file.npz or file.npy")
+        if p.suffix == ".npz" and not name:
+            try:
+                with np.load(p, allow_pickle=False) as z:
+                    names = list(z.keys())
+            except Exception as e:  # noqa: BLE001 - one line whatever np.load raised
+                raise InputError(str(p), f"is not a NumPy .npz file ({e})",
+                                 "arrays written by numpy.savez") from None
+            out += [InputSpec(shape=npy_shape(p, n), name=n, npy=p) for n in names]
+        else:
+            out.append(InputSpec(shape=npy_shape(p, name or None), name=name or None, npy=p))
+    return tuple(out)
+
+
 def resolve_model(model: str | Path, engine: str, shape: str | None = None,
-                  onnx: str | Path | None = None) -> Model:
+                  onnx: str | Path | None = None, input_files: list[str] | None = None
+                  ) -> Model:
     """An .onnx path, an engine-native file (.mnn, .param) or a built-in name -> prepared.
 
-    ``shape``: input shapes in the harness.models.shapes grammar. ``onnx``: the ONNX source of
-    an engine-native file (for an onnxruntime reference; its input shapes serve when ``shape``
-    is not given). Raises InputError for a model, shape or source that cannot be used."""
+    ``shape``: input shapes in the harness.models.shapes grammar; ``input_files``: real inputs
+    (see input_specs), instead of ``shape``. ``onnx``: the ONNX source of an engine-native file
+    (for an onnxruntime reference; its input shapes serve when neither is given, else those the
+    native file declares). Raises InputError for a model, shape or source that cannot be used."""
     from ..models.converters import native_suffixes
     from ..models.inputs import onnx_io_names
     from ..models.prepare import prepare_model
@@ -118,11 +148,12 @@ def resolve_model(model: str | Path, engine: str, shape: str | None = None,
                              "the model's ONNX source")
     native = Path(str(model)).suffix in native_suffixes()
     inputs = None
-    if shape is None and native:
-        if onnx is None:
-            raise InputError("--shape", f"{model} is an engine-native file with no input shapes",
-                             "--shape such as 1x3x224x224 (or --onnx with its ONNX source)")
-        # an engine-native file has no shapes of its own: take its ONNX source's
+    if input_files:
+        if shape is not None:
+            raise InputError("--input", "given with --shape", "one of them (inputs have shapes)")
+        inputs = input_specs(input_files)
+    elif shape is None and native and onnx is not None:
+        # the ONNX source's shapes (the native file's own, where it declares them, otherwise)
         inputs = model_spec(str(onnx), [engine]).inputs
     spec = model_spec(str(model), [engine], shape, inputs)
     pm = prepare_model(spec, [engine])
@@ -269,14 +300,16 @@ def diagnose(model: str | Path, engine: str, suspect: Config,
              executor=None, out_dir: Path | str | None = None, fix: bool = True,
              side_by_side: bool = True, options: dict | None = None, timeout_s: float = 300,
              workdir: Path | str | None = None, onnx: str | Path | None = None,
+             inputs: list[str] | None = None,
              keep_tensors: bool = False,
              log: Callable[[str], None] | None = None) -> Diagnosis:
-    """``onnx``: the ONNX source of an engine-native model (for reference=ORT).
+    """``onnx``: the ONNX source of an engine-native model (for reference=ORT). ``inputs``:
+    real input files (NAME=file.npy, file.npz; see input_specs) instead of seeded ones.
     ``keep_tensors``: keep the dumped .npz files (in the diagnosis directory and in the
     device's directory for this diagnosis)."""
     say = log or (lambda _m: None)
     reference = REFERENCE if reference is None else reference
-    m = resolve_model(model, engine, shape, onnx)
+    m = resolve_model(model, engine, shape, onnx, inputs)
     _check_config(engine, suspect, "suspect configuration")
     if isinstance(reference, Config):
         _check_config(engine, reference, "--reference")
@@ -547,11 +580,12 @@ class Profile:
 
 
 def profile(model: str | Path, engine: str, config: Config = REFERENCE, *,
-            shape: str | None = None, executor=None, iterations: int = 10,
+            shape: str | None = None, inputs: list[str] | None = None, executor=None,
+            iterations: int = 10,
             options: dict | None = None, timeout_s: float = 300) -> Profile:
     if iterations < 1:
         raise InputError("--iterations", f"got {iterations}", "at least 1")
-    m = resolve_model(model, engine, shape)
+    m = resolve_model(model, engine, shape, input_files=inputs)
     _check_config(engine, config, "profile configuration")
     ex = executor if executor is not None else LocalExecutor()
     r = _need_ok(_on_device(ex, _job(m, engine, config, options=options, mode="profile",

@@ -306,6 +306,36 @@ def mnn_inputs(art: Artifact) -> list | None:
     return out
 
 
+def ncnn_inputs(art: Artifact) -> list | None:
+    """The inputs an ncnn .param file declares: its Input layers' blob names and, where the
+    layer carries them (0=w 1=h 11=d 2=c), shapes as NCHW with a batch of 1 (ncnn blobs have
+    no batch axis; the adapter drops it again). dtype None: ncnn blobs are float32. None when
+    the file does not parse."""
+    from ..diagnose.ncnn_param import parse
+    from .inputs import ModelInput
+    try:
+        pf = parse(art.files["param"])
+    except Exception:  # noqa: BLE001 - unreadable: nothing declared (loading will say why)
+        return None
+    out = []
+    for layer in pf.layers:
+        if layer.type != "Input" or not layer.tops:
+            continue
+        p = {k: int(v) for k, v in layer.params.items() if k in ("0", "1", "11", "2")
+             and v.lstrip("-").isdigit()}
+        w, h, d, c = (p.get(k, 0) for k in ("0", "1", "11", "2"))
+        if w <= 0:
+            dims = None
+        elif h <= 0:
+            dims = (w,)
+        elif c <= 0:
+            dims = (h, w)
+        else:
+            dims = (1, c, d, h, w) if d > 0 else (1, c, h, w)
+        out.append(ModelInput(layer.tops[0], None, dims))
+    return out
+
+
 def _native(fmt: str, roles: dict[str, str]) -> Callable[[object], Optional[Artifact]]:
     """The artifact of a ModelSpec's native files of ``fmt``: ``roles`` maps the suite key of
     each file to its role in the artifact (the key the agent's adapter loads it by)."""
@@ -346,7 +376,7 @@ CONVERTERS: dict[str, Converter] = {
     "ncnn": Converter("ncnn", to_ncnn, _native("ncnn", {"ncnn_param": "param", "ncnn_bin": "bin"}),
                       ".param",
                       lambda p: {"ncnn_param": str(p), "ncnn_bin": str(p.with_suffix(".bin"))},
-                      ("ncnn_param", "ncnn_bin")),
+                      ("ncnn_param", "ncnn_bin"), declared=ncnn_inputs),
     "onnx": Converter("onnx", as_onnx, lambda spec: None, ".onnx", lambda p: {"onnx": str(p)},
                       identity=True),
 }
