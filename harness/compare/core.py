@@ -4,7 +4,8 @@ Cost model (so a million-row dataset compares in seconds):
   * pairing is integer factorization of the key columns (pairing.py);
   * latency statistics for all pairs come from one sort of all samples (stats.grouped_latency):
     ranks, Mann–Whitney U, p10/median/p90 per side;
-  * memory and correctness numbers are one pandas groupby over (pair, side);
+  * memory and correctness numbers are one pandas groupby over (pair, side); a phase's memory
+    verdict needs `rss_min_processes` values per side (verdicts.memory_verdict);
   * the hierarchical bootstrap (the only per-pair loop) runs first for the *candidates*: pairs
     whose rank test and ratio already pass (verdict could become slower/faster). They get
     `resamples` replicates unless that would exceed `bootstrap_budget` drawn samples
@@ -316,6 +317,11 @@ def compare(df: pd.DataFrame, dimension: str = "engine_version", base=None, head
         out[f"rss_{ph}_delta_kb"] = mh - mb
         out[f"rss_{ph}"] = v
         mem_verdicts.append(v)
+    # peak RSS is one value per process: say why memory has no verdict
+    few = np.minimum(rows_n[0], rows_n[1]) < th.rss_min_processes
+    for p in np.flatnonzero(few & (rows_n[0] > 0) & (rows_n[1] > 0)):
+        notes[p].append(f"memory: {rows_n[0, p]}/{rows_n[1, p]} processes, "
+                        f"needs {th.rss_min_processes} per side")
     worst = np.full(n_pairs, len(_MEMORY_ORDER) - 1, dtype=np.int64)
     for v in mem_verdicts:
         for i, name in enumerate(_MEMORY_ORDER):

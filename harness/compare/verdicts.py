@@ -13,9 +13,13 @@ Latency (first rule that applies wins):
   faster        the mirror image (p < alpha the other way, ratio <= 1/min_ratio, CI upper
                 bound < 1/(1 + ci_margin));
   same          otherwise.
-Peak RSS, per phase (load, first, steady):
-  insufficient  no value on a side; larger: min(head) > max(base) and the median delta
-                > max(rss_abs_kb, rss_rel x median(base)); smaller: the mirror; same otherwise.
+Peak RSS, per phase (load, first, steady), one value per process (row):
+  insufficient  fewer than `rss_min_processes` values on either side;
+  larger        min(head) > max(base) AND the median delta > the margin, where
+                margin = max(rss_abs_kb, rss_rel x median(base), the larger within-side range
+                (max - min of base, of head)): a difference must exceed what identical
+                processes already differ by;
+  smaller       the mirror image; same otherwise.
 Correctness (tolerances from harness.verdict by the head's precision):
   identical     the same single out_sha256 on both sides;
   wrong         NaN/Inf in the head output (new or not), or the head's worst metric outside the
@@ -61,6 +65,14 @@ class Thresholds:
     temp_rise_c: float = 10.0    # within one row (temp_max_c_end - temp_max_c_start)
     rss_abs_kb: float = 1024.0   # 1 MiB
     rss_rel: float = 0.02
+    # Peak RSS is one value per process, so the memory rule needs several processes per side:
+    # with one each it compares one value with one value, and any process-to-process spread
+    # (allocator state, thread start-up) reads as a change. For exchangeable values,
+    # min(head) > max(base) happens by chance with probability 1 / C(2n, n): 1/2 at n = 1,
+    # 1/6 at n = 2, 1/20 at n = 3; requiring the median delta to exceed the within-side
+    # range as well brings n = 3 to about 1/45 (Gaussian noise), and the absolute/relative
+    # floors make noise below 1 MiB / 2 % never count.
+    rss_min_processes: int = 3
     drift_factor: float = 10.0
     drift_cos_abs: float = 1e-6
     drift_rel_abs: float = 1e-6
@@ -72,6 +84,9 @@ class Thresholds:
             raise InputError("ci_level", f"{self.ci_level} is out of range", "0 < level < 1")
         if self.min_ratio < 1:
             raise InputError("min_ratio", f"{self.min_ratio} is below 1", "a ratio >= 1")
+        if self.rss_min_processes < 1:
+            raise InputError("rss_min_processes", f"{self.rss_min_processes} is below 1",
+                             "a process count >= 1")
 
     def with_options(self, **opts) -> "Thresholds":
         names = {f.name for f in fields(self)}
@@ -112,17 +127,28 @@ def latency_final(prelim, ci_low, ci_high, th: Thresholds):
     return out
 
 
+def memory_margin_kb(min_base, max_base, min_head, max_head, med_base, th: Thresholds):
+    """The change (kB, per pair) a median delta must exceed: the absolute floor, the relative
+    floor on the base median, or the larger within-side range, whichever is largest."""
+    with np.errstate(invalid="ignore"):
+        spread = np.fmax(max_base - min_base, max_head - min_head)
+        return np.fmax(np.maximum(th.rss_abs_kb, th.rss_rel * np.abs(med_base)), spread)
+
+
 def memory_verdict(n_base, n_head, min_base, max_base, min_head, max_head, med_base, med_head,
                    th: Thresholds):
+    """Arrays per pair for one phase: n_* (processes with a value), min_/max_/med_* (kB).
+    Returns the verdicts (see the module docstring)."""
     out = np.full(len(n_base), "same", dtype=object)
     delta = med_head - med_base
+    margin = memory_margin_kb(min_base, max_base, min_head, max_head, med_base, th)
     with np.errstate(invalid="ignore"):
-        margin = np.maximum(th.rss_abs_kb, th.rss_rel * np.abs(med_base))
         larger = (min_head > max_base) & (delta > margin)
         smaller = (max_head < min_base) & (-delta > margin)
     out[larger] = "larger"
     out[smaller] = "smaller"
-    out[(n_base == 0) | (n_head == 0)] = "insufficient"
+    need = th.rss_min_processes
+    out[(np.asarray(n_base) < need) | (np.asarray(n_head) < need)] = "insufficient"
     return out
 
 
