@@ -5,7 +5,7 @@ The shipped smoke suite (suites/smoke.toml, unchanged: 14 real configurations of
 the real engines; the runs are compared along run_id. Nothing changed between them, so any
 slower/larger/wrong is a false alarm, and the default sweep gate must pass. The suite's
 settings must also allow verdicts at all: no pair may be `insufficient`.
-About 2.5 minutes on 2 cores.
+About 2.5-4.5 minutes on 2 shared cores.
 """
 
 from __future__ import annotations
