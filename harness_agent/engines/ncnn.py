@@ -26,7 +26,8 @@ class Adapter(_Base):
         # A CPU run never creates it, as a CPU-only application would not: with it, the
         # steady-state peak RSS of identical CPU runs differed by 16-96 MiB between processes
         # (the driver threads' allocations shift how glibc's heap fragments under the
-        # engine's large per-inference buffers); without it, by under 1 MiB.
+        # engine's large per-inference buffers); without it, by under 1 MiB at a fixed
+        # iteration count.
         with capture_native_output() as cap:
             import ncnn
             self.gpu_count = (ncnn.get_gpu_count() if job.get("backend") == "vulkan"
