@@ -52,9 +52,11 @@ def test_smoke_runs_measure_every_configuration(smoke_twice):
             [(r["model"], r["engine"], r["status"], r.get("error")) for r in rep.rows]
 
 
-def test_aa_gives_verdicts_and_no_false_alarm(aa_result):
+def test_aa_gives_verdicts_and_no_false_alarm(smoke_twice, aa_result):
+    _, first, _ = smoke_twice
     pairs = aa_result.pairs
-    assert len(pairs) == 14 and len(aa_result.missing) == 0
+    configs = {(r["model"], r["engine"], r["threads"]) for r in first.rows}
+    assert len(pairs) == len(configs) == 14 and len(aa_result.missing) == 0
     table = aa_result.to_table()
     # the smoke settings must allow verdicts: enough samples and processes per side
     assert not (pairs["latency"] == "insufficient").any(), table
