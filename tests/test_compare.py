@@ -98,6 +98,21 @@ def test_few_samples_are_insufficient():
     assert run(rows, min_samples=20).pairs["latency"].iloc[0] == "slower"
 
 
+def test_few_processes_are_insufficient():
+    """One process a side shows nothing of the process-to-process spread: no latency verdict,
+    however many samples it has."""
+    rng = np.random.default_rng(5)
+    rows = both("one", rng, head_factor=1.5, processes=1, samples=200)
+    rows += both("two", rng, head_factor=1.5, processes=2, samples=100)
+    res = run(rows)
+    assert verdict(res, "one") == verdict(res, "two") == "insufficient"
+    assert "latency: 1/1 processes, needs 3 per side" in verdict(res, "one", "latency_note")
+    res = run(rows, min_processes=1)
+    assert verdict(res, "one") == verdict(res, "two") == "slower"
+    with pytest.raises(InputError):
+        Thresholds(min_processes=0)
+
+
 @pytest.mark.parametrize("field,base_val,head_val,note", [
     ("governor_end", "performance", "powersave", "governor changed"),
     ("temp_max_c_end", 50.0, 75.0, "temp rose"),

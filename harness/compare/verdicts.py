@@ -4,7 +4,8 @@ The functions here take per-pair arrays (one element per matched pair) and retur
 verdict strings; core.py computes the inputs.
 
 Latency (first rule that applies wins):
-  insufficient  fewer than `min_samples` measured samples on either side;
+  insufficient  fewer than `min_samples` measured samples, or fewer than `min_processes`
+                processes (rows), on either side;
   unstable      either side's CV > `max_cv` (robust CV by default, see stats.GroupedLatency.cv),
                 or a row recorded a governor change, a temperature rise > `temp_rise_c` or
                 throttling during its measurement;
@@ -62,6 +63,12 @@ class Thresholds:
     max_cv: float = 0.10
     cv_kind: str = "robust"      # "robust" (p10-p90 spread) or "classic" (sd/mean)
     min_samples: int = 30
+    # Processes of one configuration differ (placement, frequency, cache and allocator state,
+    # other load), and the hierarchical bootstrap can only see that spread with several
+    # processes a side: with one, the CI reflects the within-process noise alone. Measured
+    # A/A (the smoke suite run back to back, 2 shared x86 cores): 1 process x 30 samples a side
+    # called 14 % of identical pairs slower or faster (8 of 56); 3 processes, none of 126.
+    min_processes: int = 3
     temp_rise_c: float = 10.0    # within one row (temp_max_c_end - temp_max_c_start)
     rss_abs_kb: float = 1024.0   # 1 MiB
     rss_rel: float = 0.02
@@ -84,9 +91,10 @@ class Thresholds:
             raise InputError("ci_level", f"{self.ci_level} is out of range", "0 < level < 1")
         if self.min_ratio < 1:
             raise InputError("min_ratio", f"{self.min_ratio} is below 1", "a ratio >= 1")
-        if self.rss_min_processes < 1:
-            raise InputError("rss_min_processes", f"{self.rss_min_processes} is below 1",
-                             "a process count >= 1")
+        for name in ("min_processes", "rss_min_processes"):
+            if getattr(self, name) < 1:
+                raise InputError(name, f"{getattr(self, name)} is below 1",
+                                 "a process count >= 1")
 
     def with_options(self, **opts) -> "Thresholds":
         names = {f.name for f in fields(self)}
@@ -101,9 +109,10 @@ class Thresholds:
 
 
 def latency_prelim(n_base, n_head, cv_base, cv_head, env_unstable, p_slower, p_faster, ratio,
-                   th: Thresholds):
+                   th: Thresholds, rows_base=None, rows_head=None):
     """Verdicts without the CI: 'insufficient', 'unstable', 'same', or the candidates
-    'slower?'/'faster?' that still need the bootstrap CI."""
+    'slower?'/'faster?' that still need the bootstrap CI. n_* are samples, rows_* processes
+    per side (None: not checked)."""
     out = np.full(len(ratio), "same", dtype=object)
     cand_slow = (p_slower < th.alpha) & (ratio >= th.min_ratio)
     cand_fast = (p_faster < th.alpha) & (ratio <= 1.0 / th.min_ratio)
@@ -113,6 +122,10 @@ def latency_prelim(n_base, n_head, cv_base, cv_head, env_unstable, p_slower, p_f
         noisy = (cv_base > th.max_cv) | (cv_head > th.max_cv)
     out[noisy | env_unstable] = "unstable"
     out[(n_base < th.min_samples) | (n_head < th.min_samples)] = "insufficient"
+    if rows_base is not None and rows_head is not None:
+        few = (np.asarray(rows_base) < th.min_processes) | (np.asarray(rows_head)
+                                                            < th.min_processes)
+        out[few] = "insufficient"
     return out
 
 
