@@ -99,6 +99,21 @@ def test_few_samples_are_insufficient():
     assert run(rows, min_samples=20).pairs["latency"].iloc[0] == "slower"
 
 
+def test_few_processes_are_insufficient():
+    """One process a side shows nothing of the process-to-process spread: no latency verdict,
+    however many samples it has."""
+    rng = np.random.default_rng(5)
+    rows = both("one", rng, head_factor=1.5, processes=1, samples=200)
+    rows += both("two", rng, head_factor=1.5, processes=2, samples=100)
+    res = run(rows)
+    assert verdict(res, "one") == verdict(res, "two") == "insufficient"
+    assert "latency: 1/1 processes, needs 3 per side" in verdict(res, "one", "latency_note")
+    res = run(rows, min_processes=1)
+    assert verdict(res, "one") == verdict(res, "two") == "slower"
+    with pytest.raises(InputError):
+        Thresholds(min_processes=0)
+
+
 @pytest.mark.parametrize("field,base_val,head_val,note", [
     ("governor_end", "performance", "powersave", "governor changed"),
     ("temp_max_c_end", 50.0, 75.0, "temp rose"),
@@ -170,6 +185,50 @@ def test_memory_relative_threshold():
                 head_kw={"rss_kb": (2_000_000, 3_000_000, 4_050_000)})
     assert run(rows).pairs["rss_steady"].iloc[0] == "same"
     assert run(rows, rss_rel=0.01).pairs["rss_steady"].iloc[0] == "larger"
+
+
+def test_memory_needs_rss_min_processes_per_side():
+    rng = np.random.default_rng(10)
+    base = (50_000, 90_000, 100_000)
+    head = (50_000, 90_000, 150_000)                                      # steady +50 MB
+    rows = both("one", rng, processes=1, base_kw={"rss_kb": base}, head_kw={"rss_kb": head})
+    rows += both("two", rng, processes=2, base_kw={"rss_kb": base}, head_kw={"rss_kb": head})
+    rows += both("three", rng, processes=3, base_kw={"rss_kb": base}, head_kw={"rss_kb": head})
+    pairs = run(rows).pairs.set_index("model")
+    assert pairs.loc["one", "memory"] == "insufficient"        # one value against one value
+    assert pairs.loc["two", "rss_load"] == "insufficient"
+    assert pairs.loc["three", "rss_steady"] == "larger"
+    assert pairs.loc["three", "rss_load"] == "same"
+    pairs = run(rows, rss_min_processes=1).pairs.set_index("model")
+    assert pairs.loc["one", "rss_steady"] == "larger" and pairs.loc["one", "rss_load"] == "same"
+    assert Thresholds().rss_min_processes == 3
+    with pytest.raises(InputError):
+        Thresholds(rss_min_processes=0)
+
+
+def test_memory_delta_must_exceed_the_within_side_range():
+    """Identical processes whose peaks differ by 16 MiB steps (allocator state): a separated
+    median delta smaller than that spread is `same`; one beyond it is `larger`."""
+    def rows_with(model, base_steady, head_steady):
+        rows = []
+        for ver, steady in ((V0, base_steady), (V1, head_steady)):
+            rows += rows_for(model=model, engine_version=V0 if ver == V0 else V1,
+                             engine_version_requested=ver, processes=len(steady),
+                             rss_steady_peak_kb=[float(x) for x in steady],
+                             rng=np.random.default_rng(11))
+        return rows
+    mib = 1024.0
+    rows = rows_with("spread", [500 * mib, 516 * mib, 532 * mib],         # base range 32 MiB
+                     [533 * mib, 540 * mib, 548 * mib])                   # +24 MiB median
+    rows += rows_with("beyond", [500 * mib, 516 * mib, 532 * mib],
+                      [560 * mib, 566 * mib, 570 * mib])                  # +50 MiB median
+    rows += rows_with("tight", [500 * mib, 500.1 * mib, 500.2 * mib],
+                      [515 * mib, 515.1 * mib, 515.2 * mib])              # +15 MiB > 2 %
+    pairs = run(rows).pairs.set_index("model")
+    assert pairs.loc["spread", "rss_steady"] == "same"
+    assert pairs.loc["beyond", "rss_steady"] == "larger"
+    assert pairs.loc["tight", "rss_steady"] == "larger"
+    assert pairs.loc["beyond", "rss_steady_delta_kb"] == pytest.approx(50 * mib)
 
 
 # ---- correctness ------------------------------------------------------------------------------

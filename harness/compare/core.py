@@ -4,7 +4,8 @@ Cost model (so a million-row dataset compares in seconds):
   * pairing is integer factorization of the key columns (pairing.py);
   * latency statistics for all pairs come from one sort of all samples (stats.grouped_latency):
     ranks, Mann–Whitney U, p10/median/p90 per side;
-  * memory and correctness numbers are one pandas groupby over (pair, side);
+  * memory and correctness numbers are one pandas groupby over (pair, side); a phase's memory
+    verdict needs `rss_min_processes` values per side (verdicts.memory_verdict);
   * the hierarchical bootstrap (the only per-pair loop) runs first for the *candidates*: pairs
     whose rank test and ratio already pass (verdict could become slower/faster). They get
     `resamples` replicates unless that would exceed `bootstrap_budget` drawn samples
@@ -196,7 +197,7 @@ def compare(df: pd.DataFrame, dimension: str = "engine_version", base=None, head
             env |= np.bincount(pair_r[flag], minlength=n_pairs) > 0
 
     prelim = latency_prelim(lat.n[0], lat.n[1], cv[0], cv[1], env, lat.p_slower, lat.p_faster,
-                            ratio, th)
+                            ratio, th, rows_n[0], rows_n[1])
     ci_low = np.full(n_pairs, np.nan)
     ci_high = np.full(n_pairs, np.nan)
     ci_method = np.full(n_pairs, "", dtype=object)
@@ -316,6 +317,12 @@ def compare(df: pd.DataFrame, dimension: str = "engine_version", base=None, head
         out[f"rss_{ph}_delta_kb"] = mh - mb
         out[f"rss_{ph}"] = v
         mem_verdicts.append(v)
+    # say why latency or memory has no verdict when processes are too few
+    both = (rows_n[0] > 0) & (rows_n[1] > 0)
+    for what, need in (("latency", th.min_processes), ("memory", th.rss_min_processes)):
+        for p in np.flatnonzero(both & (np.minimum(rows_n[0], rows_n[1]) < need)):
+            notes[p].append(f"{what}: {rows_n[0, p]}/{rows_n[1, p]} processes, "
+                            f"needs {need} per side")
     worst = np.full(n_pairs, len(_MEMORY_ORDER) - 1, dtype=np.int64)
     for v in mem_verdicts:
         for i, name in enumerate(_MEMORY_ORDER):

@@ -35,7 +35,8 @@ class CompareResult:
       (one-sided Mann–Whitney), cv_base/cv_head,
       latency (verdict), latency_note;
     memory, per phase ph in load/first/steady: rss_{ph}_base/_head (median peak kB),
-      rss_{ph}_delta_kb, rss_{ph} (verdict); memory = the worst phase verdict;
+      rss_{ph}_delta_kb, rss_{ph} (verdict; `insufficient` under thresholds.rss_min_processes
+      processes a side, said in latency_note); memory = the worst phase verdict;
     correctness: rel_err_base/_head (worst), cosine_base/_head (worst), nan_inf_base/_head,
       correctness (verdict), correctness_note.
     `missing` lists keys that have measured rows on one side only (statuses per side)."""

@@ -4,7 +4,8 @@ The functions here take per-pair arrays (one element per matched pair) and retur
 verdict strings; core.py computes the inputs.
 
 Latency (first rule that applies wins):
-  insufficient  fewer than `min_samples` measured samples on either side;
+  insufficient  fewer than `min_samples` measured samples, or fewer than `min_processes`
+                processes (rows), on either side;
   unstable      either side's CV > `max_cv` (robust CV by default, see stats.GroupedLatency.cv),
                 or a row recorded a governor change, a temperature rise > `temp_rise_c` or
                 throttling during its measurement;
@@ -13,9 +14,13 @@ Latency (first rule that applies wins):
   faster        the mirror image (p < alpha the other way, ratio <= 1/min_ratio, CI upper
                 bound < 1/(1 + ci_margin));
   same          otherwise.
-Peak RSS, per phase (load, first, steady):
-  insufficient  no value on a side; larger: min(head) > max(base) and the median delta
-                > max(rss_abs_kb, rss_rel x median(base)); smaller: the mirror; same otherwise.
+Peak RSS, per phase (load, first, steady), one value per process (row):
+  insufficient  fewer than `rss_min_processes` values on either side;
+  larger        min(head) > max(base) AND the median delta > the margin, where
+                margin = max(rss_abs_kb, rss_rel x median(base), the larger within-side range
+                (max - min of base, of head)): a difference must exceed what identical
+                processes already differ by;
+  smaller       the mirror image; same otherwise.
 Correctness (tolerances from harness.verdict by the head's precision):
   identical     the same single out_sha256 on both sides, the head's outputs not wrong;
   wrong         NaN/Inf in the head output (new or not), or the head's worst metric outside the
@@ -63,9 +68,23 @@ class Thresholds:
     max_cv: float = 0.10
     cv_kind: str = "robust"      # "robust" (p10-p90 spread) or "classic" (sd/mean)
     min_samples: int = 30
+    # Processes of one configuration differ (placement, frequency, cache and allocator state,
+    # other load), and the hierarchical bootstrap can only see that spread with several
+    # processes a side: with one, the CI reflects the within-process noise alone. Measured
+    # A/A (the smoke suite run back to back, 2 shared x86 cores): 1 process x 30 samples a side
+    # called 14 % of identical pairs slower or faster (8 of 56); 3 processes, none of 126.
+    min_processes: int = 3
     temp_rise_c: float = 10.0    # within one row (temp_max_c_end - temp_max_c_start)
     rss_abs_kb: float = 1024.0   # 1 MiB
     rss_rel: float = 0.02
+    # Peak RSS is one value per process, so the memory rule needs several processes per side:
+    # with one each it compares one value with one value, and any process-to-process spread
+    # (allocator state, thread start-up) reads as a change. For exchangeable values,
+    # min(head) > max(base) happens by chance with probability 1 / C(2n, n): 1/2 at n = 1,
+    # 1/6 at n = 2, 1/20 at n = 3; requiring the median delta to exceed the within-side
+    # range as well brings n = 3 to about 1/45 (Gaussian noise), and the absolute/relative
+    # floors make noise below 1 MiB / 2 % never count.
+    rss_min_processes: int = 3
     drift_factor: float = 10.0
     drift_cos_abs: float = 1e-6
     drift_rel_abs: float = 1e-6
@@ -80,6 +99,9 @@ class Thresholds:
             t.fail("ci_level", "0 < level < 1", repr(self.ci_level))
         if self.min_ratio < 1:
             t.fail("min_ratio", "a ratio >= 1", repr(self.min_ratio))
+        for name in ("min_processes", "rss_min_processes"):
+            if getattr(self, name) < 1:
+                t.fail(name, "a process count >= 1", repr(getattr(self, name)))
 
     def with_options(self, **opts) -> "Thresholds":
         """A copy with the given fields replaced (None values ignored); InputError names an
@@ -98,9 +120,10 @@ class Thresholds:
 
 
 def latency_prelim(n_base, n_head, cv_base, cv_head, env_unstable, p_slower, p_faster, ratio,
-                   th: Thresholds):
+                   th: Thresholds, rows_base=None, rows_head=None):
     """Verdicts without the CI: 'insufficient', 'unstable', 'same', or the candidates
-    'slower?'/'faster?' that still need the bootstrap CI."""
+    'slower?'/'faster?' that still need the bootstrap CI. n_* are samples, rows_* processes
+    per side (None: not checked)."""
     out = np.full(len(ratio), "same", dtype=object)
     cand_slow = (p_slower < th.alpha) & (ratio >= th.min_ratio)
     cand_fast = (p_faster < th.alpha) & (ratio <= 1.0 / th.min_ratio)
@@ -110,6 +133,10 @@ def latency_prelim(n_base, n_head, cv_base, cv_head, env_unstable, p_slower, p_f
         noisy = (cv_base > th.max_cv) | (cv_head > th.max_cv)
     out[noisy | env_unstable] = "unstable"
     out[(n_base < th.min_samples) | (n_head < th.min_samples)] = "insufficient"
+    if rows_base is not None and rows_head is not None:
+        few = (np.asarray(rows_base) < th.min_processes) | (np.asarray(rows_head)
+                                                            < th.min_processes)
+        out[few] = "insufficient"
     return out
 
 
@@ -124,17 +151,28 @@ def latency_final(prelim, ci_low, ci_high, th: Thresholds):
     return out
 
 
+def memory_margin_kb(min_base, max_base, min_head, max_head, med_base, th: Thresholds):
+    """The change (kB, per pair) a median delta must exceed: the absolute floor, the relative
+    floor on the base median, or the larger within-side range, whichever is largest."""
+    with np.errstate(invalid="ignore"):
+        spread = np.fmax(max_base - min_base, max_head - min_head)
+        return np.fmax(np.maximum(th.rss_abs_kb, th.rss_rel * np.abs(med_base)), spread)
+
+
 def memory_verdict(n_base, n_head, min_base, max_base, min_head, max_head, med_base, med_head,
                    th: Thresholds):
+    """Arrays per pair for one phase: n_* (processes with a value), min_/max_/med_* (kB).
+    Returns the verdicts (see the module docstring)."""
     out = np.full(len(n_base), "same", dtype=object)
     delta = med_head - med_base
+    margin = memory_margin_kb(min_base, max_base, min_head, max_head, med_base, th)
     with np.errstate(invalid="ignore"):
-        margin = np.maximum(th.rss_abs_kb, th.rss_rel * np.abs(med_base))
         larger = (min_head > max_base) & (delta > margin)
         smaller = (max_head < min_base) & (-delta > margin)
     out[larger] = "larger"
     out[smaller] = "smaller"
-    out[(n_base == 0) | (n_head == 0)] = "insufficient"
+    need = th.rss_min_processes
+    out[(np.asarray(n_base) < need) | (np.asarray(n_head) < need)] = "insufficient"
     return out
 
 

@@ -1,0 +1,98 @@
+"""A/A: two back-to-back runs of the same configurations, compared, call no change.
+
+The shipped smoke suite (suites/smoke.toml, unchanged: 14 real configurations of MNN and ncnn,
+3 processes x 30 iterations each) runs twice on this machine through the local executor with
+the real engines; the runs are compared along run_id. Nothing changed between them, so any
+slower/larger/wrong is a false alarm, and the default sweep gate must pass. The suite's
+settings must also allow verdicts at all: no pair may be `insufficient`.
+About 2.5-4.5 minutes on 2 shared cores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = ROOT / "suites" / "smoke.toml"
+SWEEP_GATE = "slower,larger,wrong"  # `harness sweep`'s default --fail-on
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke_twice(tmp_path_factory):
+    pytest.importorskip("MNN")
+    pytest.importorskip("ncnn")
+    from harness.coordinator import run_suite
+    from harness.config.suite import load_suite
+
+    suite = load_suite(SMOKE)
+    out = tmp_path_factory.mktemp("aa") / "results"
+    first = run_suite(suite, out, progress=False)
+    second = run_suite(suite, out, progress=False)
+    return out, first, second
+
+
+@pytest.fixture(scope="module")
+def aa_result(smoke_twice):
+    from harness.compare import compare
+    from harness.results import load
+
+    out, first, second = smoke_twice
+    df = load(out, run_id=[first.run_id, second.run_id])
+    return compare(df, "run_id", first.run_id, second.run_id)
+
+
+def test_smoke_runs_measure_every_configuration(smoke_twice):
+    _, first, second = smoke_twice
+    for rep in (first, second):
+        assert rep.rows and all(r["status"] == "ok" for r in rep.rows), \
+            [(r["model"], r["engine"], r["status"], r.get("error")) for r in rep.rows]
+
+
+def test_aa_gives_verdicts_and_no_false_alarm(smoke_twice, aa_result):
+    _, first, _ = smoke_twice
+    pairs = aa_result.pairs
+    configs = {(r["model"], r["engine"], r["threads"]) for r in first.rows}
+    assert len(pairs) == len(configs) == 14 and len(aa_result.missing) == 0
+    table = aa_result.to_table()
+    # the smoke settings must allow verdicts: enough samples and processes per side
+    assert not (pairs["latency"] == "insufficient").any(), table
+    for ph in ("load", "first", "steady"):
+        assert not (pairs[f"rss_{ph}"] == "insufficient").any(), table
+    assert not pairs["latency"].isin(["slower"]).any(), table
+    assert not pairs["memory"].isin(["larger"]).any(), table
+    assert not pairs["correctness"].isin(["wrong", "drift"]).any(), table
+
+
+def test_two_back_to_back_smoke_runs_pass_the_gate(aa_result):
+    assert aa_result.exit_code(SWEEP_GATE) == 0, aa_result.to_table()
+
+
+def test_ncnn_cpu_rows_never_create_the_vulkan_instance(smoke_twice):
+    """Creating it (lavapipe's driver threads) made ncnn's peak RSS vary between processes."""
+    import json
+
+    _, first, _ = smoke_twice
+    ncnn_rows = [r for r in first.rows if r["engine"] == "ncnn"]
+    assert ncnn_rows
+    for r in ncnn_rows:
+        assert json.loads(r["engine_options"])["gpu_instance"] is False
+
+
+def test_identical_processes_peak_within_a_few_mib(smoke_twice):
+    """Per configuration and run, its 3 processes: each phase's peak RSS within 4 MiB (16 MiB
+    steps, up to 96 MiB, before ncnn CPU runs stopped creating the Vulkan instance). Between
+    runs a heap may level off elsewhere (ncnn ConvTranspose at 4 threads: 561 or 593 MiB), which
+    the memory rule cannot tell from a change: see benchmarks/aa_false_alarms.py."""
+    import pandas as pd
+
+    _, first, second = smoke_twice
+    df = pd.DataFrame(first.rows + second.rows)
+    keys = ["run_id", "model", "engine", "threads"]
+    for ph in ("load", "first", "steady"):
+        col = f"rss_{ph}_peak_kb"
+        spread = df.groupby(keys)[col].agg(lambda s: s.max() - s.min())
+        assert (spread < 4 * 1024).all(), spread.sort_values().tail().to_string()
