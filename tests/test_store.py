@@ -190,3 +190,31 @@ def test_models_stats_json_and_table_carry_schema_version(tmp_path, capsys):
     assert main(["models", "stats", str(model), "--json", "--models-table", str(table_dir)]) == 0
     assert json.loads(capsys.readouterr().out)["schema_version"] == SCHEMA_VERSION
     assert _versions(table_dir) == {str(SCHEMA_VERSION).encode()}
+
+
+def test_a_torn_journal_line_hides_nothing_and_recovery_keeps_every_row(tmp_path, caplog):
+    from harness.store.journal import read_journal
+    rows = _rows(run_id="torn") + _rows(run_id="torn", model="m2")
+    for r in rows:
+        r["series"] = r["model"]  # (host, series, process) identifies a row in a run
+    assert len(rows) == 4
+    w = RunWriter(tmp_path, "torn", flush_every_s=0)
+    for r in rows[:3]:
+        w.add(r)
+    w.close()  # three finished rows in the Parquet files
+    path = tmp_path / "_journal" / "torn.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    # what a full disk leaves: the second row torn in the middle, no newline
+    path.write_text(lines[0] + lines[1][: len(lines[1]) // 2] + "\n" + lines[2])
+    (tmp_path / "_journal" / "torn.done").unlink()
+    got = read_journal(tmp_path, "torn")
+    assert len(got) == 2 and "damaged line" in caplog.text  # the row after the torn one too
+    assert recover_orphans(tmp_path) == ["torn"]
+    assert len(load(tmp_path)) == 3  # the torn row is kept from the Parquet file
+    # a resume appends on a fresh line even when the journal ends mid-line
+    with open(path, "a") as f:
+        f.write('{"torn": ')
+    j = Journal(tmp_path, "torn")
+    j.append(rows[3])
+    j.close(done=False)
+    assert len(read_journal(tmp_path, "torn")) == 3

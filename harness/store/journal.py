@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 JOURNAL_DIR = "_journal"
 
@@ -38,6 +41,14 @@ class Journal:
             self.file.close()
             raise
         self.done_path.unlink(missing_ok=True)
+        # a resumed run starts on a line of its own: a torn last line (full disk, power loss)
+        # must not swallow the first new row
+        if self.file.tell() > 0:
+            with open(self.path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    self.file.write("\n")
+                    self.file.flush()
 
     def append(self, row: dict) -> None:
         """Write one row and fsync it before returning."""
@@ -52,15 +63,34 @@ class Journal:
         self.file.close()
 
 
+def row_key(row: dict) -> tuple:
+    """What identifies one configuration's process in a run: (host, series, process)."""
+    return row.get("host"), row.get("series"), row.get("process")
+
+
 def read_journal(out_dir: str | Path, run_id: str) -> list[dict]:
-    """The run's rows; where a configuration was measured again (resume), the last row wins."""
+    """The run's rows; where a configuration was measured again (resume), the last row wins.
+
+    A line that is not a row (torn by a crash, a full disk, power loss) is skipped, logged as a
+    warning with its line number, and never hides the rows after it."""
     path = journal_dir(out_dir) / f"{run_id}.jsonl"
     rows: dict[tuple, dict] = {}
+    bad = []
     if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                r = json.loads(line)
-            except ValueError:
-                break  # a torn last line from a crash
-            rows[(r.get("host"), r.get("series"), r.get("process"))] = r
+        with open(path, errors="replace") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    bad.append(n)
+                    continue
+                if isinstance(r, dict):
+                    rows[row_key(r)] = r
+                else:
+                    bad.append(n)
+    if bad:
+        log.warning("%s: skipped %d damaged line(s) (line %s)", path, len(bad),
+                    ", ".join(map(str, bad[:10])))
     return list(rows.values())

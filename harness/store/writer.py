@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from ..errors import InputError
-from .journal import Journal, journal_dir, read_journal
+from .journal import Journal, journal_dir, read_journal, row_key
 from .partitions import PartitionWriter
 
 
@@ -64,6 +64,28 @@ class RunWriter:
         self.journal.close(done=True)
 
 
+def _with_stored_rows(out_dir: Path, run_id: str, journaled: list[dict]) -> list[dict]:
+    """The journal's rows plus the run's rows already in its Parquet files that the journal
+    lacks (a damaged journal): a recovery never writes fewer finished rows than were there."""
+    import pyarrow.parquet as pq
+    rows = {row_key(r): r for r in journaled}
+    for f in sorted(Path(out_dir).glob(f"date=*/engine=*/part-{run_id}.parquet")):
+        try:
+            stored = pq.read_table(f).to_pylist()
+        except Exception:  # noqa: BLE001 - an unreadable file has nothing to keep
+            continue
+        engine = f.parent.name.partition("=")[2]
+        date = f.parent.parent.name.partition("=")[2]
+        for r in stored:
+            r.setdefault("engine", engine)
+            r.setdefault("date", date)
+            for k in ("started_at", "ended_at"):  # back to epoch seconds, as journaled
+                if hasattr(r.get(k), "timestamp"):
+                    r[k] = r[k].timestamp()
+            rows.setdefault(row_key(r), r)
+    return list(rows.values())
+
+
 def recover_orphans(out_dir: Path) -> list[str]:
     """Rewrite the Parquet files of runs whose coordinator died (journal without .done and
     not held by a live writer), so every journaled row is in the dataset. Returns run ids."""
@@ -78,7 +100,7 @@ def recover_orphans(out_dir: Path) -> list[str]:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 continue  # a live coordinator owns it
-            rows = read_journal(out_dir, run_id)
+            rows = _with_stored_rows(out_dir, run_id, read_journal(out_dir, run_id))
             if rows:
                 PartitionWriter(out_dir, run_id).write(rows)
             (jdir / f"{run_id}.done").write_text("recovered\n")
