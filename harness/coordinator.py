@@ -127,11 +127,7 @@ def _run_suite(suite: Suite, out_dir: Path, *, ray_address, progress, sweep_kind
     run_id = resume or new_run_id()
     kept: list[dict] = []
     if resume:
-        old = read_journal(out_dir, resume)
-        if not old:
-            raise InputError("--resume", f"no journal for run {resume} in {out_dir}",
-                             "a run id printed by an earlier harness run")
-        kept = [r for r in old if r.get("status") not in RETRY]
+        kept, sweep_kind, sweep_tag = _resumable(suite, hosts, out_dir, resume)
     skip = {(r.get("host"), r.get("series"), r.get("process")) for r in kept}
     factories = executor_factories(hosts, run_id, trust_new_host_key, lock_wait_s)
     ctx = RunContext(run_id=run_id, suite=suite.name, sweep_kind=sweep_kind,
@@ -221,6 +217,37 @@ def _run_suite(suite: Suite, out_dir: Path, *, ray_address, progress, sweep_kind
         write_transfers(out_dir, run_id, transfers)
     return RunReport(run_id, writer.rows, sorted(writer.files), time.perf_counter() - t_start,
                      timings, transfers, host_info)
+
+
+def _resumable(suite: Suite, hosts, out_dir: Path, run_id: str) -> tuple[list[dict], str, str]:
+    """(rows to keep, sweep kind, sweep tag) of run ``run_id`` for resuming it with ``suite``
+    on ``hosts``. The run keeps its identity (a sweep stays a sweep with its tag). Raises
+    InputError when there is nothing to resume or the suite or hosts are not the run's."""
+    from .store.journal import in_use, journal_dir
+    path = journal_dir(out_dir) / f"{run_id}.jsonl"
+    if not path.exists():
+        raise InputError("--resume", f"no journal for run {run_id} in {out_dir}",
+                         "a run id printed by an earlier harness run")
+    if in_use(out_dir, run_id):
+        raise InputError("--resume", f"run {run_id} is still running (a live coordinator "
+                         f"holds {path})", "a run whose coordinator has ended")
+    old = read_journal(out_dir, run_id)
+    if not old:
+        raise InputError("--resume", f"run {run_id} has no finished row to resume from",
+                         "the run again without --resume")
+    names = {r.get("suite") for r in old}
+    planned = {(c.host, c.series, c.process)
+               for c in expand(suite, [h.name for h in hosts] if hosts else ["local"])}
+    foreign = [r for r in old if (r.get("host"), r.get("series"), r.get("process"))
+               not in planned]
+    if names != {suite.name} or foreign:
+        raise InputError("--resume", f"run {run_id} measured another plan (suite "
+                         f"{', '.join(sorted(map(str, names)))}; {len(foreign)} of its rows "
+                         "are not configurations of this suite on these hosts)",
+                         "the same suite and hosts as that run")
+    last = old[-1]
+    return ([r for r in old if r.get("status") not in RETRY],
+            str(last.get("sweep_kind") or "suite"), last.get("sweep_tag"))
 
 
 def _write_models_table(prepared: dict, out_dir: Path) -> None:

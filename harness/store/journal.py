@@ -63,6 +63,20 @@ class Journal:
         self.file.close()
 
 
+def in_use(out_dir: str | Path, run_id: str) -> bool:
+    """Whether a live coordinator holds run ``run_id``'s journal (it is still running)."""
+    path = journal_dir(out_dir) / f"{run_id}.jsonl"
+    if not path.exists():
+        return False
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    return False
+
+
 def row_key(row: dict) -> tuple:
     """What identifies one configuration's process in a run: (host, series, process)."""
     return row.get("host"), row.get("series"), row.get("process")
