@@ -163,3 +163,10 @@ def test_control_characters_never_reach_the_terminal(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out
     assert "m\\x1b[31mRED\\x07" in out
+
+
+@pytest.mark.unit
+def test_suite_file_with_one_off_flags_is_refused(capsys):
+    for extra in (["--timeout", "5"], ["--save-suite", "x.toml"]):
+        assert main(["run", str(SMOKE), *extra, "--dry-run"]) == 2
+        assert f"a suite file and {extra[0]} were both given" in capsys.readouterr().err
