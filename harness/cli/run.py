@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     # --save-suite writes the suite the flags build: with a suite file there is none to write
     given = [f for f in (*_SUITE_FLAGS, "save_suite") if getattr(args, f) is not None]
     if args.suite and given:
-        raise InputError("harness run", f"a suite file and --{given[0].replace("_", "-")} were both given",
+        flag = "--" + given[0].replace("_", "-")
+        raise InputError("harness run", f"a suite file and {flag} were both given",
                          "either a suite file or --model and other flags")
     if args.suite:
         suite, kind = load_suite(args.suite), "suite"
