@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .engines import adapter_class
 from .errors import InputError
+from .evidence import fp32_by_output
 from .executors.local import LocalExecutor
 from .jobs import build_job
 from .plan import Config, expand
@@ -212,6 +213,8 @@ def _run_suite(suite: Suite, out_dir: Path, *, ray_address, progress, sweep_kind
             except Exception:
                 pass
         bars.close()
+        for row in fp32_by_output(writer.rows):
+            writer.update(row)
         writer.close()
     if transfers:
         write_transfers(out_dir, run_id, transfers)

@@ -83,3 +83,20 @@ def test_the_curated_library_api():
         assert getattr(harness, name) is not None, name
     with pytest.raises(AttributeError):
         harness.nothing_here  # noqa: B018
+
+
+def test_identical_outputs_prove_fp32():
+    from harness.evidence import fp32_by_output
+    base = {"host": "local", "model": "m", "model_sha256": "s", "input_key": "k",
+            "engine": "mnn", "engine_version": "3", "backend": "cpu", "threads": 1,
+            "status": "ok", "has_reference": True, "out_cosine": 1.0, "out_rel_err": 0.0}
+    rows = [dict(base, precision_requested="fp32", precision="fp32", out_sha256="A"),
+            dict(base, precision_requested="fp16", precision="fp16", out_sha256="A"),
+            dict(base, precision_requested="fp16", precision="fp16", out_sha256="B",
+                 threads=2),  # no fp32 sibling: the engine's word stands
+            dict(base, precision_requested="fp16", precision="fp16-storage",
+                 out_sha256="C")]  # outputs differ: reduced precision is real
+    fixed = fp32_by_output(rows)
+    assert len(fixed) == 1
+    assert (fixed[0]["precision"], fixed[0]["status"]) == ("fp32", "fallback")
+    assert "bit-identical to the fp32 row" in fixed[0]["notes"]

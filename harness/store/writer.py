@@ -55,6 +55,13 @@ class RunWriter:
         if time.monotonic() - self._last_flush > self.flush_every_s:
             self.flush()
 
+    def update(self, row: dict) -> None:
+        """Replace the row of the same configuration and process (row_key) with ``row``; the
+        journal gets it too (its last row per key wins)."""
+        key = row_key(row)
+        self.rows = [row if row_key(r) == key else r for r in self.rows]
+        self.journal.append(row)
+
     def flush(self) -> None:
         self.partitions.write(self.rows)
         self._last_flush = time.monotonic()
