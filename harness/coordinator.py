@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import sys
 import time
 import uuid
@@ -65,6 +66,19 @@ class HostWorker:
 
 _HOST_FIELDS = ("device_id", "hostname", "arch", "cpu_model", "cores", "mem_total_kb", "kernel",
                 "os", "python_version")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def worker_failure(e: BaseException) -> str:
+    """What made a host worker fail, as one plain line: the cause Ray wraps (a RayTaskError's
+    ``cause``), not Ray's coloured traceback, which a length cut leaves without its cause."""
+    cause = getattr(e, "cause", None) or e
+    text = _ANSI.sub("", str(cause)).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    last = lines[-1] if lines else ""
+    return f"{type(cause).__name__}: {last}"[:300]
 
 
 def _host_fields(info: dict) -> dict:
@@ -201,7 +215,8 @@ def _run_suite(suite: Suite, out_dir: Path, *, ray_address, progress, sweep_kind
             try:
                 result = ray.get(done[0])
             except Exception as e:  # the worker died: infrastructure, not the engine
-                result = {"status": Status.ERROR.value, "error": f"host worker failed: {e}"[:500]}
+                result = {"status": Status.HOST_ERROR.value,
+                          "error": f"host worker failed: {worker_failure(e)}"}
             result = {**_host_fields(host_info.get(cfg.host)), **result}
             row = make_row(ctx, cfg, result, measure=suite.measure, **static)
             writer.add(row)

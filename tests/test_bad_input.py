@@ -124,3 +124,14 @@ def test_input_file_that_is_not_an_array_and_a_shape_beyond_memory(tmp_path):
              "--engine", "onnxruntime", "--data", str(out))
     _one_line(p, "input x: shape 100000x100000x3x3 needs", "GiB available here")
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_missing_key_file_is_named(tmp_path):
+    inv = write_inventory(tmp_path / "inv.toml", [{
+        "name": "a", "host": "127.0.0.1", "port": 1,
+        "identity_file": str(tmp_path / "no_such_key")}])
+    p = subprocess.run([sys.executable, "-m", "harness", "devices", "check", str(inv)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1
+    assert f"identity_file {tmp_path / 'no_such_key'} does not exist" in p.stdout, p.stdout

@@ -100,3 +100,16 @@ def test_identical_outputs_prove_fp32():
     assert len(fixed) == 1
     assert (fixed[0]["precision"], fixed[0]["status"]) == ("fp32", "fallback")
     assert "bit-identical to the fp32 row" in fixed[0]["notes"]
+
+
+def test_a_failed_host_worker_is_infrastructure_with_its_cause():
+    from harness.coordinator import worker_failure
+
+    class RayTaskError(Exception):  # the shape of Ray's: a coloured traceback and a cause
+        def __init__(self, cause):
+            super().__init__("\x1b[36mray::HostWorker.measure()\x1b[39m\n  File ...\n" * 20)
+            self.cause = cause
+
+    text = worker_failure(RayTaskError(OSError("No space left on device")))
+    assert text == "OSError: No space left on device"
+    assert worker_failure(ValueError("\x1b[31mboom\x1b[0m")) == "ValueError: boom"

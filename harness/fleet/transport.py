@@ -60,6 +60,9 @@ class SshTransport:
               "banner_timeout": 15, "auth_timeout": 15}
         if s.identity_file:
             kw["key_filename"] = os.path.expanduser(s.identity_file)
+            if not os.path.isfile(kw["key_filename"]):  # say so, not "cannot reach"
+                raise HostUnreachable(f"{s.name}: identity_file {kw['key_filename']} does not "
+                                      "exist")
         cfg = Config(overrides={"load_ssh_configs": True})
         # An ~/.ssh/config alias brings its own HostName, Port, User and IdentityFile.
         conn = Connection(s.host, user=s.user, port=None if s.ssh_config_alias else s.port,
