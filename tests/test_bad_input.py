@@ -71,7 +71,7 @@ def test_input_shape_that_does_not_fit(tmp_path):
                                                       'shape = [1, 3, 64, 64]'))
     out = tmp_path / "out"
     p = _run("run", str(tmp_path / "s.toml"), "--data", str(out))
-    _one_line(p, "m: the input does not fit the model")
+    _one_line(p, "m: the input (x:1x3x64x64) does not fit the model", "declares (x:1x8x128x128)")
     assert not list(out.rglob("*.parquet"))
 
 

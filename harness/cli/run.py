@@ -43,11 +43,19 @@ def add_arguments(subparsers) -> None:
     a.add_argument("--threads", help="thread counts, e.g. 1,2,4")
     a.add_argument("--precision", help="precisions, e.g. fp32,fp16")
     a.add_argument("--backend", help="backends, e.g. cpu,vulkan")
-    a.add_argument("--iterations", type=int, help="minimum timed iterations")
-    a.add_argument("--seconds", type=float, help="minimum timed seconds")
-    a.add_argument("--processes", type=int, help="fresh processes per configuration")
-    a.add_argument("--warmup", type=int, help="warmup iterations")
-    a.add_argument("--timeout", type=float, help="per-measurement timeout (s)")
+    from ..config.suite import Measure
+    d = Measure()
+    a.add_argument("--iterations", type=int,
+                   help=f"minimum timed iterations (default {d.min_iterations})")
+    a.add_argument("--seconds", type=float,
+                   help=f"minimum timed seconds (default {d.min_seconds:g}; 0 for a fixed "
+                        "iteration count)")
+    a.add_argument("--processes", type=int,
+                   help=f"fresh processes per configuration (default {d.processes}; compare "
+                        "needs 3 a side for latency and memory verdicts)")
+    a.add_argument("--warmup", type=int, help=f"warmup iterations (default {d.warmup})")
+    a.add_argument("--timeout", type=float,
+                   help=f"per-measurement timeout (s, default {d.timeout_s:g})")
     a.add_argument("--save-suite", metavar="FILE", help="also write these flags as a suite file")
     add_target_flags(r)
     r.set_defaults(func=run)

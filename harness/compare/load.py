@@ -39,13 +39,23 @@ def load_sides(data: str | Path, dimension: str, base: str, head: str,
     if col in ("engine_version", "backend", "precision"):
         where = where | pc.field(f"{col}_requested").isin([base, head])
     try:
-        return load(data, columns=compare_columns(dimension), where=where, **filters)
+        df = load(data, columns=compare_columns(dimension), where=where, **filters)
     except DatasetError as e:
         if "no rows match" not in str(e):
             raise
         extra = ", ".join(f"{k}={v}" for k, v in filters.items())
         raise DatasetError(str(data), f"no rows with {col} {base!r} or {head!r}"
                            + (f" and {extra}" if extra else "")) from None
+    have = set(df[col].dropna().astype(str))
+    if col in ("engine_version", "backend", "precision"):
+        have |= set(df[f"{col}_requested"].dropna().astype(str))
+    for side, value in (("base", base), ("head", head)):
+        if value not in have:  # name every value the dataset holds, not the other side's
+            values = sorted(map(str, load(data, columns=[col])[col].dropna().unique()))
+            shown = ", ".join(values[:12]) + (" …" if len(values) > 12 else "")
+            raise DatasetError(f"{side} {col}={value!r}", "has no rows in the data",
+                               f"one of: {shown or 'nothing'}")
+    return df
 
 
 def load_history_rows(data: str | Path, metric: str,

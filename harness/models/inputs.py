@@ -302,6 +302,10 @@ def _reference(model_name: str, onnx_path: Path, names, arrays) -> list[np.ndarr
     try:
         return [np.asarray(o) for o in sess.run(None, feed)]
     except Exception as e:  # onnxruntime reports shape mismatches as generic exceptions
-        msg = str(e).strip().splitlines()[0][:300]
-        raise InputError(model_name, f"the input does not fit the model: {msg}",
-                         "input shapes the model accepts") from None
+        msg = "; ".join(ln.strip() for ln in str(e).strip().splitlines() if ln.strip())
+        given = ", ".join(f"{n}:{'x'.join(map(str, a.shape))}" for n, a in feed.items())
+        wants = ", ".join(f"{i.name}:{'x'.join(str(d) for d in i.shape)}"
+                          for i in sess.get_inputs())
+        raise InputError(model_name, f"the input ({given}) does not fit the model: {msg[:300]}",
+                         f"the shapes the model declares ({wants}), e.g. with --shape or "
+                         "shape = [...]") from None

@@ -121,6 +121,8 @@ def model_entry(text: str, shape: str | None = None, where: str = "--model") -> 
         entry["builtin"] = text
     else:
         p = Path(text).expanduser().resolve()
+        if not p.is_file() and p.suffix in model_suffixes():
+            raise ModelError(where, f"{str(p)!r} does not exist", "an existing model file")
         if not p.is_file():
             raise ModelError(where, f"{text!r} is neither a file nor a built-in model",
                              "a path ending in " + ", ".join(model_suffixes())
