@@ -68,6 +68,14 @@ def run(mode: str, job: Dict[str, object], out: Channel) -> Dict[str, object]:
     if mismatch is not None:
         res["error"] = mismatch
         return res
+    lease = job.get("lease")
+    if lease:  # the coordinator's hold on this host, renewed as each job starts
+        from .hostctl import HostctlError, renew
+        try:
+            renew(str(lease["dir"]), str(lease["owner"]), float(lease["ttl_s"]))
+        except HostctlError as e:
+            res["status"], res["error"] = Status.HOST_BUSY, str(e)
+            return res
     try:
         if mode == "measure":
             from .runner import measure

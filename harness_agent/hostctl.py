@@ -4,6 +4,7 @@
     python -m <agent>.hostctl have DIR
     python -m <agent>.hostctl verify FILE SHA256
     python -m <agent>.hostctl lock DIR OWNER TTL_S WAIT_S
+    python -m <agent>.hostctl renew DIR OWNER TTL_S
     python -m <agent>.hostctl unlock DIR OWNER
     python -m <agent>.hostctl venv DIR WHEEL [WHEEL...]
 
@@ -22,7 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import List
+from typing import List, Optional
 
 from .engines import adapter_names, load_adapter
 
@@ -63,67 +64,103 @@ def verify(path: str, sha: str) -> dict:
     return {"ok": True}
 
 
-def lock(d: str, owner: str, ttl: float, wait: float) -> dict:
-    """A lock directory with an owner file; an expired lock is reclaimed.
+class _Guard(object):
+    """An exclusive flock on DIR/lock.guard for the length of a ``with``: every change of the
+    lease (take, renew, reclaim, release) is one read-modify-write under it, so two
+    coordinators can never both hold the host (a lock directory with a separate owner file let
+    a reclaimer see the owner file missing and take a lock just taken)."""
 
-    mkdir is atomic on every local filesystem, so two coordinators cannot both create it.
-    """
-    path = os.path.join(d, "lock")
+    def __init__(self, d: str) -> None:
+        self.path = os.path.join(d, "lock.guard")
+
+    def __enter__(self):
+        import fcntl
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)  # closing releases the flock
+
+
+def _lease_path(d: str) -> str:
+    return os.path.join(d, "lock")
+
+
+def _read_lease(d: str) -> Optional[dict]:
+    """The lease DIR/lock ({"owner", "expires"}), None when there is none. A lock directory
+    of an older harness (lock/owner.json) is read too."""
+    path = _lease_path(d)
+    if os.path.isdir(path):
+        path = os.path.join(path, "owner.json")
+    try:
+        with open(path) as f:
+            cur = json.load(f)
+        return cur if isinstance(cur, dict) else {"owner": "?", "expires": 0}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"owner": "?", "expires": 0}  # unreadable: expired, reclaimable
+
+
+def _write_lease(d: str, owner: str, ttl: float) -> None:
+    path = _lease_path(d)
+    if os.path.isdir(path):  # an older harness's lock directory: replaced by the file
+        for n in os.listdir(path):
+            os.unlink(os.path.join(path, n))
+        os.rmdir(path)
+    tmp = "%s.tmp-%d" % (path, os.getpid())
+    with open(tmp, "w") as f:
+        json.dump({"owner": owner, "expires": time.time() + ttl}, f)
+    os.replace(tmp, path)
+
+
+def lock(d: str, owner: str, ttl: float, wait: float) -> dict:
+    """Take (or renew, for the same owner) the host's lease DIR/lock for ``ttl`` seconds; an
+    expired lease is taken over. Waits up to ``wait`` seconds for another owner's lease, then
+    raises HostctlError naming the holder."""
     os.makedirs(d, exist_ok=True)
     deadline = time.time() + wait
     while True:
-        try:
-            os.mkdir(path)
-            with open(os.path.join(path, "owner.json"), "w") as f:
-                json.dump({"owner": owner, "expires": time.time() + ttl}, f)
-            return {"ok": True, "owner": owner}
-        except FileExistsError:
-            try:
-                with open(os.path.join(path, "owner.json")) as f:
-                    cur = json.load(f)
-            except (OSError, ValueError):
-                cur = {"owner": "?", "expires": 0}
-            if cur.get("owner") == owner:
-                _write_owner(path, owner, ttl)
-                return {"ok": True, "owner": owner, "renewed": True}
-            if cur.get("expires", 0) < time.time():
-                _reclaim(path)
-                continue
-            if time.time() >= deadline:
-                raise HostctlError("host is locked by %s until %s" % (
-                    cur.get("owner"), time.strftime("%H:%M:%S", time.localtime(
-                        cur.get("expires", 0)))))
-            time.sleep(0.5)
+        with _Guard(d):
+            cur = _read_lease(d)
+            if cur is None or cur.get("owner") == owner or cur.get("expires", 0) < time.time():
+                _write_lease(d, owner, ttl)
+                return {"ok": True, "owner": owner,
+                        "renewed": bool(cur) and cur.get("owner") == owner}
+        if time.time() >= deadline:
+            raise HostctlError("host is locked by %s until %s" % (
+                cur.get("owner"), time.strftime("%H:%M:%S", time.localtime(
+                    cur.get("expires", 0)))))
+        time.sleep(0.05)
 
 
-def _write_owner(path: str, owner: str, ttl: float) -> None:
-    tmp = os.path.join(path, "owner.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump({"owner": owner, "expires": time.time() + ttl}, f)
-    os.replace(tmp, os.path.join(path, "owner.json"))
-
-
-def _reclaim(path: str) -> None:
-    stale = "%s.stale-%d-%d" % (path, os.getpid(), int(time.time() * 1000))
-    try:
-        os.rename(path, stale)  # atomic: only one reclaimer wins
-    except OSError:
-        return
-    for n in os.listdir(stale):
-        os.unlink(os.path.join(stale, n))
-    os.rmdir(stale)
+def renew(d: str, owner: str, ttl: float) -> dict:
+    """Extend ``owner``'s lease by ``ttl`` seconds from now; HostctlError naming the holder when
+    the lease is another's or gone (a measurement must not run on a host it lost)."""
+    with _Guard(d):
+        cur = _read_lease(d)
+        if cur is None or cur.get("owner") != owner:
+            raise HostctlError("the host's lease was lost%s" % (
+                " to %s" % cur.get("owner") if cur else ""))
+        _write_lease(d, owner, ttl)
+    return {"ok": True, "owner": owner}
 
 
 def unlock(d: str, owner: str) -> dict:
-    path = os.path.join(d, "lock")
-    try:
-        with open(os.path.join(path, "owner.json")) as f:
-            cur = json.load(f)
-    except (OSError, ValueError):
+    """Release ``owner``'s lease (nothing when it is another's or gone)."""
+    if not os.path.isdir(d):
         return {"ok": True, "held": False}
-    if cur.get("owner") != owner:
-        return {"ok": False, "held_by": cur.get("owner")}
-    _reclaim(path)
+    with _Guard(d):
+        cur = _read_lease(d)
+        if cur is None:
+            return {"ok": True, "held": False}
+        if cur.get("owner") != owner:
+            return {"ok": False, "held_by": cur.get("owner")}
+        path = _lease_path(d)
+        if os.path.isdir(path):
+            _write_lease(d, owner, 0)  # turns an old lock directory into a file first
+        os.unlink(path)
     return {"ok": True}
 
 
@@ -170,6 +207,7 @@ def main(argv: List[str]) -> int:
         "have": (1, lambda a: have(a)),
         "verify": (2, lambda a, b: verify(a, b)),
         "lock": (4, lambda a, b, c, e: lock(a, b, float(c), float(e))),
+        "renew": (3, lambda a, b, c: renew(a, b, float(c))),
         "unlock": (2, lambda a, b: unlock(a, b)),
         "venv": (None, lambda a, *ws: venv(a, list(ws))),
     }

@@ -299,6 +299,12 @@ class SshExecutor(Executor):
     def _launch(self, python: str, mode: str, job: dict, timeout_s: float) -> AgentExit:
         job = dict(job)
         job["state_dir"] = f"{self.work}/state"
+        if self._locked:
+            # the agent renews this coordinator's lease before it measures, and refuses
+            # (host_busy) a host whose lease another coordinator took: a sweep longer than the
+            # lease keeps the host, without a round trip of its own
+            job["lease"] = {"dir": self.work, "owner": self.owner,
+                            "ttl_s": self.lock_ttl_s + timeout_s}
         # the job travels in argv (base64: nothing in it can be shell syntax)
         blob = base64.b64encode(json.dumps(job).encode()).decode()
         # setsid: a new process group, so that timeout's signal reaches the whole group
