@@ -325,7 +325,7 @@ class SshExecutor(Executor):
 
     def close(self) -> None:
         try:
-            if self._locked:
+            if self._locked and not self.setup_error:  # a lost host's lease just expires
                 self._ctl("unlock", self.work, self.owner)
         except Exception:  # noqa: BLE001 - the lock expires on its own
             pass

@@ -17,6 +17,12 @@ from ..errors import HarnessError
 from .inventory import HostSpec
 
 
+# Seconds to wait for the host to open a channel (a command, an SFTP session), and for any one
+# SFTP answer during a transfer: generous for a loaded board, short against a frozen one.
+CHANNEL_TIMEOUT_S = 30
+TRANSFER_TIMEOUT_S = 120
+
+
 class HostUnreachable(HarnessError):
     """The host could not be reached or refused us (network, auth, host key)."""
 
@@ -56,8 +62,11 @@ class SshTransport:
         import paramiko
         from fabric import Config, Connection
         s = self.spec
+        # Every wait on the host is bounded: a host whose TCP port answers but whose sshd does
+        # not (frozen, SIGSTOP) would otherwise hold a session open for paramiko's default
+        # hour, and with it the whole run.
         kw = {"look_for_keys": s.identity_file is None, "allow_agent": True,
-              "banner_timeout": 15, "auth_timeout": 15}
+              "banner_timeout": 15, "auth_timeout": 15, "channel_timeout": CHANNEL_TIMEOUT_S}
         if s.identity_file:
             kw["key_filename"] = os.path.expanduser(s.identity_file)
             if not os.path.isfile(kw["key_filename"]):  # say so, not "cannot reach"
@@ -94,6 +103,8 @@ class SshTransport:
         except (OSError, EOFError) as e:
             raise HostUnreachable(f"{s.name}: cannot reach {s.target}: "
                                   f"{getattr(e, 'strerror', None) or e}") from None
+        # a dead peer is noticed between commands too, not only when one waits on it
+        conn.client.get_transport().set_keepalive(15)
         if conn.client.get_transport().get_remote_server_key().get_base64() in revoked:
             conn.close()
             raise HostUnreachable(f"{s.name}: the host key of {s.target} is marked @revoked in "
@@ -122,8 +133,15 @@ class SshTransport:
             tr = self._conn.client.get_transport() if self._conn is not None else None
             if tr is None or not tr.is_active():
                 return False
-            return self._conn.run("true", hide=True, warn=True, timeout=10,
-                                  in_stream=False).return_code == 0
+            # bounded at every step: opening the channel too (fabric's run would wait for a
+            # channel from a frozen host for as long as paramiko lets it)
+            ch = tr.open_session(timeout=10)
+            try:
+                ch.settimeout(10)
+                ch.exec_command("true")
+                return ch.status_event.wait(10) and ch.recv_exit_status() == 0
+            finally:
+                ch.close()
         except Exception:
             return False
 
@@ -131,6 +149,8 @@ class SshTransport:
         """Copy a local file, or a binary file object (streamed, never written locally), to
         ``remote``. Raises HostIOError (the host refused the write), HostUnreachable."""
         try:
+            # each SFTP request waits at most this long for the host's answer
+            self.conn.sftp().get_channel().settimeout(TRANSFER_TIMEOUT_S)
             self.conn.put(local if hasattr(local, "read") else str(local), remote)
         except OSError as e:
             # sftp reports a full disk or a permission problem as an OSError with the server's
