@@ -37,11 +37,30 @@ def os_name() -> Optional[str]:
     return None
 
 
-def mem_total_kb() -> Optional[int]:
+def _meminfo_kb(key: str) -> Optional[int]:
     for line in (_read("/proc/meminfo") or "").splitlines():
-        if line.startswith("MemTotal:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1])
     return None
+
+
+def mem_total_kb() -> Optional[int]:
+    return _meminfo_kb("MemTotal")
+
+
+def mem_available_kb() -> Optional[int]:
+    """MemAvailable of /proc/meminfo (what can be allocated without swapping), None where
+    unreadable."""
+    return _meminfo_kb("MemAvailable")
+
+
+def cpu_flags() -> str:
+    """The CPU feature flags of /proc/cpuinfo, space-padded (" avx2 f16c ... ") so a test for
+    one is `" f16c " in cpu_flags()`; '' where unreadable (and on ARM, which says "Features")."""
+    for line in (_read("/proc/cpuinfo") or "").splitlines():
+        if line.startswith("flags"):
+            return " %s " % line.split(":", 1)[1].strip()
+    return ""
 
 
 def device_id(state_dir: Optional[str] = None) -> str:

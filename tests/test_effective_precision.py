@@ -37,10 +37,8 @@ def _models(d):
 
 
 def _x86_f16c() -> bool:
-    try:
-        return " f16c " in " " + open("/proc/cpuinfo").read().replace("\n", " ") + " "
-    except OSError:
-        return False
+    from harness_agent.sysinfo import cpu_flags
+    return " f16c " in cpu_flags()
 
 
 def test_ncnn_fp16_on_this_cpu_claims_what_ran(tmp_path, monkeypatch):

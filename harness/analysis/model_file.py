@@ -197,6 +197,18 @@ def _numel(dims: Any) -> int:
     return n
 
 
+def _keep_only(field: Any, kept: list, proto: type) -> None:
+    """Reduce the repeated protobuf ``field`` to ``kept`` (a subset of its items, in order).
+    The items are copied first: clearing the field would otherwise invalidate them."""
+    if len(kept) == len(field):
+        return
+    copies = [proto() for _ in kept]
+    for dst, src in zip(copies, kept):
+        dst.CopyFrom(src)
+    del field[:]
+    field.extend(copies)
+
+
 def with_values_as_inputs(model: Any, names: frozenset[str] | set[str]) -> Any:
     """A copy of `model` in which the named constants (initializers or Constant-node outputs
     whose values were stripped) are graph inputs of their dtype and dims instead."""
@@ -213,12 +225,7 @@ def with_values_as_inputs(model: Any, names: frozenset[str] | set[str]) -> Any:
             promoted.append((tensor.name, tensor.data_type, list(tensor.dims)))
         else:
             kept.append(tensor)
-    if len(kept) != len(g.initializer):
-        kept_copies = [onnx.TensorProto() for _ in kept]
-        for dst, src in zip(kept_copies, kept):
-            dst.CopyFrom(src)
-        del g.initializer[:]
-        g.initializer.extend(kept_copies)
+    _keep_only(g.initializer, kept, onnx.TensorProto)
     nodes = []
     for node in g.node:
         if node.op_type == "Constant" and node.output and node.output[0] in names:
@@ -227,12 +234,7 @@ def with_values_as_inputs(model: Any, names: frozenset[str] | set[str]) -> Any:
                 promoted.append((node.output[0], t.data_type, list(t.dims)))
                 continue
         nodes.append(node)
-    if len(nodes) != len(g.node):
-        copies = [onnx.NodeProto() for _ in nodes]
-        for dst, src in zip(copies, nodes):
-            dst.CopyFrom(src)
-        del g.node[:]
-        g.node.extend(copies)
+    _keep_only(g.node, nodes, onnx.NodeProto)
     g.input.extend(onnx.helper.make_tensor_value_info(name, elem, dims)
                    for name, elem, dims in promoted if name not in declared)
     return probe

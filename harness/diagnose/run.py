@@ -14,7 +14,6 @@ for MNN, which has no per-layer switch, it checks whether precision=high fixes t
 
 from __future__ import annotations
 
-import re
 import secrets
 import shutil
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from ..jobs import job_input_names
 from ..models.converters import Artifact
 from ..models.prepare import PreparedModel
 from ..errors import HarnessError, InputError
-from ..executors.base import Executor, NoRuntime
+from ..executors.base import Executor, NoRuntime, crash_signal
 from ..executors.local import LocalExecutor
 from ..stats import latency_stats
 from ..status import MEASURED
@@ -209,14 +208,10 @@ def _on_device(ex: Executor, job: dict, timeout_s: float, local_paths: tuple[str
     return ex.submit(job.pop("mode"), job, timeout_s, local_paths)
 
 
-_CRASH = re.compile(r"killed by (SIG[A-Z0-9]+)(?: in phase (.+?))?;")
-
-
 def crash_of(res: dict) -> tuple[str, str] | None:
-    """(signal, where) of an agent that a signal killed ("where": the phase or "layer NAME
-    (TYPE)" that was running, '' when not known), else None."""
-    m = _CRASH.search(str(res.get("error") or "")) if res.get("status") == "error" else None
-    return (m.group(1), m.group(2) or "") if m else None
+    """(signal, where) of an agent that a signal killed (see executors.base.crash_signal),
+    else None."""
+    return crash_signal(str(res.get("error") or "")) if res.get("status") == "error" else None
 
 
 def _locate_crash(ex: Executor, m: Model, engine: str, cfg: Config, options, timeout_s,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..executors.base import crash_signal
 from ..status import MEASURED
 from ..verdict import Tolerance, within
 from .ncnn_param import describe_mask
@@ -94,9 +95,9 @@ def _short(text: str, n: int = 160) -> str:
     text = " ".join(text.split())
     # the useful part of a crash is how the process ended (the executor names the signal), not
     # the shader compiler's stderr
-    m = re.search(r"killed by (SIG[A-Z0-9]+)", text)
-    if m:
-        return f"process died with {m.group(1)}"
+    crash = crash_signal(text)
+    if crash:
+        return f"process died with {crash[0]}"
     m = re.search(r"exited (-?\d+) without a result", text)
     if m:
         return f"process ended without a result (exit status {m.group(1)})"

@@ -10,6 +10,7 @@ agent process (``_launch``) and how a coordinator file reaches the device (``pus
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 from abc import ABC, abstractmethod
@@ -96,6 +97,17 @@ def no_result(ex: AgentExit, progress: list[dict], timeout_s: float,
             "error": f"agent exited {ex.rc} without a result ({how}last phase: {phase}): "
                      f"{relevant_lines(ex.stderr, noise)[-400:]}"}
 
+
+
+_KILLED = re.compile(r"killed by (SIG[A-Z0-9]+)(?: in phase (.+?))?;")
+
+
+def crash_signal(error: str) -> tuple[str, str] | None:
+    """(signal, where) from a no_result error text ("killed by SIGSEGV in phase first; ..."):
+    ``where`` is the phase or "layer NAME (TYPE)" that was running, '' when not said. None
+    when no signal killed the agent."""
+    m = _KILLED.search(" ".join(str(error).split()))
+    return (m.group(1), m.group(2) or "") if m else None
 
 
 def infra_result(e: Exception) -> dict:

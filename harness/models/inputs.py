@@ -134,18 +134,6 @@ def npy_shape(path: Path, name: str | None = None) -> tuple[int, ...]:
     return tuple(int(d) for d in _load_array(path, name).shape)
 
 
-def _available_bytes() -> int | None:
-    """MemAvailable of /proc/meminfo in bytes (None where unreadable)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def _check_fits(spec: InputSpec, dtype: np.dtype) -> None:
     """InputError when making this input would not fit in memory: a mistyped shape is one
     line, not a traceback (random values are drawn in 8-byte words before the cast)."""
@@ -153,7 +141,9 @@ def _check_fits(spec: InputSpec, dtype: np.dtype) -> None:
     for d in spec.shape:
         n *= int(d)
     need = n * max(dtype.itemsize, 8)
-    avail = _available_bytes()
+    from harness_agent.sysinfo import mem_available_kb
+    avail_kb = mem_available_kb()
+    avail = None if avail_kb is None else avail_kb * 1024
     if avail is not None and need > avail:
         what = f"input {spec.name}" if spec.name else "input"
         raise InputError(what, f"shape {'x'.join(map(str, spec.shape))} needs "

@@ -14,6 +14,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from ..fdcapture import capture_native_output, relevant_lines
+from ..sysinfo import cpu_flags
 from .base import Adapter as _Base
 from .base import Unsupported, match_names
 
@@ -85,7 +86,7 @@ class Adapter(_Base):
         if has("cpu_support_arm_vfpv4"):
             return "fp16-storage", "ncnn: this CPU has no fp16 arithmetic; blobs are stored fp16"
         inner = any(layer.type == "InnerProduct" for layer in net.layers())
-        if inner and " f16c " in _cpu_flags():
+        if inner and " f16c " in cpu_flags():
             return "fp16-storage", ("ncnn: on x86 only InnerProduct weights are stored fp16 "
                                     "(F16C); activations and arithmetic are fp32")
         return "fp32", ("ncnn: no fp16 path for this model on this CPU (fp16 storage is "
@@ -281,16 +282,3 @@ class Adapter(_Base):
         for rec, s in zip(records, samples):
             rec["ms"] = statistics.median(s) if s else None
         return records
-
-
-
-def _cpu_flags() -> str:
-    """The x86 feature flags of /proc/cpuinfo ('' where unreadable)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return " %s " % line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
