@@ -15,7 +15,8 @@ from pathlib import Path
 
 from ..errors import InputError
 from .journal import Journal, journal_dir, read_journal, row_key
-from .partitions import PartitionWriter
+from .partitions import PartitionWriter, partition_path
+from .schema import PARTITIONS
 
 
 def check_writable(out_dir: Path) -> None:
@@ -76,16 +77,18 @@ def _with_stored_rows(out_dir: Path, run_id: str, journaled: list[dict]) -> list
     lacks (a damaged journal): a recovery never writes fewer finished rows than were there."""
     import pyarrow.parquet as pq
     rows = {row_key(r): r for r in journaled}
-    for f in sorted(Path(out_dir).glob(f"date=*/engine=*/part-{run_id}.parquet")):
+    pattern = str(partition_path(".", run_id, {k: "*" for k in PARTITIONS}))
+    for f in sorted(Path(out_dir).glob(pattern)):
         try:
             stored = pq.read_table(f).to_pylist()
         except Exception:  # noqa: BLE001 - an unreadable file has nothing to keep
             continue
-        engine = f.parent.name.partition("=")[2]
-        date = f.parent.parent.name.partition("=")[2]
+        # the partition values live in the path: DIR/date=D/engine=E/part-RUN.parquet
+        values = dict(part.name.partition("=")[::2]
+                      for part in list(f.parents)[:len(PARTITIONS)])
         for r in stored:
-            r.setdefault("engine", engine)
-            r.setdefault("date", date)
+            for k, v in values.items():
+                r.setdefault(k, v)
             for k in ("started_at", "ended_at"):  # back to epoch seconds, as journaled
                 if hasattr(r.get(k), "timestamp"):
                     r[k] = r[k].timestamp()
