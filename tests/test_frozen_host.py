@@ -29,6 +29,7 @@ def test_a_frozen_host_is_unreachable_within_its_timeout(tmp_path):
     a = start_x86_host(tmp_path / "a", "live")
     b = start_x86_host(tmp_path / "b", "frozen")
     stopped: list[int] = []
+    guard, done = threading.Lock(), threading.Event()
     try:
         inv = write_inventory(tmp_path / "inv.toml", [a.inventory_entry(), b.inventory_entry()])
         (tmp_path / "s.toml").write_text(
@@ -38,26 +39,36 @@ def test_a_frozen_host_is_unreachable_within_its_timeout(tmp_path):
             '[[models]]\nname = "m"\nbuiltin = "reduction_sum_block"\n')
         out = tmp_path / "out"
         frozen_at: list[float] = []
+        # The freezer must never act after the test: a late SIGSTOP hits whatever now owns
+        # those pids (a later test's processes), and a SIGCONT racing a SIGSTOP leaves a
+        # process stopped for good. `guard` orders the two; `done` ends the wait.
 
         def freeze_after_first_row():
-            deadline = time.time() + 120
-            while time.time() < deadline:
+            deadline = time.time() + 300
+            while time.time() < deadline and not done.is_set():
                 rows = [f.read_text() for f in (out / "_journal").glob("*.jsonl")] \
                     if (out / "_journal").exists() else []
                 if any('"host": "frozen"' in r for r in rows):
                     break
                 time.sleep(0.05)
-            stopped.extend([b._proc.pid, *procs.descendants(b._proc.pid)])
-            for pid in stopped:
-                try:
-                    os.kill(pid, signal.SIGSTOP)
-                except ProcessLookupError:
-                    pass
-            frozen_at.append(time.monotonic())
+            else:
+                return
+            with guard:
+                if done.is_set():
+                    return
+                stopped.extend([b._proc.pid, *procs.descendants(b._proc.pid)])
+                for pid in stopped:
+                    try:
+                        os.kill(pid, signal.SIGSTOP)
+                    except ProcessLookupError:
+                        pass
+                frozen_at.append(time.monotonic())
 
-        threading.Thread(target=freeze_after_first_row, daemon=True).start()
+        freezer = threading.Thread(target=freeze_after_first_row, daemon=True)
+        freezer.start()
         report = run_suite(load_suite(tmp_path / "s.toml"), out,
                            hosts=load_inventory(inv), progress=False)
+        assert frozen_at, "the frozen host never finished a first row before the run ended"
         took = time.monotonic() - frozen_at[0]
         by_host = {h: [r["status"] for r in report.rows if r["host"] == h]
                    for h in ("live", "frozen")}
@@ -66,6 +77,8 @@ def test_a_frozen_host_is_unreachable_within_its_timeout(tmp_path):
         assert set(by_host["frozen"]) <= {"ok", "unreachable"}
         assert took < TIMEOUT_S + GRACE_S, (took, by_host)
     finally:
+        with guard:
+            done.set()
         for pid in stopped:
             try:
                 os.kill(pid, signal.SIGCONT)
