@@ -31,10 +31,18 @@ INVENTORY_KEYS = {"name", "host", "port", "user", "identity_file", "known_hosts"
 
 
 def sh(client: paramiko.SSHClient, command: str, timeout: float = 120) -> tuple[int, str, str]:
-    _, stdout, stderr = client.exec_command(command, timeout=timeout)
-    out = stdout.read().decode(errors="replace")
-    err = stderr.read().decode(errors="replace")
-    return stdout.channel.recv_exit_status(), out, err
+    """Run COMMAND on the host; (exit status, stdout, stderr). Every wait is bounded:
+    paramiko's own `exec_command` opens its channel with an hour's timeout and waits for the
+    exit status without one, so a host that stops answering would hang the session."""
+    chan = client.get_transport().open_session(timeout=30)
+    chan.settimeout(timeout)
+    chan.exec_command(command)
+    out = chan.makefile("rb").read().decode(errors="replace")
+    err = chan.makefile_stderr("rb").read().decode(errors="replace")
+    if not chan.status_event.wait(timeout):
+        chan.close()
+        raise TimeoutError(f"no exit status within {timeout} s: {command}")
+    return chan.recv_exit_status(), out, err
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +112,7 @@ def test_sftp_roundtrip(clients, test_hosts, tmp_path, name):
     src.write_text(f"hello {name}\n")
     remote = f"{host.workdir}/payload.txt"
     sftp = clients[name].open_sftp()
+    sftp.get_channel().settimeout(60)
     try:
         sftp.put(str(src), remote)
         assert sftp.stat(remote).st_size == src.stat().st_size

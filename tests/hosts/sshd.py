@@ -144,6 +144,10 @@ class SshHost:
             banner_timeout=timeout,
             auth_timeout=timeout,
         )
+        # paramiko opens channels with an hour's timeout by default: bound it like the
+        # harness does, so a host that stops answering fails a test instead of hanging it.
+        client.get_transport().channel_timeout = timeout
+        client.get_transport().set_keepalive(15)
         return client
 
     def fabric_connection(self):
