@@ -22,7 +22,8 @@ pytestmark = [pytest.mark.hosts, pytest.mark.slow]
 
 TIMEOUT_S = 20
 # after the remote timeout: its kill grace, the SSH-level slack, one bounded liveness check
-GRACE_S = KILL_AFTER_S + SSH_SLACK_S + 10 + 15  # + 15 s of scheduling slack on 2 cores
+# + 30 s of scheduling slack on a loaded 2-core CI machine
+GRACE_S = KILL_AFTER_S + SSH_SLACK_S + 10 + 30
 
 
 def test_a_frozen_host_is_unreachable_within_its_timeout(tmp_path):
