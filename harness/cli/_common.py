@@ -93,3 +93,37 @@ def add_layer_config_flags(p: argparse.ArgumentParser, role: str = "") -> None:
     p.add_argument("--backend", default="cpu", help=f"{role}backend (default cpu)")
     p.add_argument("--precision", default="fp32", help=f"{role}precision (default fp32)")
     p.add_argument("--threads", default="1", help=f"{role}thread count (default 1)")
+
+
+def add_ci_flags(p: argparse.ArgumentParser) -> None:
+    """`--junit FILE` and `--summary FILE`: the gate's result for CI servers."""
+    p.add_argument("--junit", metavar="FILE",
+                   help="also write JUnit XML: one test case per compared pair (and, for a "
+                        "sweep, per configuration of the run), failures carrying the verdict "
+                        "and its numbers")
+    p.add_argument("--summary", metavar="FILE",
+                   help="also write a Markdown job summary: the gate's result, its reasons and "
+                        "what failed (e.g. $GITHUB_STEP_SUMMARY)")
+
+
+def write_ci_files(args: argparse.Namespace, gate, result=None, run_rows=None,
+                   run_id: str | None = None, what: str = "harness",
+                   report: str | None = None) -> None:
+    """Write what `--junit` and `--summary` ask for, each atomically; InputError naming the
+    flag when a file cannot be written."""
+    from ..compare.job_summary import to_job_summary
+    from ..compare.junit import to_junit
+    from ..store.atomic import atomic_write_text
+    for flag, path, make in (
+            ("--junit", getattr(args, "junit", None),
+             lambda: to_junit(gate, result, run_rows, run_id)),
+            ("--summary", getattr(args, "summary", None),
+             lambda: to_job_summary(gate, result, run_rows, what, report))):
+        if not path:
+            continue
+        try:
+            atomic_write_text(path, make())
+        except OSError as e:
+            raise InputError(f"{flag} {path}", f"cannot be written ({e.strerror})",
+                             "a writable path") from None
+        print(f"wrote {path}", file=sys.stderr)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import add_data_flag, add_json_flag, emit, row_filters
+from ._common import (add_ci_flags, add_data_flag, add_json_flag, emit, row_filters,
+                      write_ci_files)
 
 FORMATS = ("table", "markdown", "html")
 _THRESHOLD_FLAGS = (  # flag, Thresholds field, type, help
@@ -52,6 +53,7 @@ def add_arguments(subparsers) -> None:
     c.add_argument("--fail-on", default="",
                    help="comma list of verdicts that make the exit code 1: "
                         "slower,larger,wrong (also drift, unstable, insufficient, missing)")
+    add_ci_flags(c)
     for flag, field, typ, hlp in _THRESHOLD_FLAGS:
         c.add_argument(flag, dest=f"th_{field}", type=typ, default=None, help=hlp)
     c.set_defaults(func=run)
@@ -59,6 +61,7 @@ def add_arguments(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Compare base and head; the exit code is 1 when a --fail-on verdict occurs."""
+    from ..compare import gate
     from ..compare.core import compare
     from ..compare.load import load_sides
     from ..compare.result import parse_fail_on
@@ -70,11 +73,9 @@ def run(args: argparse.Namespace) -> int:
     filters = row_filters(args.where, args.engine, args.model)
     df = load_sides(args.data, args.dimension, args.base, args.head, filters)
     res = compare(df, args.dimension, args.base, args.head, engine=args.engine, thresholds=th)
-    emit(res.render("json" if args.json else args.format), args.output)
-    code = res.exit_code(fail_on)
+    g = gate.evaluate(res, fail_on)
+    emit(res.render("json" if args.json else args.format, gate=g), args.output)
+    write_ci_files(args, g, result=res, what=f"compare {res.label}")
     if fail_on:  # on stderr, so JSON/HTML on stdout stay clean
-        bad = res.failures(fail_on)
-        n = len(bad) + (len(res.missing) if "missing" in fail_on else 0)
-        print(f"gate --fail-on {','.join(sorted(fail_on))}: "
-              f"{'FAILED' if code else 'passed'} ({n} pair(s))", file=sys.stderr)
-    return code
+        print(g.line(f"compare {res.label}"), file=sys.stderr)
+    return g.exit_code

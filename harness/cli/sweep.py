@@ -7,7 +7,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ._common import add_data_flag
+from ._common import add_ci_flags, add_data_flag, write_ci_files
 from ._targets import DEVICES_HELP, INVENTORY_HELP, resolve_hosts
 from .run import run_footer
 
@@ -35,11 +35,13 @@ def add_arguments(subparsers) -> None:
     w.add_argument("--fail-on", default="slower,larger,wrong",
                    help="verdicts that make the exit code 1 (default slower,larger,wrong; also "
                         "drift, unstable, insufficient, missing)")
+    add_ci_flags(w)
     w.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """A scheduled sweep: run, compare with the previous sweep of the tag, report, gate."""
+    from ..compare import gate
     from ..compare.result import parse_fail_on
     from ..compare.sweeps import compare_with_previous, write_report
     from ..config.suite import load_suite
@@ -56,12 +58,19 @@ def run(args: argparse.Namespace) -> int:
                        progress=not args.no_progress, hosts=hosts, sweep_kind="sweep",
                        sweep_tag=args.tag)
     print(render(summarize(report.rows)))
-    code = run_footer(report, args.data)
+    run_footer(report, args.data)
     result = compare_with_previous(args.data, args.tag, report.run_id)
+    g = gate.evaluate(result, fail_on, report.rows)
+    what = f"sweep {args.tag} {report.run_id}"
     if result is None:
         print(f"sweep {args.tag}: first run of this tag, nothing to compare with")
-        return code
-    paths = write_report(result, Path(args.data) / "_reports" / f"{args.tag}-{report.run_id}")
-    print(result.to_table())
-    print(f"report: {paths['html']}")
-    return max(code, result.exit_code(fail_on))
+        write_ci_files(args, g, run_rows=report.rows, run_id=report.run_id, what=what)
+    else:
+        paths = write_report(result, Path(args.data) / "_reports" / f"{args.tag}-{report.run_id}",
+                             gate=g)
+        print(result.to_table())
+        print(f"report: {paths['html']}")
+        write_ci_files(args, g, result=result, run_rows=report.rows, run_id=report.run_id,
+                       what=what, report=str(paths["html"]))
+    print(g.line(f"sweep {args.tag}"))
+    return g.exit_code

@@ -205,7 +205,9 @@ def to_markdown(res, max_rows: int | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
-def to_dict(res) -> dict:
+def to_dict(res, gate=None) -> dict:
+    """The JSON document of a comparison; `gate` (harness.compare.gate.Gate) adds the CI
+    gate's result and reasons under "gate"."""
     pairs = []
     p = res.pairs
     for i in range(len(p)):
@@ -245,11 +247,12 @@ def to_dict(res) -> dict:
             "dimension": res.dimension, "base": res.base, "head": res.head, "key": res.key,
             "thresholds": res.thresholds.as_dict(), "counts": res.counts(),
             "info": {k: _num(v) for k, v in res.info.items()},
-            "pairs": pairs, "missing": missing}
+            "pairs": pairs, "missing": missing,
+            **({"gate": gate.as_dict()} if gate is not None else {})}
 
 
-def to_json(res, indent: int | None = 2) -> str:
-    return json.dumps(to_dict(res), indent=indent, ensure_ascii=False, default=_num)
+def to_json(res, indent: int | None = 2, gate=None) -> str:
+    return json.dumps(to_dict(res, gate), indent=indent, ensure_ascii=False, default=_num)
 
 
 # -- history ---------------------------------------------------------------------------------

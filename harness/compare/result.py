@@ -81,13 +81,14 @@ class CompareResult:
         return f"{self.dimension}: {self.base} → {self.head}"
 
     # -- outputs -----------------------------------------------------------------------------
-    def to_dict(self) -> dict:
+    def to_dict(self, gate=None) -> dict:
+        """The JSON document; `gate` (a `harness.compare.gate.Gate`) adds "gate"."""
         from .render import to_dict
-        return to_dict(self)
+        return to_dict(self, gate)
 
-    def to_json(self, indent: int | None = 2) -> str:
+    def to_json(self, indent: int | None = 2, gate=None) -> str:
         from .render import to_json
-        return to_json(self, indent=indent)
+        return to_json(self, indent=indent, gate=gate)
 
     def to_markdown(self, max_rows: int | None = None) -> str:
         from .render import to_markdown
@@ -101,14 +102,14 @@ class CompareResult:
         from .html import to_html
         return to_html(self, title=title)
 
-    def render(self, fmt: str = "table") -> str:
+    def render(self, fmt: str = "table", gate=None) -> str:
         fmt = {"md": "markdown", "text": "table"}.get(fmt, fmt)
         if fmt == "table":
             return self.to_table()
         if fmt == "markdown":
             return self.to_markdown()
         if fmt == "json":
-            return self.to_json()
+            return self.to_json(gate=gate)
         if fmt == "html":
             return self.to_html()
         raise InputError(f"--format {fmt!r}", "is unknown", "table, markdown, json or html")

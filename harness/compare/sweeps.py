@@ -55,12 +55,13 @@ def compare_with_previous(data_dir, tag: str | None, run_id: str,
     return res
 
 
-def write_report(result: CompareResult, path_without_ext) -> dict[str, Path]:
-    """Write <path>.html, <path>.md and <path>.json; returns {"html": path, ...}."""
+def write_report(result: CompareResult, path_without_ext, gate=None) -> dict[str, Path]:
+    """Write <path>.html, <path>.md and <path>.json (with the gate's result and reasons when
+    `gate` is given); returns {"html": path, ...}."""
     base = Path(path_without_ext)
     base.parent.mkdir(parents=True, exist_ok=True)
     out = {}
     for ext, text in (("html", result.to_html()), ("md", result.to_markdown()),
-                      ("json", result.to_json())):
+                      ("json", result.to_json(gate=gate))):
         out[ext] = atomic_write_text(base.parent / f"{base.name}.{ext}", text)
     return out

@@ -115,6 +115,12 @@ def dataset(path: str | Path = "results") -> ds.Dataset:
     try:
         data = ds.dataset(str(root), schema=FULL_SCHEMA, format=fmt, partitioning=part,
                           ignore_prefixes=[".", "_"])
+        if any(not f.endswith(".parquet") for f in data.files):
+            # A report or JUnit file saved beside the data is not a results file; a damaged
+            # .parquet file still is, and is reported below rather than skipped.
+            data = ds.dataset([f for f in data.files if f.endswith(".parquet")],
+                              schema=FULL_SCHEMA, format=fmt, partitioning=part,
+                              partition_base_dir=str(root))
     except (pa.ArrowInvalid, OSError) as e:
         raise DatasetError(str(root), f"unreadable results dataset ({_first_line(e)})") from None
     if not data.files:
