@@ -336,7 +336,9 @@ def compare(df: pd.DataFrame, dimension: str = "engine_version", base=None, head
         precision, identical, np.nan_to_num(agg["naninf"][0]), np.nan_to_num(agg["naninf"][1]),
         ref[0], ref[1], agg["rel"][0], agg["rel"][1], agg["cos"][0], agg["cos"][1], th)
     for sd, name in ((0, "base"), (1, "head")):
-        out[f"rel_err_{name}"] = np.where(np.isinf(agg["rel"][sd]), np.nan, agg["rel"][sd])
+        # inf stays inf (an output that is all wrong, or NaN against the reference): the
+        # report labels it; NaN means no reference to compare with
+        out[f"rel_err_{name}"] = agg["rel"][sd]
         out[f"cosine_{name}"] = np.where(np.isinf(agg["cos"][sd]), np.nan, agg["cos"][sd])
         out[f"nan_inf_{name}"] = np.nan_to_num(agg["naninf"][sd]).astype(np.int64)
     out["correctness"] = corr

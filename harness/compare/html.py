@@ -35,6 +35,8 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bott
 h3{font-size:15px;margin:18px 0 6px}.sub{color:#555;margin:2px 0}
 table{border-collapse:collapse;font-size:12px;margin:8px 0}
 th,td{border:1px solid #ddd;padding:3px 6px;text-align:left;white-space:nowrap}
+td.wrap{white-space:normal;overflow-wrap:anywhere;min-width:8em;max-width:32em}
+.tw{max-width:100%;overflow-x:auto}
 th{background:#f3f3f3}tr:nth-child(even) td{background:#fbfbfb}
 .v{font-weight:600}.badge{display:inline-block;border-radius:10px;padding:1px 8px;margin:2px;
  color:#fff;font-size:12px}
@@ -57,6 +59,10 @@ def _badge(verdict: str, count: int | None = None) -> str:
     return f'<span class="badge" style="background:{color}">{escape(text)}</span>'
 
 
+# Free-text columns wrap so the pairs table fits a laptop screen; numbers and verdicts do not.
+WRAP_COLUMNS = frozenset({"note", "model", "input_shape", "host", "suite", "run_id"})
+
+
 def _table(frame: pd.DataFrame, verdict_cols=()) -> str:
     head = "".join(f"<th>{escape(str(c))}</th>" for c in frame.columns)
     body = []
@@ -66,10 +72,13 @@ def _table(frame: pd.DataFrame, verdict_cols=()) -> str:
             if c in verdict_cols:
                 color = VERDICT_COLORS.get(str(v), "#222")
                 cells.append(f'<td class="v" style="color:{color}">{escape(_fmt(v))}</td>')
+            elif c in WRAP_COLUMNS:
+                cells.append(f'<td class="wrap">{escape(_fmt(v))}</td>')
             else:
                 cells.append(f"<td>{escape(_fmt(v))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return (f'<div class="tw"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
 def _threads_sorted(values) -> list:
@@ -102,16 +111,43 @@ def _panel_title(cols, key_vals, const: dict) -> str:
                                             if c in ("model",)) or "all"
 
 
+def side_label(res, g: pd.DataFrame, sd: str) -> str:
+    """A side's name in a chart: its value, with the engine in front when the engine is not
+    what is compared (`mnn 3.4.0`, not a bare `3.4.0`)."""
+    value = res.base if sd == "base" else res.head
+    if res.dimension == "engine" or "engine" not in g:
+        return str(value)
+    engines = pd.unique(g["engine"].astype(object))
+    return f"{engines[0]} {value}" if len(engines) == 1 else str(value)
+
+
+def _with_engine(title: str, res, g: pd.DataFrame) -> str:
+    if res.dimension == "engine" or "engine" not in g:
+        return title
+    engines = [str(e) for e in pd.unique(g["engine"].astype(object))]
+    return title if any(e in title.split(" · ") for e in engines) else \
+        " · ".join(engines + [title])
+
+
+# One configuration 10x slower than the rest squeezes every other point into the bottom of a
+# linear axis; past this spread (p90 max / p10 min) the latency axis is logarithmic.
+LOG_AXIS_SPREAD = 10.0
+
+
 def latency_chart(res, g: pd.DataFrame, title: str) -> Chart:
     threads = _threads_sorted(g["threads"])
     lo = np.nanmin(np.r_[g["p10_base"].to_numpy(float), g["p10_head"].to_numpy(float)])
     hi = np.nanmax(np.r_[g["p90_base"].to_numpy(float), g["p90_head"].to_numpy(float)])
-    pad = (hi - lo) * 0.08 or abs(hi) * 0.05 or 1.0
-    ch = Chart(title, "threads", "latency (ms)", x_categories=threads,
-               ylim=(max(0.0, lo - pad), hi + pad * 2))
+    if lo > 0 and hi / lo > LOG_AXIS_SPREAD:
+        ch = Chart(_with_engine(title, res, g), "threads", "latency (ms, log)",
+                   x_categories=threads, ylim=(lo / 1.5, hi * 2.5), ylog=True)
+    else:
+        pad = (hi - lo) * 0.08 or abs(hi) * 0.05 or 1.0
+        ch = Chart(_with_engine(title, res, g), "threads", "latency (ms)",
+                   x_categories=threads, ylim=(max(0.0, lo - pad), hi + pad * 2))
     pos = {t: i for i, t in enumerate(threads)}
-    for sd, color, dx, label in (("base", BASE_COLOR, -7, res.base), ("head", HEAD_COLOR, 7,
-                                                                       res.head)):
+    for sd, color, dx in (("base", BASE_COLOR, -7), ("head", HEAD_COLOR, 7)):
+        label = side_label(res, g, sd)
         pts = []
         for _, r in g.iterrows():
             x = pos[r["threads"]]
@@ -141,13 +177,13 @@ def memory_chart(res, g: pd.DataFrame, title: str) -> Chart | None:
     threads = _threads_sorted(g["threads"])
     lo, hi = np.nanmin(vals), np.nanmax(vals)
     pad = (hi - lo) * 0.08 or abs(hi) * 0.05 or 1.0
-    ch = Chart(title, "threads", "peak RSS (MiB)", x_categories=threads,
+    ch = Chart(_with_engine(title, res, g), "threads", "peak RSS (MiB)", x_categories=threads,
                ylim=(max(0.0, lo - pad), hi + pad * 1.5))
     pos = {t: i for i, t in enumerate(threads)}
     for ph in PHASES:
         color = PHASE_COLORS[ph]
         for sd, dx, filled in (("base", -5, False), ("head", 5, True)):
-            label = res.base if sd == "base" else res.head
+            label = side_label(res, g, sd)
             pts = []
             for _, r in g.iterrows():
                 v = r[f"rss_{ph}_{sd}"] / 1024.0
@@ -165,8 +201,8 @@ def memory_chart(res, g: pd.DataFrame, title: str) -> Chart | None:
     if theory is not None:
         # measured beside what the model needs: weights + liveness lower bound of activations
         ch.hline(theory, "#888", f"theory {theory:.1f} MiB (weights + activation lower bound)")
-    ch.legend(f"{res.base} (base, hollow, dashed)", "#555", "hollow")
-    ch.legend(f"{res.head} (head, filled)", "#555", "dot")
+    ch.legend(f"{side_label(res, g, 'base')} (base, hollow, dashed)", "#555", "hollow")
+    ch.legend(f"{side_label(res, g, 'head')} (head, filled)", "#555", "dot")
     return ch
 
 
@@ -199,15 +235,21 @@ def error_chart(res, g: pd.DataFrame, title: str, precision, host_varies: bool,
         dx = -5 if sd == "base" else 5
         name = "rel_err" if metric == "rel" else "1-cos"
         for i, v in enumerate(arr):
+            verdict = g.iloc[i]["correctness"]
             if np.isfinite(v):
-                verdict = g.iloc[i]["correctness"]
                 ch.point(i, max(v, floor), color, f"{cats[i]} {sd}: {name} {v:.3g} ({verdict})",
                          dx=dx, shape=shape, filled=(sd == "head"), series=f"{metric}-{sd}")
+            elif metric == "rel" and (np.isinf(v) or (g.iloc[i][f"nan_inf_{sd}"] or 0) > 0):
+                # an infinite or NaN error has no place on the axis: drawn at the top, named
+                what = "inf" if np.isinf(v) else "NaN"
+                ch.point(i, ch.yhi, color, f"{cats[i]} {sd}: {name} {what} ({verdict})",
+                         dx=dx, shape=shape, filled=(sd == "head"), series=f"{metric}-{sd}")
+                ch.text(i, ch.yhi, what, VERDICT_COLORS.get(verdict, "#d62728"), dx=dx, dy=12)
     if np.isfinite(tol_vals[0]):
         ch.hline(tol_vals[0], "#d62728", f"rel_err tol {tol_vals[0]:g}")
     ch.hline(tol_vals[1], "#9467bd", f"1-cos tol {tol_vals[1]:.0e}", dash="1 3")
-    ch.legend(f"rel_err {res.base} (base)", BASE_COLOR, "hollow")
-    ch.legend(f"rel_err {res.head} (head)", HEAD_COLOR, "dot")
+    ch.legend(f"rel_err {side_label(res, g, 'base')} (base)", BASE_COLOR, "hollow")
+    ch.legend(f"rel_err {side_label(res, g, 'head')} (head)", HEAD_COLOR, "dot")
     ch.legend("1-cos (squares)", "#555", "square")
     return ch
 

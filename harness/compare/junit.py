@@ -21,7 +21,7 @@ import xml.etree.ElementTree as ET
 from ..status import FAILED, failed, worst
 from ..terminal import terminal_safe
 from .gate import Gate, configurations
-from .render import fmt_ci, fmt_mib_delta, fmt_ms, fmt_p, fmt_ratio, split_key
+from .render import fmt_ci, fmt_g, fmt_mib_delta, fmt_ms, fmt_p, fmt_ratio, split_key
 from .result import ASPECTS, CompareResult
 from .verdicts import PHASES
 
@@ -46,21 +46,11 @@ def describe(pair, aspect: str, base: str, head: str) -> str:
                   for ph in PHASES]
         text, note = f"memory {v}: peak RSS change " + ", ".join(phases), None
     else:
-        text = (f"correctness {v}: worst rel. error {base} {_g(pair['rel_err_base'])}, {head} "
-                f"{_g(pair['rel_err_head'])}; cosine {_g(pair['cosine_head'])}; NaN/Inf "
-                f"{_g(pair['nan_inf_head'])}")
+        text = (f"correctness {v}: worst rel. error {base} {fmt_g(pair['rel_err_base'])}, {head} "
+                f"{fmt_g(pair['rel_err_head'])}; cosine {fmt_g(pair['cosine_head'])}; NaN/Inf "
+                f"{fmt_g(pair['nan_inf_head'])}")
         note = pair.get("correctness_note")
     return f"{text} ({note})" if isinstance(note, str) and note else text
-
-
-def _g(v) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "-"
-    if math.isnan(f):
-        return "-"
-    return "inf" if math.isinf(f) else f"{f:.3g}"
 
 
 def _suite(parent: ET.Element, name: str) -> ET.Element:

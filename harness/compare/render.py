@@ -34,6 +34,22 @@ def _num(v):
     return v
 
 
+def fmt_g(v, digits: int = 3) -> str:
+    """A number for people: `digits` significant digits; `inf`/`-inf` and `NaN` said as such
+    (an infinite error is a finding, not a missing value); `-` for None or a non-number."""
+    if v is None or isinstance(v, bool):
+        return "-" if v is None else str(v)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "-"
+    if math.isnan(f):
+        return "NaN"
+    if math.isinf(f):
+        return "inf" if f > 0 else "-inf"
+    return f"{f:.{digits}g}"
+
+
 def fmt_ms(v) -> str:
     if v is None or not np.isfinite(v):
         return "-"

@@ -37,7 +37,8 @@ class CompareResult:
     memory, per phase ph in load/first/steady: rss_{ph}_base/_head (median peak kB),
       rss_{ph}_delta_kb, rss_{ph} (verdict; `insufficient` under thresholds.rss_min_processes
       processes a side, said in latency_note); memory = the worst phase verdict;
-    correctness: rel_err_base/_head (worst), cosine_base/_head (worst), nan_inf_base/_head,
+    correctness: rel_err_base/_head (worst; inf when an output is NaN or infinitely off, NaN
+      without a reference), cosine_base/_head (worst), nan_inf_base/_head,
       correctness (verdict), correctness_note.
     `missing` lists keys that have measured rows on one side only (statuses per side)."""
 
