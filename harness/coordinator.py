@@ -1,9 +1,14 @@
-"""Runs a suite: prepare on the coordinator, measure through one Ray actor per host, store rows."""
+"""Runs a suite: prepare on the coordinator, measure through host workers (threads here or Ray
+actors, `harness.placement`), one call per host at a time, store rows."""
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import contextlib
 import functools
+import os
 import re
+from collections import deque
 import sys
 import time
 import uuid
@@ -19,6 +24,7 @@ from .jobs import build_job
 from .plan import Config, expand
 from .models.converters import Artifact, ConversionFailed
 from .models.prepare import PreparedModel, prepare_suite
+from .placement import PLACEMENTS, RayPlacement, ThreadPlacement
 from .raysession import ray_session
 from .rows import RunContext, make_row
 from .status import RETRY, Status
@@ -41,27 +47,6 @@ class RunReport:
 
 def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
-
-
-class HostWorker:
-    """Owns one host's executor (and so its single SSH connection). Ray runs its calls one at
-    a time (max_concurrency=1), so measurements on one host never overlap."""
-
-    def __init__(self, make_executor):
-        self.executor = make_executor()
-
-    def setup(self) -> dict:
-        try:
-            return self.executor.setup()
-        except Exception as e:
-            return {"error": str(e)}
-
-    def measure(self, job: dict, timeout_s: float) -> dict:
-        return self.executor.measure(job, timeout_s)
-
-    def finish(self) -> list[dict]:
-        self.executor.close()
-        return list(self.executor.transfers)
 
 
 _HOST_FIELDS = ("device_id", "hostname", "arch", "cpu_model", "cores", "mem_total_kb", "kernel",
@@ -111,13 +96,17 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
               progress: bool = True, sweep_kind: str = "suite", sweep_tag: str | None = None,
               hosts=None, trust_new_host_key: bool = False,
               resume: str | None = None, job_hook=None,
-              lock_wait_s: float = 60.0) -> RunReport:
+              lock_wait_s: float = 60.0, placement: str = "auto") -> RunReport:
     """Measure every configuration of ``suite`` on ``hosts`` (inventory HostSpecs; None: this
     machine) and write the rows under ``out_dir``.
 
     ``resume``: a run id; only configurations that run has no final row for are measured, and
     its dataset files end up with every configuration exactly once. ``job_hook(cfg, job)`` may
     amend a job before it is sent (fault injection in tests).
+    ``placement``: where host workers run (`harness.placement`): "threads" in this process,
+    "ray" in Ray actors (a private instance unless ``ray_address``/RAY_ADDRESS names a
+    cluster), "auto" = "ray" when a cluster is named or Ray is already initialized (a
+    notebook, a test session), else "threads".
     Raises InputError for bad input found on the way (a model, an input file, a shape); a
     dataset directory this call created is then removed again if it is still empty.
     """
@@ -127,15 +116,28 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
         return _run_suite(suite, out_dir, ray_address=ray_address, progress=progress,
                           sweep_kind=sweep_kind, sweep_tag=sweep_tag, hosts=hosts,
                           trust_new_host_key=trust_new_host_key, resume=resume,
-                          job_hook=job_hook, lock_wait_s=lock_wait_s)
+                          job_hook=job_hook, lock_wait_s=lock_wait_s, placement=placement)
     except InputError:
         if fresh and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()
         raise
 
 
+def choose_placement(placement: str, ray_address: str | None) -> str:
+    """"threads" or "ray" for a run_suite ``placement`` argument (see run_suite)."""
+    if placement not in PLACEMENTS:
+        raise InputError(f"placement {placement!r}", "is unknown", ", ".join(PLACEMENTS))
+    if placement != "auto":
+        return placement
+    if ray_address or os.environ.get("RAY_ADDRESS"):
+        return "ray"
+    ray = sys.modules.get("ray")  # initialized by a caller: only possible if imported
+    return "ray" if ray is not None and ray.is_initialized() else "threads"
+
+
 def _run_suite(suite: Suite, out_dir: Path, *, ray_address, progress, sweep_kind, sweep_tag,
-               hosts, trust_new_host_key, resume, job_hook, lock_wait_s) -> RunReport:
+               hosts, trust_new_host_key, resume, job_hook, lock_wait_s,
+               placement) -> RunReport:
     check_writable(out_dir)
     t_start = time.perf_counter()
     recover_orphans(out_dir)
@@ -148,93 +150,122 @@ def _run_suite(suite: Suite, out_dir: Path, *, ray_address, progress, sweep_kind
     ctx = RunContext(run_id=run_id, suite=suite.name, sweep_kind=sweep_kind,
                      sweep_tag=sweep_tag)
     timings: dict = {}
-    resources = {f"harness-host:{h}": 1.0 for h in factories}
-    # Without a cluster the coordinator's own node reaches every host, whatever node the
-    # inventory names for a cluster.
-    resources.update({h.ray_resource: 1000.0 for h in hosts or [] if h.ray_resource})
-    with ray_session(ray_address, resources=None if ray_address else resources) as ray:
-        timings["ray_init_s"] = time.perf_counter() - t_start
-        actor_cls = ray.remote(num_cpus=0)(HostWorker)
-        have_res = ray.cluster_resources()
-        actors = {}
-        specs = {h.name: h for h in hosts or []}
-        no_route: dict[str, str] = {}
-        for h, make in factories.items():
-            opts: dict = {"max_concurrency": 1}
-            # The per-host resource keeps a second worker (another coordinator on the same
-            # cluster) for the same host pending.
-            if f"harness-host:{h}" in have_res:
-                opts["resources"] = {f"harness-host:{h}": 1.0}
-            need = getattr(specs.get(h), "ray_resource", None)
-            if need:  # only a node with this resource (e.g. one per lab network) reaches it
-                if need not in have_res:
-                    no_route[h] = (f"{h}: no Ray node offers the resource {need!r} through "
-                                   "which this host is reached")
-                    continue
-                opts.setdefault("resources", {})[need] = 0.001
-            actors[h] = actor_cls.options(**opts).remote(make)
-        # Hosts connect, lock and probe while the coordinator converts models.
-        setups = {h: a.setup.remote() for h, a in actors.items()}
-        t = time.perf_counter()
-        prepared = prepare_suite(suite)
-        timings["prepare_s"] = time.perf_counter() - t
-        host_info = {h: ray.get(ref) for h, ref in setups.items()}
-        host_info.update({h: {"error": msg} for h, msg in no_route.items()})
-        _write_models_table(prepared, out_dir)
-        configs = expand(suite, list(factories))
-        writer = RunWriter(out_dir, run_id, initial_rows=kept)
-        bars = _Progress(configs, progress)
-        pending = {}
-        for cfg in configs:
-            if skip and (cfg.host, cfg.series, cfg.process) in skip:
-                bars.update(cfg, "skipped")
-                continue
-            pm = prepared[cfg.model]
-            art = pm.artifacts.get(adapter_class(cfg.engine).MODEL_FORMAT)
-            static = _static_row_fields(pm, art)
-            if cfg.host in no_route:
-                early = {"status": Status.UNREACHABLE.value, "error": no_route[cfg.host],
-                         "started_at": time.time()}
-                writer.add(make_row(ctx, cfg, early, measure=suite.measure, **static))
-                bars.update(cfg, Status.UNREACHABLE.value)
-                continue
-            if isinstance(art, ConversionFailed):
-                early = {**_host_fields(host_info.get(cfg.host)), "status": Status.CONVERT_ERROR.value,
-                         "error": art.reason, "started_at": time.time()}
-                writer.add(make_row(ctx, cfg, early, measure=suite.measure, **static))
-                bars.update(cfg, Status.CONVERT_ERROR.value)
-                continue
-            job = build_job(suite, cfg, pm)
-            if job_hook is not None:
-                job_hook(cfg, job)
-            ref = actors[cfg.host].measure.remote(job, suite.measure.timeout_s)
-            pending[ref] = (cfg, static)
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            cfg, static = pending.pop(done[0])
-            try:
-                result = ray.get(done[0])
-            except Exception as e:  # the worker died: infrastructure, not the engine
-                result = {"status": Status.HOST_ERROR.value,
-                          "error": f"host worker failed: {worker_failure(e)}"}
-            result = {**_host_fields(host_info.get(cfg.host)), **result}
-            row = make_row(ctx, cfg, result, measure=suite.measure, **static)
-            writer.add(row)
-            bars.update(cfg, row["status"])
-        transfers = []
-        for h, a in actors.items():
-            try:
-                transfers += ray.get(a.finish.remote())
-            except Exception:
-                pass
-        bars.close()
-        for row in fp32_by_output(writer.rows):
-            writer.update(row)
-        writer.close()
+    routes = {h.name: h.ray_resource for h in hosts or []}
+    kind = choose_placement(placement, ray_address)
+    if kind == "ray":
+        resources = {f"harness-host:{h}": 1.0 for h in factories}
+        # Without a cluster the coordinator's own node reaches every host, whatever node the
+        # inventory names for a cluster.
+        resources.update({r: 1000.0 for r in routes.values() if r})
+        session = ray_session(ray_address, resources=None if ray_address else resources)
+    else:
+        session = contextlib.nullcontext(None)
+    with session as ray:
+        timings["ray_init_s"] = time.perf_counter() - t_start if ray is not None else 0.0
+        workers = (RayPlacement(ray, factories, routes) if ray is not None
+                   else ThreadPlacement(factories, routes))
+        try:
+            transfers, host_info, writer = _measure_all(
+                suite, out_dir, workers, factories, ctx, kept, skip, run_id, job_hook,
+                progress, timings)
+        finally:
+            workers.close()
+        timings["placement"] = workers.kind
+        timings["worker_processes"] = workers.workers
     if transfers:
         write_transfers(out_dir, run_id, transfers)
     return RunReport(run_id, writer.rows, sorted(writer.files), time.perf_counter() - t_start,
                      timings, transfers, host_info)
+
+
+def _measure_all(suite: Suite, out_dir: Path, workers, factories: dict, ctx: RunContext,
+                 kept: list[dict], skip: set, run_id: str, job_hook, progress: bool,
+                 timings: dict):
+    """Set up every host, prepare the models meanwhile, then measure: each host's jobs in plan
+    order, one call per host in flight, rows written as they finish. Returns (transfers,
+    host info, the closed writer)."""
+    # Hosts connect, lock and probe while the coordinator converts models.
+    setups = {h: workers.call(h, "setup") for h in factories if h not in workers.no_route}
+    t = time.perf_counter()
+    prepared = prepare_suite(suite)
+    timings["prepare_s"] = time.perf_counter() - t
+    host_info = {h: _outcome(workers, f, setup=True) for h, f in setups.items()}
+    host_info.update({h: {"error": msg} for h, msg in workers.no_route.items()})
+    _write_models_table(prepared, out_dir)
+    configs = expand(suite, list(factories))
+    writer = RunWriter(out_dir, run_id, initial_rows=kept)
+    bars = _Progress(configs, progress)
+    queues: dict[str, deque] = {h: deque() for h in factories}
+    for cfg in configs:
+        if skip and (cfg.host, cfg.series, cfg.process) in skip:
+            bars.update(cfg, "skipped")
+            continue
+        pm = prepared[cfg.model]
+        art = pm.artifacts.get(adapter_class(cfg.engine).MODEL_FORMAT)
+        static = _static_row_fields(pm, art)
+        early = None
+        if cfg.host in workers.no_route:
+            early = {"status": Status.UNREACHABLE.value, "error": workers.no_route[cfg.host]}
+        elif isinstance(art, ConversionFailed):
+            early = {**_host_fields(host_info.get(cfg.host)),
+                     "status": Status.CONVERT_ERROR.value, "error": art.reason}
+        if early is not None:
+            writer.add(make_row(ctx, cfg, {**early, "started_at": time.time()},
+                                measure=suite.measure, **static))
+            bars.update(cfg, early["status"])
+            continue
+        job = build_job(suite, cfg, pm)
+        if job_hook is not None:
+            job_hook(cfg, job)
+        queues[cfg.host].append((cfg, static, job))
+
+    in_flight: dict[cf.Future, tuple] = {}
+
+    def next_job(host: str) -> None:
+        if queues[host]:
+            cfg, static, job = queues[host].popleft()
+            in_flight[workers.call(host, "measure", job, suite.measure.timeout_s)] = (cfg,
+                                                                                      static)
+
+    for h in queues:
+        next_job(h)
+    while in_flight:
+        done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
+        for f in done:
+            cfg, static = in_flight.pop(f)
+            result = {**_host_fields(host_info.get(cfg.host)), **_outcome(workers, f)}
+            row = make_row(ctx, cfg, result, measure=suite.measure, **static)
+            writer.add(row)
+            bars.update(cfg, row["status"])
+            next_job(cfg.host)
+    transfers = []
+    for f in [workers.call(h, "finish") for h in factories if h not in workers.no_route]:
+        try:
+            transfers += f.result(timeout=60)
+        except Exception:  # a lost worker's transfers are lost with it; its rows are not
+            pass
+    bars.close()
+    for row in fp32_by_output(writer.rows):
+        writer.update(row)
+    writer.close()
+    return transfers, host_info, writer
+
+
+def _outcome(workers, future: cf.Future, setup: bool = False) -> dict:
+    """A worker call's result; a failed call as a row's status: a worker that is gone (its
+    Ray node or process died) did not reach the host (`unreachable`), any other failure of
+    the worker is infrastructure (`host_error`), never the engine's `error`."""
+    try:
+        return future.result()
+    except Exception as e:
+        if setup:
+            return {"error": f"host worker failed: {worker_failure(e)}"}
+        if workers.lost(e):
+            return {"status": Status.UNREACHABLE.value,
+                    "error": f"host worker lost (its Ray node or process died): "
+                             f"{worker_failure(e)}"}
+        return {"status": Status.HOST_ERROR.value,
+                "error": f"host worker failed: {worker_failure(e)}"}
 
 
 def _resumable(suite: Suite, hosts, out_dir: Path, run_id: str) -> tuple[list[dict], str, str]:
@@ -277,7 +308,9 @@ def _write_models_table(prepared: dict, out_dir: Path) -> None:
 
 
 class _Progress:
-    """One bar for the whole run plus one per host when there are several."""
+    """One bar for the whole run plus one per host when there are a few."""
+
+    MAX_HOST_BARS = 8  # a fleet's worth of bars would scroll the terminal away
 
     def __init__(self, configs: list[Config], enabled: bool):
         from tqdm import tqdm
@@ -288,7 +321,7 @@ class _Progress:
         self.total = tqdm(total=len(configs), disable=disable, file=stream, unit="cfg",
                           desc="all", dynamic_ncols=True, leave=False, position=0)
         self.per_host = {}
-        if len(hosts) > 1:
+        if 1 < len(hosts) <= self.MAX_HOST_BARS:
             for i, h in enumerate(hosts, 1):
                 n = sum(1 for c in configs if c.host == h)
                 self.per_host[h] = tqdm(total=n, disable=disable, file=stream, unit="cfg",

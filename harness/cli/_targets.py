@@ -82,3 +82,14 @@ def one_host_executor(args: argparse.Namespace):
     from ..executors.ssh import SshExecutor, default_owner
     return SshExecutor(hosts[0], default_owner(f"{args.command}-{os.getpid()}"),
                        trust_new_host_key=bool(args.trust_new_host_key))
+
+
+def add_placement_flags(p) -> None:
+    """`--ray-address` and `--placement`: where the host workers run."""
+    p.add_argument("--ray-address", default=None,
+                   help="Ray cluster to place host workers on (RAY_ADDRESS); implies "
+                        "--placement ray")
+    p.add_argument("--placement", default="auto", choices=("auto", "threads", "ray"),
+                   help="host workers as threads of this process (no Ray start-up) or in Ray "
+                        "actors, one per group of hosts (default auto: ray when a cluster is "
+                        "named, else threads)")

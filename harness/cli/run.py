@@ -12,7 +12,7 @@ from pathlib import Path
 from ..config.flags import SuiteFlags
 from ..errors import InputError
 from ._common import add_data_flag
-from ._targets import add_target_flags, resolve_hosts
+from ._targets import add_placement_flags, add_target_flags, resolve_hosts
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,7 @@ def add_arguments(subparsers) -> None:
                     "on SSH hosts, and store one row per measurement in the dataset.")
     r.add_argument("suite", nargs="?", help="suite file (TOML); or use --model and flags")
     add_data_flag(r)
-    r.add_argument("--ray-address", default=None,
-                   help="Ray cluster to use (default: a private local instance; RAY_ADDRESS)")
+    add_placement_flags(r)
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--dry-run", action="store_true",
                    help="print the expanded plan (configurations x hosts) without connecting")
@@ -104,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     log.info("dataset: %s%s", args.data, f" (resuming {args.resume})" if args.resume else "")
     report = run_suite(suite, Path(args.data), ray_address=args.ray_address,
+                       placement=args.placement,
                        progress=not args.no_progress, hosts=hosts, sweep_kind=kind,
                        trust_new_host_key=args.trust_new_host_key, resume=args.resume)
     log.info("run %s: %d rows in %.1f s", report.run_id, len(report.rows), report.wall_s)

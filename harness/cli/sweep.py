@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from ._common import add_ci_flags, add_data_flag, write_ci_files
-from ._targets import DEVICES_HELP, INVENTORY_HELP, resolve_hosts
+from ._targets import add_placement_flags, DEVICES_HELP, INVENTORY_HELP, resolve_hosts
 from .run import run_footer
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,7 @@ def add_arguments(subparsers) -> None:
     w.add_argument("--inventory", help=INVENTORY_HELP)
     w.add_argument("--devices", help=DEVICES_HELP)
     add_data_flag(w)
-    w.add_argument("--ray-address", default=None,
-                   help="Ray cluster to use (default: a private local instance; RAY_ADDRESS)")
+    add_placement_flags(w)
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
     w.add_argument("--fail-on", default="slower,larger,wrong",
                    help="verdicts that make the exit code 1 (default slower,larger,wrong; also "
@@ -55,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     log.info("sweep %s: hosts %s, dataset %s", args.tag,
              ", ".join(h.name for h in hosts) if hosts else "this machine", args.data)
     report = run_suite(suite, Path(args.data), ray_address=args.ray_address,
+                       placement=args.placement,
                        progress=not args.no_progress, hosts=hosts, sweep_kind="sweep",
                        sweep_tag=args.tag)
     print(render(summarize(report.rows)))

@@ -1,0 +1,137 @@
+"""Where host workers run: threads in this process, or Ray actors that each own a group of hosts.
+
+A host worker owns one host's executor (so its one SSH connection) and runs that host's calls
+one at a time. Both placements run the same `HostGroup`: a thread per host inside one process.
+They differ only in which process that is:
+
+- `ThreadPlacement`: the coordinator's own process. No Ray start-up (about 5 s for a private
+  instance on 2 cores) and no worker process (about 100 MiB each): the default without a Ray
+  cluster.
+- `RayPlacement`: one Ray actor per group of up to `group_size` hosts that share a route (their
+  inventory `ray_resource`), placed on a node that offers the route, so a cluster spreads the
+  groups over its nodes. Each host also holds the resource `harness-host:NAME`, so a second
+  coordinator on the same cluster cannot take the host while this one holds it.
+
+The coordinator keeps at most one call per host in flight, so a host that hangs holds only its
+own thread and never the rest of its group.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import threading
+from typing import Callable
+
+# Hosts per Ray actor. Each host costs its actor two threads (its worker and paramiko's
+# transport) and one SSH connection; 64 keeps one actor well under a thousand threads while a
+# fleet of 200 needs 4 processes rather than 200.
+GROUP_SIZE = 64
+
+PLACEMENTS = ("auto", "threads", "ray")
+
+
+class HostGroup:
+    """The executors of a group of hosts; every call names its host. Executors are built
+    lazily in `setup`, in the thread (and process) that will use them."""
+
+    def __init__(self, factories: dict[str, Callable]):
+        self.factories = dict(factories)
+        self.executors: dict = {}
+        self.locks = {h: threading.Lock() for h in self.factories}
+
+    def setup(self, host: str) -> dict:
+        """Connect, lock and probe `host`: its probe dict, or {"error": message}."""
+        with self.locks[host]:
+            try:
+                self.executors[host] = self.factories[host]()
+                return self.executors[host].setup()
+            except Exception as e:
+                return {"error": str(e)}
+
+    def measure(self, host: str, job: dict, timeout_s: float) -> dict:
+        """One measurement on `host` (see Executor.measure)."""
+        with self.locks[host]:
+            if host not in self.executors:  # setup itself failed before an executor existed
+                self.executors[host] = self.factories[host]()
+            return self.executors[host].measure(job, timeout_s)
+
+    def finish(self, host: str) -> list[dict]:
+        """Close `host`'s executor; the transfers it made."""
+        with self.locks[host]:
+            ex = self.executors.pop(host, None)
+            if ex is None:
+                return []
+            ex.close()
+            return list(ex.transfers)
+
+
+class ThreadPlacement:
+    """Host workers as threads of this process (one per host)."""
+
+    kind = "threads"
+
+    def __init__(self, factories: dict[str, Callable], routes: dict[str, str | None]):
+        self.group = HostGroup(factories)
+        self.pool = cf.ThreadPoolExecutor(max_workers=max(1, len(factories)),
+                                          thread_name_prefix="harness-host")
+        self.no_route: dict[str, str] = {}
+        self.workers = 0
+
+    def call(self, host: str, method: str, *args) -> cf.Future:
+        return self.pool.submit(getattr(self.group, method), host, *args)
+
+    def lost(self, exc: BaseException) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class RayPlacement:
+    """Host workers in Ray actors, one per group of hosts sharing a route (see module doc).
+    A host whose route no node offers is in `no_route` with the reason."""
+
+    kind = "ray"
+
+    def __init__(self, ray, factories: dict[str, Callable], routes: dict[str, str | None],
+                 group_size: int = GROUP_SIZE):
+        self.ray = ray
+        have = ray.cluster_resources()
+        self.no_route = {h: (f"{h}: no Ray node offers the resource {r!r} through which this "
+                             "host is reached")
+                         for h, r in routes.items() if r and r not in have}
+        by_route: dict = {}
+        for h in factories:
+            if h not in self.no_route:
+                by_route.setdefault(routes.get(h), []).append(h)
+        actor_cls = ray.remote(num_cpus=0)(HostGroup)
+        self.actor_of: dict = {}
+        for route, names in by_route.items():
+            for i in range(0, len(names), group_size):
+                group = names[i:i + group_size]
+                res = {f"harness-host:{h}": 1.0 for h in group if f"harness-host:{h}" in have}
+                if route:
+                    res[route] = 0.001
+                # one thread per host for its calls, plus one so `finish` never waits behind
+                # a hung host's call
+                actor = actor_cls.options(max_concurrency=len(group) + 1,
+                                          resources=res or None).remote(
+                    {h: factories[h] for h in group})
+                self.actor_of.update({h: actor for h in group})
+        self.workers = len(set(map(id, self.actor_of.values())))
+
+    def call(self, host: str, method: str, *args) -> cf.Future:
+        return getattr(self.actor_of[host], method).remote(host, *args).future()
+
+    def lost(self, exc: BaseException) -> bool:
+        """Whether `exc` says the worker itself is gone (its node or process died): the host
+        was not reached, whatever it was doing."""
+        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+        return isinstance(exc, (ActorDiedError, ActorUnavailableError, RayActorError))
+
+    def close(self) -> None:
+        for actor in {id(a): a for a in self.actor_of.values()}.values():
+            try:
+                self.ray.kill(actor)
+            except Exception:  # already gone with its node
+                pass
