@@ -7,7 +7,8 @@ import argparse
 import json
 
 from ..errors import InputError
-from ._common import add_data_flag, add_json_flag, add_layer_config_flags, emit, positive_int
+from ._common import (add_data_flag, add_json_flag, add_layer_config_flags, emit, positive_int,
+                      split_csv)
 from ._targets import add_target_flags, one_host_executor
 
 
@@ -22,9 +23,15 @@ def add_arguments(subparsers) -> None:
                     "in DATA/_profiles (one Parquet file per profile, named by its id). "
                     "--compare A B compares two kept profiles (e.g. of two engine versions, "
                     "hosts or datasets) per layer type instead of profiling.",
-        epilog="Two engine versions: profile each (e.g. on two hosts, or before and after an "
-               "upgrade), then: harness profile --compare ID_A ID_B.")
+        epilog="Two engine versions: --engine mnn==3.4.0,mnn==3.6.1 profiles both (each is "
+               "kept) and compares them per layer type; kept profiles of two hosts, datasets "
+               "or runs: --compare ID_A ID_B.")
     add_layer_config_flags(p, required=False)
+    for a in p._actions:  # this command's --engine also takes versions (as `harness run`)
+        if a.dest == "engine":
+            a.help = ("mnn or ncnn, optionally pinned (mnn==3.6.1; default: the installed "
+                      "one); two of them (mnn==3.4.0,mnn==3.6.1) are both profiled and "
+                      "compared per layer type")
     p.add_argument("--onnx", default=None,
                    help="the ONNX source of an .mnn/.param model (for FLOPs per layer)")
     p.add_argument("--top", type=int, default=10, help="how many layers to list (default 10)")
@@ -58,20 +65,48 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise InputError("--top", f"got {args.top}", "at least 1")
     cfg = Config(args.backend, args.precision, positive_int("--threads", args.threads))
+    engines = _engines(args.engine)
     ex = one_host_executor(args)
+    profiles = []
     try:
-        p = profile(args.model, args.engine, cfg, shape=args.shape, inputs=args.input,
-                    iterations=args.iterations, timeout_s=args.timeout, executor=ex,
-                    onnx=args.onnx, flops=not args.no_flops)
+        for engine, version in engines:
+            p = profile(args.model, engine, cfg, shape=args.shape, inputs=args.input,
+                        iterations=args.iterations, timeout_s=args.timeout, executor=ex,
+                        onnx=args.onnx, flops=not args.no_flops, version=version)
+            write_profile(args.data, p)  # kept at once: a failing second one keeps the first
+            profiles.append(p)
     finally:
         if ex is not None:
             ex.close()
-    path = write_profile(args.data, p)
+    if len(profiles) == 1:
+        (p,) = profiles
+        emit(json.dumps(profile_json(p, p.file), indent=1) if args.json
+             else render_profile(p, args.top), args.output)
+        return 0
+    from ..diagnose.profiles import compare_profiles, profile_rows
+    from ..diagnose.text import render_profile_comparison
+    c = compare_profiles(*(profile_rows(p) for p in profiles))
     if args.json:
-        emit(json.dumps(profile_json(p, path), indent=1), args.output)
+        text = json.dumps({"profiles": [profile_json(p, p.file) for p in profiles],
+                           "comparison": c}, indent=1)
     else:
-        emit(render_profile(p, args.top), args.output)
+        text = "\n\n".join([render_profile(p, args.top) for p in profiles]
+                            + ["per layer type, a against b:\n" + render_profile_comparison(c)])
+    emit(text, args.output)
     return 0
+
+
+def _engines(text: str) -> list[tuple[str, str]]:
+    """--engine as [(engine, version)]: one, or two to compare ("installed" when unpinned)."""
+    items = split_csv([text])
+    if not 1 <= len(items) <= 2:
+        raise InputError("--engine", f"got {text!r}",
+                         "ENGINE[==VERSION], or two of them to compare (mnn==3.4.0,mnn==3.6.1)")
+    out = []
+    for item in items:
+        name, _, version = item.partition("==")
+        out.append((name.strip(), version.strip() or "installed"))
+    return out
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 from ..errors import InputError
 
 _REPEAT = re.compile(r"#\d+$")
+_RASTER = re.compile(r"(_raster_\d+)+$")  # as harness_agent.layers names MNN's made-up ops
 LEVELS = ("layer", "type", "total")
 
 
@@ -65,7 +66,8 @@ def direct_by_name(layers: list[dict], tensors: dict[str, int],
                    node_names: dict[str, str]) -> dict[str, int]:
     """fused-ops: ONNX tensor -> layer index for layers named after an ONNX output tensor or
     node (`tensors`: ONNX tensor names -> node index; `node_names`: node name -> its first
-    output). A repeated op name (name#2) is another op of the converter's: not matched."""
+    output), else a compute op named BASE_raster_N after tensor BASE. A repeated op name
+    (name#2) is another op of the converter's: not matched."""
     direct: dict[str, int] = {}
     for i, lay in enumerate(layers):
         name = str(lay.get("name"))
@@ -74,6 +76,12 @@ def direct_by_name(layers: list[dict], tensors: dict[str, int],
         t = name if name in tensors else node_names.get(name)
         if t is not None:
             direct.setdefault(t, i)
+    # MNN splits some ONNX ops into layout copies and a compute op, all named BASE_raster_N:
+    # the first one that is not a layout copy (type Raster) computes BASE
+    for i, lay in enumerate(layers):
+        base = _RASTER.sub("", str(lay.get("name")))
+        if base != lay.get("name") and lay.get("type") != "Raster" and base in tensors:
+            direct.setdefault(base, i)
     return direct
 
 

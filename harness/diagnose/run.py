@@ -583,8 +583,8 @@ class Profile:
         return sorted(self.layers, key=lambda lay: -(lay["ms"] or 0.0))[:n]
 
 
-def _layer_flops(m: Model, engine: str, layers: list[dict], ex, options, timeout_s: float,
-                 say) -> tuple[str | None, int | None, list[str]]:
+def _layer_flops(m: Model, engine: str, version: str, layers: list[dict], ex, options,
+                 timeout_s: float, say) -> tuple[str | None, int | None, list[str]]:
     """Attach static FLOPs to `layers` (see harness.diagnose.profiles); returns (how they were
     matched or None, the model's FLOPs, notes). A by-value engine needs a CPU fp32 compare run
     against onnxruntime's intermediates; a failure there leaves FLOPs out with a note."""
@@ -614,8 +614,8 @@ def _layer_flops(m: Model, engine: str, layers: list[dict], ex, options, timeout
             dump = dump_all(m.onnx, names, [np.load(p) for p in m.inputs],
                             work / "onnxruntime.npz")
             res = _on_device(ex, _job(m, engine, REFERENCE, options=options, mode="compare",
-                                      reference_npz=str(dump.path), candidates="*"),
-                             timeout_s, ("reference_npz",))
+                                      reference_npz=str(dump.path), candidates="*",
+                                      version=version), timeout_s, ("reference_npz",))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         if res.get("status") not in MEASURED:
@@ -631,10 +631,11 @@ def _layer_flops(m: Model, engine: str, layers: list[dict], ex, options, timeout
 def profile(model: str | Path, engine: str, config: Config = REFERENCE, *,
             shape: str | None = None, inputs: list[str] | None = None, executor=None,
             iterations: int = 10, onnx: str | Path | None = None, flops: bool = True,
-            options: dict | None = None, timeout_s: float = 300,
+            version: str = "installed", options: dict | None = None, timeout_s: float = 300,
             log: Callable[[str], None] | None = None) -> Profile:
     """Per-layer times of one configuration, with each layer's FLOPs from the static analysis
-    of the ONNX source (``flops=False``: without). Store it with ``write_profile``."""
+    of the ONNX source (``flops=False``: without). ``version``: the engine version to run
+    ("installed", or one the executor provisions). Store it with ``write_profile``."""
     say = log or (lambda _m: None)
     if iterations < 1:
         raise InputError("--iterations", f"got {iterations}", "at least 1")
@@ -642,14 +643,16 @@ def profile(model: str | Path, engine: str, config: Config = REFERENCE, *,
     _check_config(engine, config, "profile configuration")
     ex = executor if executor is not None else LocalExecutor()
     created = datetime.now(timezone.utc)
-    say(f"{engine} {config.label()}: time every layer over {iterations} runs")
+    say(f"{engine} {version} {config.label()}: time every layer over {iterations} runs")
     r = _need_ok(_on_device(ex, _job(m, engine, config, options=options, mode="profile",
-                                     iterations=iterations), timeout_s), "the profile run")
+                                     iterations=iterations, version=version), timeout_s),
+                 "the profile run")
     note = adapter_class(engine).LAYER_TIMES_NOTE
     layers = list(r.get("layers") or [])
     how, model_flops, notes = (None, None, [])
     if flops:
-        how, model_flops, notes = _layer_flops(m, engine, layers, ex, options, timeout_s, say)
+        how, model_flops, notes = _layer_flops(m, engine, version, layers, ex, options,
+                                               timeout_s, say)
     from ..models.inputs import onnx_io_names
     from ..models.shapes import format_shapes
     names = (list(onnx_io_names(m.onnx)[0]) if m.onnx is not None
