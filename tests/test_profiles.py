@@ -9,8 +9,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from harness.cli import main
-from harness.diagnose.profiles import (attribute, by_type, compare_profiles, direct_by_name,
-                                       direct_by_value, find_profile, profile_rows)
+from harness.diagnose.profiles import (
+    attribute,
+    by_type,
+    compare_profiles,
+    direct_by_name,
+    direct_by_value,
+    find_profile,
+    profile_rows,
+)
 from harness.diagnose.run import Config, Profile, write_profile
 from harness.errors import InputError
 from harness.store.schema import SCHEMA_VERSION, VERSION_KEY

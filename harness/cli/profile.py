@@ -7,8 +7,14 @@ import argparse
 import json
 
 from ..errors import InputError
-from ._common import (add_data_flag, add_json_flag, add_layer_config_flags, emit, positive_int,
-                      split_csv)
+from ._common import (
+    add_data_flag,
+    add_json_flag,
+    add_layer_config_flags,
+    emit,
+    positive_int,
+    split_csv,
+)
 from ._targets import add_target_flags, one_host_executor
 
 
