@@ -78,11 +78,11 @@ def positive_int(flag: str, text) -> int:
 
 
 def add_layer_config_flags(p: argparse.ArgumentParser, role: str = "",
-                           required: bool = True) -> None:
+                           required: bool = True, engine_help: str | None = None) -> None:
     """--model, --shape, --engine, --backend, --precision, --threads of the per-layer commands
     (diagnose, profile); ``role`` ("suspect ") prefixes the configuration's help;
     ``required=False``: the command checks --model and --engine itself (profile --compare
-    needs neither)."""
+    needs neither); ``engine_help`` replaces the help of --engine."""
     from ..engines import engines_with
     p.add_argument("--model", required=required,
                    help="an .onnx/.mnn/.param file or a built-in model name")
@@ -91,8 +91,8 @@ def add_layer_config_flags(p: argparse.ArgumentParser, role: str = "",
                    help="real input values instead of seeded ones (repeatable): NAME=file.npy "
                         "for one input, file.npz for one input per array name")
     p.add_argument("--engine", required=required,
-                   help=" or ".join(engines_with("LAYER_OUTPUTS")) + " (engines with per-layer "
-                        "outputs)")
+                   help=engine_help or " or ".join(engines_with("LAYER_OUTPUTS"))
+                   + " (engines with per-layer outputs)")
     p.add_argument("--backend", default="cpu", help=f"{role}backend (default cpu)")
     p.add_argument("--precision", default="fp32", help=f"{role}precision (default fp32)")
     p.add_argument("--threads", default="1", help=f"{role}thread count (default 1)")

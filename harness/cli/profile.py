@@ -32,12 +32,10 @@ def add_arguments(subparsers) -> None:
         epilog="Two engine versions: --engine mnn==3.4.0,mnn==3.6.1 profiles both (each is "
                "kept) and compares them per layer type; kept profiles of two hosts, datasets "
                "or runs: --compare ID_A ID_B.")
-    add_layer_config_flags(p, required=False)
-    for a in p._actions:  # this command's --engine also takes versions (as `harness run`)
-        if a.dest == "engine":
-            a.help = ("mnn or ncnn, optionally pinned (mnn==3.6.1; default: the installed "
-                      "one); two of them (mnn==3.4.0,mnn==3.6.1) are both profiled and "
-                      "compared per layer type")
+    add_layer_config_flags(p, required=False, engine_help=(
+        "mnn or ncnn, optionally pinned as in `harness run` (mnn==3.6.1; default: the "
+        "installed one); two of them (mnn==3.4.0,mnn==3.6.1) are both profiled and compared "
+        "per layer type"))
     p.add_argument("--onnx", default=None,
                    help="the ONNX source of an .mnn/.param model (for FLOPs per layer)")
     p.add_argument("--top", type=int, default=10, help="how many layers to list (default 10)")
