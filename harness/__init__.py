@@ -10,6 +10,8 @@ The library API that the CLI, tests and pandas users call (imported on first use
     compare(df_or_dir, dimension, base, head, ...)  harness.compare
     diagnose(model, engine, suspect, ...)           harness.diagnose
     profile(model, engine, config, ...)             harness.diagnose
+    write_profile(data_dir, profile) -> Path        harness.diagnose
+    publish(data_dir, site_dir, ...) -> counts      harness.publish
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ _API = {
     "compare": "harness.compare",
     "diagnose": "harness.diagnose",
     "profile": "harness.diagnose",
+    "write_profile": "harness.diagnose",
+    "publish": "harness.publish",
 }
 __all__ = ["__version__", *_API]
 

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "suites" / "smoke.toml"
 # every command (and sub-command) as its argv prefix
 COMMANDS = (["run"], ["sweep"], ["devices", "check"], ["compare"], ["history"], ["diagnose"],
-            ["profile"], ["models", "stats"])
+            ["profile"], ["models", "stats"], ["publish"])
 
 
 def _harness(*args, timeout=300):

@@ -231,7 +231,7 @@ def test_profile_cli_on_an_inventory_host(gpu_host, tmp_path, capsys):
     parser = build_parser()
     args = parser.parse_args(["profile", "--model", "reduction_sum_block", "--engine", "ncnn",
                               "--backend", "vulkan", "--iterations", "1", "--on", e["name"],
-                              "--inventory", str(inv)])
+                              "--inventory", str(inv), "--data", str(tmp_path / "results")])
     assert args.func(args) == 0
     text = capsys.readouterr().out
     assert "ran as vulkan/fp32" in text and "no per-layer timing" in text
@@ -331,14 +331,14 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.engines
-def test_cli_diagnose_exit_status_and_report(capsys):
+def test_cli_diagnose_exit_status_and_report(capsys, tmp_path):
     parser = build_parser()
     args = parser.parse_args(["diagnose", "--model", "reduction_sum_block", "--engine", "mnn",
                               "--quiet", "--no-fix"])
     assert args.func(args) == 0  # MNN on the CPU sums in fp32: nothing diverges
     assert "no divergence" in capsys.readouterr().out
     args = parser.parse_args(["profile", "--model", "reduction_sum_block", "--engine", "mnn",
-                              "--top", "2", "--iterations", "2"])
+                              "--top", "2", "--iterations", "2", "--data", str(tmp_path)])
     assert args.func(args) == 0
     text = capsys.readouterr().out
     assert "Reduction" in text or "Convolution" in text

@@ -15,9 +15,9 @@ import traceback
 
 from ..errors import HarnessError, InputError
 from ..terminal import SafeStream
-from . import compare, devices, diagnose, history, models, profile, run, sweep
+from . import compare, devices, diagnose, history, models, profile, publish, run, sweep
 
-COMMANDS = (run, sweep, devices, compare, history, diagnose, profile, models)
+COMMANDS = (run, sweep, devices, compare, history, publish, diagnose, profile, models)
 _OUT_EXPECTED = ("--output FILE for a report or output file, or --data DIR for the "
                  "dataset directory")
 

@@ -77,19 +77,22 @@ def positive_int(flag: str, text) -> int:
     return n
 
 
-def add_layer_config_flags(p: argparse.ArgumentParser, role: str = "") -> None:
+def add_layer_config_flags(p: argparse.ArgumentParser, role: str = "",
+                           required: bool = True, engine_help: str | None = None) -> None:
     """--model, --shape, --engine, --backend, --precision, --threads of the per-layer commands
-    (diagnose, profile); ``role`` ("suspect ") prefixes the configuration's help."""
+    (diagnose, profile); ``role`` ("suspect ") prefixes the configuration's help;
+    ``required=False``: the command checks --model and --engine itself (profile --compare
+    needs neither); ``engine_help`` replaces the help of --engine."""
     from ..engines import engines_with
-    p.add_argument("--model", required=True,
+    p.add_argument("--model", required=required,
                    help="an .onnx/.mnn/.param file or a built-in model name")
     p.add_argument("--shape", help="input shape(s): 1x3x224x224 or NAME:1x3x224x224,...")
     p.add_argument("--input", action="append", metavar="NAME=FILE.npy|FILE.npz",
                    help="real input values instead of seeded ones (repeatable): NAME=file.npy "
                         "for one input, file.npz for one input per array name")
-    p.add_argument("--engine", required=True,
-                   help=" or ".join(engines_with("LAYER_OUTPUTS")) + " (engines with per-layer "
-                        "outputs)")
+    p.add_argument("--engine", required=required,
+                   help=engine_help or " or ".join(engines_with("LAYER_OUTPUTS"))
+                   + " (engines with per-layer outputs)")
     p.add_argument("--backend", default="cpu", help=f"{role}backend (default cpu)")
     p.add_argument("--precision", default="fp32", help=f"{role}precision (default fp32)")
     p.add_argument("--threads", default="1", help=f"{role}thread count (default 1)")

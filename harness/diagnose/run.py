@@ -562,9 +562,18 @@ class Profile:
     config: Config
     ran_as: tuple[str, str]
     timing: str  # mnn-callback, ncnn-extract-delta
-    layers: list[dict]  # index, name, type, ms, mflops; execution order
+    layers: list[dict]  # index, name, type, ms, flops, onnx_nodes; execution order
     iterations: int
     note: str = ""
+    profile_id: str = ""
+    created_at: float = 0.0  # epoch seconds
+    host: str = "local"
+    model_sha256: str | None = None
+    artifact_sha256: str | None = None
+    input_shape: str | None = None
+    flops_source: str | None = None  # how FLOPs were matched to layers; None: no FLOPs
+    model_flops: int | None = None  # the whole ONNX model's (static analysis)
+    file: Path | None = None  # the stored _profiles file, once written
 
     @property
     def total_ms(self) -> float:
@@ -574,18 +583,94 @@ class Profile:
         return sorted(self.layers, key=lambda lay: -(lay["ms"] or 0.0))[:n]
 
 
+def _layer_flops(m: Model, engine: str, version: str, layers: list[dict], ex, options,
+                 timeout_s: float, say) -> tuple[str | None, int | None, list[str]]:
+    """Attach static FLOPs to `layers` (see harness.diagnose.profiles); returns (how they were
+    matched or None, the model's FLOPs, notes). A by-value engine needs a CPU fp32 compare run
+    against onnxruntime's intermediates; a failure there leaves FLOPs out with a note."""
+    from ..analysis.onnx_stats import analyze_onnx
+    from ..models.inputs import onnx_io_names
+    from .onnx_ref import dump_all, fusion_candidates
+    from .profiles import add_flops, direct_by_name, direct_by_value
+    if m.onnx is None:
+        return None, None, ["no ONNX source: no FLOPs (give --onnx with an .mnn/.param model)"]
+    names = list(onnx_io_names(m.onnx)[0])
+    try:
+        stats = analyze_onnx(m.onnx, dict(zip(names, (tuple(s) for s in m.shapes))))
+    except HarnessError as e:  # a graph the analysis cannot cost: times without FLOPs
+        return None, None, [f"no FLOPs: the static analysis failed ({e})"]
+    chains = fusion_candidates(m.onnx)
+    match = adapter_class(engine).ONNX_NAME_MATCH
+    if match == "fused-ops":
+        tensors = {o: i for i, s in enumerate(stats.layers) for o in s.outputs}
+        nodes = {s.name: s.outputs[0] for s in stats.layers if s.name and s.outputs}
+        direct = direct_by_name(layers, tensors, nodes)
+    else:
+        say(f"{engine} cpu/fp32: a compare run against onnxruntime to match layers to ONNX "
+            "nodes by value")
+        work = cache_root() / "profile" / secrets.token_hex(4)
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            dump = dump_all(m.onnx, names, [np.load(p) for p in m.inputs],
+                            work / "onnxruntime.npz")
+            res = _on_device(ex, _job(m, engine, REFERENCE, options=options, mode="compare",
+                                      reference_npz=str(dump.path), candidates="*",
+                                      version=version), timeout_s, ("reference_npz",))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        if res.get("status") not in MEASURED:
+            return None, stats.flops, [f"no FLOPs: the matching run failed ({res.get('status')})"]
+        direct = direct_by_value(layers, res.get("layers") or [])
+    lost = add_flops(layers, stats.layers, chains, direct)
+    notes = []
+    if lost:
+        notes.append(f"{lost / 1e6:.4g} MFLOPs of the ONNX graph matched no {engine} layer")
+    return f"onnx static analysis, layers matched {match}", stats.flops, notes
+
+
 def profile(model: str | Path, engine: str, config: Config = REFERENCE, *,
             shape: str | None = None, inputs: list[str] | None = None, executor=None,
-            iterations: int = 10,
-            options: dict | None = None, timeout_s: float = 300) -> Profile:
+            iterations: int = 10, onnx: str | Path | None = None, flops: bool = True,
+            version: str = "installed", options: dict | None = None, timeout_s: float = 300,
+            log: Callable[[str], None] | None = None) -> Profile:
+    """Per-layer times of one configuration, with each layer's FLOPs from the static analysis
+    of the ONNX source (``flops=False``: without). ``version``: the engine version to run
+    ("installed", or one the executor provisions). Store it with ``write_profile``."""
+    say = log or (lambda _m: None)
     if iterations < 1:
         raise InputError("--iterations", f"got {iterations}", "at least 1")
-    m = resolve_model(model, engine, shape, input_files=inputs)
+    m = resolve_model(model, engine, shape, onnx, input_files=inputs)
     _check_config(engine, config, "profile configuration")
     ex = executor if executor is not None else LocalExecutor()
+    created = datetime.now(timezone.utc)
+    say(f"{engine} {version} {config.label()}: time every layer over {iterations} runs")
     r = _need_ok(_on_device(ex, _job(m, engine, config, options=options, mode="profile",
-                                     iterations=iterations), timeout_s), "the profile run")
+                                     iterations=iterations, version=version), timeout_s),
+                 "the profile run")
     note = adapter_class(engine).LAYER_TIMES_NOTE
+    layers = list(r.get("layers") or [])
+    how, model_flops, notes = (None, None, [])
+    if flops:
+        how, model_flops, notes = _layer_flops(m, engine, version, layers, ex, options,
+                                               timeout_s, say)
+    from ..models.inputs import onnx_io_names
+    from ..models.shapes import format_shapes
+    names = (list(onnx_io_names(m.onnx)[0]) if m.onnx is not None
+             else job_input_names(m.artifact, m.pm.inputs))
     return Profile(m.name, engine, str(r.get("engine_version")), config,
                    (str(r.get("backend")), str(r.get("precision"))), str(r.get("timing")),
-                   list(r.get("layers") or []), iterations, note)
+                   layers, iterations, "; ".join([note] + notes) if note else "; ".join(notes),
+                   profile_id=f"{created:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}",
+                   created_at=created.timestamp(), host=ex.name,
+                   model_sha256=m.pm.source_sha, artifact_sha256=m.artifact.sha256,
+                   input_shape=format_shapes(dict(zip(names, (tuple(s) for s in m.shapes)))),
+                   flops_source=how, model_flops=model_flops)
+
+
+def write_profile(out_dir: str | Path, p: Profile) -> Path:
+    """DIR/_profiles/date=YYYY-MM-DD/part-<profile_id>.parquet (harness.store.tables), written
+    atomically; also sets ``p.file``."""
+    from ..store.tables import write_profile_rows
+    from .profiles import profile_rows
+    p.file = write_profile_rows(out_dir, p.profile_id, p.created_at, profile_rows(p))
+    return p.file

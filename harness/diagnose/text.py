@@ -1,5 +1,6 @@
-"""Plain-text reports of a diagnosis (`render_diagnosis`) and a per-layer profile
-(`render_profile`), as `harness diagnose` and `harness profile` print them."""
+"""Plain-text reports of a diagnosis (`render_diagnosis`), a per-layer profile
+(`render_profile`) and two profiles compared (`render_profile_comparison`), as `harness
+diagnose` and `harness profile` print them."""
 
 from __future__ import annotations
 
@@ -96,21 +97,61 @@ def render_diagnosis(d) -> str:
     return "\n".join(out)
 
 
+def _table(hdr: tuple, rows: list[tuple]) -> list[str]:
+    w = [max(len(x[i]) for x in [hdr] + rows) for i in range(len(hdr))]
+    return ["  " + "  ".join(v.ljust(w[i]) for i, v in enumerate(x)).rstrip()
+            for x in [hdr] + rows]
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def _mflops(x) -> str:
+    return "-" if x is None else _fmt(x / 1e6)
+
+
 def render_profile(p, top: int) -> str:
-    """A Profile as text: the `top` slowest layers (ms, share of the total, MFLOPs)."""
+    """A Profile as text: the `top` slowest layers (ms, share of the total, MFLOPs from the
+    static analysis, achieved GFLOP/s), then every layer type, then where it is stored."""
+    from .profiles import by_type, gflops
     out = [f"profile {p.model} {p.engine} {p.engine_version} {p.config.label()} (ran as "
            f"{p.ran_as[0]}/{p.ran_as[1]}), median of {p.iterations} runs, timing: {p.timing}"]
     if p.note:
         out.append(f"note: {p.note}")
+    if p.flops_source:
+        out.append(f"FLOPs: {p.flops_source}")
     total = p.total_ms
-    hdr = ("#", "layer", "type", "ms", "%", "MFLOPs")
     rows = []
     for lay in p.top(top):
         ms = lay.get("ms") or 0.0
-        rows.append((str(lay["index"]), lay["name"], lay["type"], f"{ms:.3f}",
-                     f"{100 * ms / total:.1f}" if total else "-", _fmt(lay.get("mflops"))))
-    w = [max(len(x[i]) for x in [hdr] + rows) for i in range(len(hdr))]
-    for x in [hdr] + rows:
-        out.append("  " + "  ".join(v.ljust(w[i]) for i, v in enumerate(x)))
+        rows.append((str(lay["index"]), str(lay["name"]), str(lay["type"]), f"{ms:.3f}",
+                     f"{100 * ms / total:.1f}" if total else "-", _mflops(lay.get("flops")),
+                     _fmt(gflops(lay.get("flops"), ms), 3)))
+    out += _table(("#", "layer", "type", "ms", "%", "MFLOPs", "GFLOP/s"), rows)
     out.append(f"  {len(p.layers)} layers, {total:.3f} ms in all")
+    out.append("per layer type:")
+    out += _table(("type", "count", "ms", "%", "MFLOPs", "GFLOP/s"), [
+        (g["type"], str(g["count"]), f"{g['ms']:.3f}", _pct(g["time_share"]),
+         _mflops(g["flops"]), _fmt(g["gflops_per_s"], 3)) for g in by_type(p.layers)])
+    if p.file is not None:
+        out.append(f"profile {p.profile_id}: {p.file}")
+    return "\n".join(out)
+
+
+def render_profile_comparison(c: dict) -> str:
+    """compare_profiles() as text: per layer type, base (a) against head (b)."""
+    def who(s):
+        return (f"{s['profile_id']}: {s['model']} {s['engine']} {s['engine_version']} "
+                f"{s['backend']}/{s['precision']}/{s['threads']}t on {s['host']}")
+    out = [f"a: {who(c['a'])}", f"b: {who(c['b'])}"]
+    out += [f"note: {n}" for n in c["notes"]]
+    rows = [(r["layer_type"], _fmt(r["count_a"]), _fmt(r["count_b"]), _fmt(r["ms_a"], 4),
+             _fmt(r["ms_b"], 4), _fmt(r["ratio"], 3), _pct(r["share_a"]), _pct(r["share_b"]),
+             _fmt(r["gflops_per_s_a"], 3), _fmt(r["gflops_per_s_b"], 3)) for r in c["types"]]
+    tot = c["total"]
+    rows.append(("(all)", _fmt(tot["count_a"]), _fmt(tot["count_b"]), _fmt(tot["ms_a"], 4),
+                 _fmt(tot["ms_b"], 4), _fmt(tot["ratio"], 3), "100.0", "100.0", "", ""))
+    out += _table(("type", "n a", "n b", "ms a", "ms b", "b/a", "% a", "% b", "GFLOP/s a",
+                   "GFLOP/s b"), rows)
     return "\n".join(out)

@@ -112,6 +112,22 @@ def diagnosis_schema() -> pa.Schema:
     return pa.schema([(c.name, c.type) for c in cols])
 
 
+def profile_schema() -> pa.Schema:
+    """The profiles side table (_profiles/): one row per layer (level "layer"), per layer type
+    ("type") and one for the whole model ("total") of one `harness profile` run. Times in ms;
+    FLOPs from the static ONNX analysis (model_flops: the whole model's, on the total row)."""
+    cols = (_cols(S, "profile_id") + [Column("created_at", TS)]
+            + _cols(S, "host", "model", "model_sha256", "artifact_sha256", "input_shape",
+                    "engine", "engine_version", "backend_requested", "backend",
+                    "precision_requested", "precision")
+            + _cols(I, "threads", "iterations") + _cols(S, "timing", "note", "flops_source")
+            + _cols(S, "level") + _cols(I, "layer_index")
+            + _cols(S, "layer_name", "layer_type", "onnx_nodes") + _cols(I, "count")
+            + _cols(F, "ms", "time_share") + _cols(I, "flops", "model_flops")
+            + _cols(F, "gflops_per_s") + _cols(I, "schema_version"))
+    return pa.schema([(c.name, c.type) for c in cols])
+
+
 # -- versions -------------------------------------------------------------------------------------
 def with_version(schema: pa.Schema) -> pa.Schema:
     """`schema` with `harness.schema_version` added to its key-value metadata."""

@@ -29,8 +29,9 @@ class Adapter(_Base):
     LAYER_OUTPUTS = True
     LAYER_TIMES = "ncnn-extract-delta"
     LAYER_TIMES_NOTE = (
-        "the ncnn Python binding exposes no per-layer timing (ncnn times layers only in builds "
-        "with NCNN_BENCHMARK, which the PyPI wheel is not). The times below are extract deltas: "
+        "per-layer times need ncnn built with NCNN_BENCHMARK; this is the wheel: the ncnn "
+        "Python binding exposes no per-layer timing (ncnn times layers only in builds with "
+        "NCNN_BENCHMARK, which the PyPI wheel is not). The times below are extract deltas: "
         "each layer's blobs extracted in order, every earlier blob already computed; each "
         "extract waits for its blob (and downloads it from the GPU on Vulkan), so they are "
         "approximate")
