@@ -1,0 +1,117 @@
+"""Where host workers run (harness.placement): a hung host never holds the others of its group;
+Ray groups hosts by route and size; a local run without a cluster starts no Ray at all."""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from harness.coordinator import choose_placement
+from harness.errors import InputError
+from harness.placement import RayPlacement, ThreadPlacement
+
+
+class _Executor:
+    """A stand-in executor: `measure` returns at once, or waits on `gate` for the hung host."""
+
+    transfers: list = []
+
+    def __init__(self, name: str, gate: threading.Event | None = None):
+        self.name, self.gate = name, gate
+
+    def setup(self) -> dict:
+        return {"hostname": self.name}
+
+    def measure(self, job: dict, timeout_s: float) -> dict:
+        if self.gate is not None:
+            self.gate.wait(timeout_s)
+        return {"status": "ok", "host": self.name, "n": job["n"]}
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.unit
+def test_a_hung_host_holds_only_its_own_thread():
+    gate = threading.Event()
+    factories = {"hung": functools.partial(_Executor, "hung", gate),
+                 **{f"h{i}": functools.partial(_Executor, f"h{i}") for i in range(3)}}
+    workers = ThreadPlacement(factories, {})
+    try:
+        assert {h: workers.call(h, "setup").result(5)["hostname"] for h in factories} == \
+            {h: h for h in factories}
+        hung = workers.call("hung", "measure", {"n": 0}, 30)
+        # the others finish many jobs, one call per host at a time, while "hung" waits
+        for n in range(5):
+            done = [workers.call(f"h{i}", "measure", {"n": n}, 30) for i in range(3)]
+            assert [f.result(5)["n"] for f in done] == [n] * 3
+        assert not hung.done()
+        gate.set()
+        assert hung.result(5) == {"status": "ok", "host": "hung", "n": 0}
+        assert workers.call("h0", "finish").result(5) == []
+    finally:
+        gate.set()
+        workers.close()
+
+
+@pytest.mark.unit
+def test_auto_placement_is_threads_without_a_cluster(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        pytest.skip("this session already owns a Ray instance")
+    assert choose_placement("auto", None) == "threads"
+    assert choose_placement("auto", "10.0.0.1:6379") == "ray"
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert choose_placement("auto", None) == "ray"
+    assert choose_placement("threads", None) == "threads"
+    with pytest.raises(InputError, match="placement 'actors'"):
+        choose_placement("actors", None)
+
+
+@pytest.mark.engines
+def test_ray_groups_hosts_by_route_and_size(ray_instance):
+    """Five hosts in groups of at most two: the four reachable ones take two actors; a host
+    behind a route no node offers is named and gets none."""
+    factories = {h: functools.partial(dict) for h in ("a1", "a2", "a3", "b1", "c1")}
+    routes = {"a1": None, "a2": None, "a3": None, "b1": None, "c1": "lab-nowhere"}
+    workers = RayPlacement(ray_instance, factories, routes, group_size=2)
+    try:
+        assert workers.workers == 2
+        assert set(workers.no_route) == {"c1"} and "lab-nowhere" in workers.no_route["c1"]
+        actors = workers.actor_of
+        assert actors["a1"] is actors["a2"] and actors["a3"] is actors["b1"]
+        assert actors["a1"] is not actors["a3"]
+        # a factory that builds no executor: setup says so, as one host's error
+        assert "setup" in workers.call("a1", "setup").result(60)["error"]
+    finally:
+        workers.close()
+
+
+@pytest.mark.engines
+@pytest.mark.slow
+def test_a_local_run_starts_no_ray(tmp_path):
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from harness.coordinator import run_suite\n"
+        "from harness.config.suite import load_suite\n"
+        f"rep = run_suite(load_suite({str(tmp_path / 's.toml')!r}), Path({str(tmp_path / 'r')!r}),"
+        " progress=False)\n"
+        "print(json.dumps({'ray': 'ray' in sys.modules, 'status': rep.rows[0]['status'],"
+        " 'placement': rep.timings['placement']}))\n")
+    (tmp_path / "s.toml").write_text(
+        'name = "one"\nengines = { onnxruntime = "installed" }\nthreads = [1]\n'
+        "[measure]\nwarmup = 0\nmin_iterations = 1\nmin_seconds = 0.0\nprocesses = 1\n"
+        '[[models]]\nname = "m"\nbuiltin = "reduction_sum_block"\n')
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    wall = time.perf_counter() - t
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out == {"ray": False, "status": "ok", "placement": "threads"}, (out, wall)
