@@ -66,25 +66,36 @@ class HostGroup:
 
 
 class ThreadPlacement:
-    """Host workers as threads of this process (one per host)."""
+    """Host workers as threads of this process: each call runs in a daemon thread of its own
+    (at most one per host at a time), so a call that never returns cannot keep the
+    coordinator from exiting; what it left on the host is the lease's to clean up."""
 
     kind = "threads"
 
     def __init__(self, factories: dict[str, Callable], routes: dict[str, str | None]):
         self.group = HostGroup(factories)
-        self.pool = cf.ThreadPoolExecutor(max_workers=max(1, len(factories)),
-                                          thread_name_prefix="harness-host")
         self.no_route: dict[str, str] = {}
-        self.workers = 0
+        self.workers = 0  # worker processes besides this one
 
     def call(self, host: str, method: str, *args) -> cf.Future:
-        return self.pool.submit(getattr(self.group, method), host, *args)
+        future: cf.Future = cf.Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(getattr(self.group, method)(host, *args))
+            except BaseException as e:  # delivered to the caller through the future
+                future.set_exception(e)
+
+        threading.Thread(target=run, name=f"harness-host-{host}", daemon=True).start()
+        return future
 
     def lost(self, exc: BaseException) -> bool:
         return False
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        pass
 
 
 class RayPlacement:
