@@ -125,9 +125,10 @@ class RayPlacement:
                     res[route] = 0.001
                 # one thread per host for its calls, plus one so `finish` never waits behind
                 # a hung host's call
-                actor = actor_cls.options(max_concurrency=len(group) + 1,
-                                          resources=res or None).remote(
-                    {h: factories[h] for h in group})
+                opts = {"max_concurrency": len(group) + 1, "resources": res or None}
+                if not route:  # any node reaches these: spread the groups over the nodes
+                    opts["scheduling_strategy"] = "SPREAD"
+                actor = actor_cls.options(**opts).remote({h: factories[h] for h in group})
                 self.actor_of.update({h: actor for h in group})
         self.workers = len(set(map(id, self.actor_of.values())))
 
