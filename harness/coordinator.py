@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 import sys
 import time
 import uuid
@@ -14,6 +13,7 @@ from pathlib import Path
 from .engines import adapter_class
 from .errors import InputError
 from .evidence import fp32_by_output
+from .executors.base import plain_cause
 from .executors.local import LocalExecutor
 from .jobs import build_job
 from .plan import Config, expand
@@ -68,17 +68,11 @@ _HOST_FIELDS = ("device_id", "hostname", "arch", "cpu_model", "cores", "mem_tota
                 "os", "python_version")
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-
-
 def worker_failure(e: BaseException) -> str:
     """What made a host worker fail, as one plain line: the cause Ray wraps (a RayTaskError's
     ``cause``), not Ray's coloured traceback, which a length cut leaves without its cause."""
     cause = getattr(e, "cause", None) or e
-    text = _ANSI.sub("", str(cause)).strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    last = lines[-1] if lines else ""
-    return f"{type(cause).__name__}: {last}"[:300]
+    return f"{type(cause).__name__}: {plain_cause(str(cause))}"[:300]
 
 
 def _host_fields(info: dict) -> dict:
