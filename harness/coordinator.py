@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .engines import adapter_class
-from .errors import InputError
+from .errors import DiskFull, InputError, is_disk_full
 from .evidence import fp32_by_output
 from .executors.base import plain_cause
 from .executors.local import LocalExecutor
@@ -113,12 +113,15 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
     its dataset files end up with every configuration exactly once. ``job_hook(cfg, job)`` may
     amend a job before it is sent (fault injection in tests).
     Raises InputError for bad input found on the way (a model, an input file, a shape); a
-    dataset directory this call created is then removed again if it is still empty.
+    dataset directory this call created is then removed again if it is still empty. Raises
+    DiskFull when the disk under ``out_dir`` fills up: the rows written before stay readable
+    (the journal holds whole rows only; Parquet files are replaced atomically or not at all).
     """
     out_dir = Path(out_dir)
     fresh = not out_dir.exists()
+    run_id = resume or new_run_id()
     try:
-        return _run_suite(suite, out_dir, ray_address=ray_address, progress=progress,
+        return _run_suite(suite, out_dir, run_id, ray_address=ray_address, progress=progress,
                           sweep_kind=sweep_kind, sweep_tag=sweep_tag, hosts=hosts,
                           trust_new_host_key=trust_new_host_key, resume=resume,
                           job_hook=job_hook, lock_wait_s=lock_wait_s)
@@ -126,14 +129,26 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
         if fresh and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()
         raise
+    except OSError as e:
+        if not is_disk_full(e):
+            raise
+        raise DiskFull(_disk_full_message(out_dir, run_id)) from None
 
 
-def _run_suite(suite: Suite, out_dir: Path, *, ray_address, progress, sweep_kind, sweep_tag,
-               hosts, trust_new_host_key, resume, job_hook, lock_wait_s) -> RunReport:
+def _disk_full_message(out_dir: Path, run_id: str) -> str:
+    kept = len(read_journal(out_dir, run_id))
+    if not kept:
+        return f"{out_dir}: the disk is full (No space left on device); no row was written"
+    return (f"{out_dir}: the disk is full (No space left on device); the {kept} rows written "
+            f"before are kept; free space, then finish the run with --resume {run_id}")
+
+
+def _run_suite(suite: Suite, out_dir: Path, run_id: str, *, ray_address, progress, sweep_kind,
+               sweep_tag, hosts, trust_new_host_key, resume, job_hook,
+               lock_wait_s) -> RunReport:
     check_writable(out_dir)
     t_start = time.perf_counter()
     recover_orphans(out_dir)
-    run_id = resume or new_run_id()
     kept: list[dict] = []
     if resume:
         kept, sweep_kind, sweep_tag = _resumable(suite, hosts, out_dir, resume)
