@@ -14,6 +14,7 @@ plain cause, and nothing finished is lost.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -98,7 +99,6 @@ def _fill(directory: Path) -> None:
 def _unpack_agent(work: Path) -> Path:
     """The agent as a coordinator would leave it under WORK/agent/<sha16>; its root."""
     from harness.executors.ssh import agent_tarball
-    import io
     sha, raw = agent_tarball()
     root = work / "agent" / sha[:16]
     root.mkdir(parents=True)
@@ -180,7 +180,8 @@ def test_host_failures_are_infrastructure_with_their_cause_and_resume_measures_t
         assert {r["status"] for r in dropped} <= {"ok", "unreachable"}, dropped
         assert any(r["status"] == "unreachable" for r in dropped), dropped
         lost = [r for r in dropped if r["status"] == "unreachable"]
-        assert all("dropped: " in r["error"] for r in lost), lost
+        assert all(r["error"].startswith("dropped: ") and "connection lost" in r["error"]
+                   for r in lost), lost
         # the error column holds the cause: one plain line
         for r in rows:
             if r["status"] != "ok":

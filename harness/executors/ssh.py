@@ -345,8 +345,10 @@ class SshExecutor(Executor):
         elapsed = time.monotonic() - t0
         if RESULT_MARKER not in r.stdout and not self.t.alive():
             # the host went away under the job: infrastructure, not an engine failure
+            how = "no exit status" if r.rc < 0 else f"exit {r.rc}"  # paramiko: -1
+            cause = plain_cause(r.stderr, 200)
             raise HostUnreachable(f"{self.name}: connection lost during a measurement "
-                                  f"(exit {r.rc}); {plain_cause(r.stderr, 200)}")
+                                  f"({how}{': ' + cause if cause else ''})")
         return AgentExit(r.rc, r.stdout, r.stderr[-2000:], elapsed)
 
     def close(self) -> None:
