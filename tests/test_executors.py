@@ -72,8 +72,11 @@ def test_an_agent_that_never_started_is_the_hosts_failure(rc, stderr, says):
     res = no_result(AgentExit(rc, "", stderr, 0.5), [], 10.0)
     assert res["status"] == "host_error" and says in res["error"], res
     assert "\x1b" not in res["error"] and "Traceback" not in res["error"]
-    # a timeout stays a timeout, started or not
-    assert no_result(AgentExit(124, "", stderr, 10.0), [], 10.0)["status"] == "timeout"
+    # no engine code ran before the deadline either: the host's failure, said so
+    late = no_result(AgentExit(124, "", stderr, 10.0), [], 10.0)
+    assert late["status"] == "host_error"
+    assert late["error"] == "the agent did not start within 10 s; process group killed"
+    assert no_result(AgentExit(124, "", "", 10.0), [STARTED], 10.0)["status"] == "timeout"
 
 
 def _fake_python(tmp_path: Path, body: str) -> str:

@@ -77,11 +77,11 @@ def no_result(ex: AgentExit, progress: list[dict], timeout_s: float,
     """The result for an agent that exited without a result line: timeout, host_error, OOM
     or error, decided from what failed.
 
-    ``timeout`` exits 124 when TERM sufficed and 137 when it had to KILL after the grace. An
-    agent that never said it started (its first progress line, STARTED) did not get to run
-    any engine code: its Python, its package or numpy is missing or broken on the host, a
-    host failure (host_error, measured again on resume) with the cause as the host said it. A
-    SIGKILL (137) well before the deadline is the kernel's OOM killer (or a memory cgroup).
+    An agent that never said it started (its first progress line, STARTED) did not get to run
+    any engine code: its Python, its package or numpy is missing or broken on the host (or the
+    host is too slow to start it within the deadline), a host failure (host_error, measured
+    again on resume) with the cause as the host said it. ``timeout`` exits 124 when TERM
+    sufficed and 137 when it had to KILL after the grace. A SIGKILL (137) well before the deadline is the kernel's OOM killer (or a memory cgroup).
     Any other signal is a crash of the agent (an engine fault): status error, naming it and
     the phase that was running. ``noise``: regular expressions of stderr lines that say
     nothing about a failure (an engine's device banner), left out of the error.
@@ -96,14 +96,15 @@ def no_result(ex: AgentExit, progress: list[dict], timeout_s: float,
     known = {"rss_last_peak_kb": last_peak, "phase": running}
     if last("engine_version"):
         known["engine_version"] = last("engine_version")
-    if ex.rc == 124 or (ex.rc == 137 and ex.elapsed_s >= timeout_s):
+    timed_out = ex.rc == 124 or (ex.rc == 137 and ex.elapsed_s >= timeout_s)
+    if STARTED not in progress:
+        why = (f"did not start within {timeout_s:g} s; process group killed" if timed_out else
+               f"could not start (exit {ex.rc}): {plain_cause(ex.stderr) or 'no message'}")
+        return {"status": Status.HOST_ERROR.value, **known, "error": f"the agent {why}"}
+    if timed_out:
         return {"status": Status.TIMEOUT.value, **known,
                 "error": f"no result within {timeout_s:g} s (last phase: {phase}); "
                          "process group killed"}
-    if STARTED not in progress:
-        return {"status": Status.HOST_ERROR.value, **known,
-                "error": f"the agent could not start (exit {ex.rc}): "
-                         f"{plain_cause(ex.stderr) or 'no message'}"}
     if ex.rc == 137:
         return {"status": Status.OOM.value, **known,
                 "error": f"agent killed by SIGKILL after phase {phase} (out of memory)"}
