@@ -7,7 +7,6 @@ import concurrent.futures as cf
 import contextlib
 import functools
 import os
-import re
 from collections import deque
 import sys
 import time
@@ -17,8 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .engines import adapter_class
-from .errors import InputError
+from .errors import DiskFull, InputError, is_disk_full
 from .evidence import fp32_by_output
+from .executors.base import plain_cause
 from .executors.local import LocalExecutor
 from .jobs import build_job
 from .plan import Config, expand
@@ -53,17 +53,11 @@ _HOST_FIELDS = ("device_id", "hostname", "arch", "cpu_model", "cores", "mem_tota
                 "os", "python_version")
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-
-
 def worker_failure(e: BaseException) -> str:
     """What made a host worker fail, as one plain line: the cause Ray wraps (a RayTaskError's
     ``cause``), not Ray's coloured traceback, which a length cut leaves without its cause."""
     cause = getattr(e, "cause", None) or e
-    text = _ANSI.sub("", str(cause)).strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    last = lines[-1] if lines else ""
-    return f"{type(cause).__name__}: {last}"[:300]
+    return f"{type(cause).__name__}: {plain_cause(str(cause))}"[:300]
 
 
 def _host_fields(info: dict) -> dict:
@@ -108,12 +102,15 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
     cluster), "auto" = "ray" when a cluster is named or Ray is already initialized (a
     notebook, a test session), else "threads".
     Raises InputError for bad input found on the way (a model, an input file, a shape); a
-    dataset directory this call created is then removed again if it is still empty.
+    dataset directory this call created is then removed again if it is still empty. Raises
+    DiskFull when the disk under ``out_dir`` fills up: the rows written before stay readable
+    (the journal holds whole rows only; Parquet files are replaced atomically or not at all).
     """
     out_dir = Path(out_dir)
     fresh = not out_dir.exists()
+    run_id = resume or new_run_id()
     try:
-        return _run_suite(suite, out_dir, ray_address=ray_address, progress=progress,
+        return _run_suite(suite, out_dir, run_id, ray_address=ray_address, progress=progress,
                           sweep_kind=sweep_kind, sweep_tag=sweep_tag, hosts=hosts,
                           trust_new_host_key=trust_new_host_key, resume=resume,
                           job_hook=job_hook, lock_wait_s=lock_wait_s, placement=placement)
@@ -121,6 +118,10 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
         if fresh and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()
         raise
+    except OSError as e:
+        if not is_disk_full(e):
+            raise
+        raise DiskFull(_disk_full_message(out_dir, run_id)) from None
 
 
 def choose_placement(placement: str, ray_address: str | None) -> str:
@@ -135,13 +136,20 @@ def choose_placement(placement: str, ray_address: str | None) -> str:
     return "ray" if ray is not None and ray.is_initialized() else "threads"
 
 
-def _run_suite(suite: Suite, out_dir: Path, *, ray_address, progress, sweep_kind, sweep_tag,
-               hosts, trust_new_host_key, resume, job_hook, lock_wait_s,
+def _disk_full_message(out_dir: Path, run_id: str) -> str:
+    kept = len(read_journal(out_dir, run_id))
+    if not kept:
+        return f"{out_dir}: the disk is full (No space left on device); no row was written"
+    return (f"{out_dir}: the disk is full (No space left on device); the {kept} rows written "
+            f"before are kept; free space, then finish the run with --resume {run_id}")
+
+
+def _run_suite(suite: Suite, out_dir: Path, run_id: str, *, ray_address, progress, sweep_kind,
+               sweep_tag, hosts, trust_new_host_key, resume, job_hook, lock_wait_s,
                placement) -> RunReport:
     check_writable(out_dir)
     t_start = time.perf_counter()
     recover_orphans(out_dir)
-    run_id = resume or new_run_id()
     kept: list[dict] = []
     if resume:
         kept, sweep_kind, sweep_tag = _resumable(suite, hosts, out_dir, resume)

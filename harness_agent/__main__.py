@@ -6,18 +6,26 @@ MODE is one of protocol.MODES: ``measure`` (runner.py) or a per-layer mode (diag
 The job is JSON read from a file, from stdin ('-') or from base64 on the command line. The
 result line is written even when the job fails: its ``status`` says how (Status), ``error``
 says why. Exit status 0 when a result line was written for a job, 2 for a bad command line
-or an unreadable job.
+or an unreadable job, 3 when the agent itself cannot start on this host (one line on stderr).
+
+The first progress line, ``{"agent": "started"}``, says the agent's own code and numpy are
+importable here; no engine code has run before it. An exit without it is the host's failure
+(host_error), never the engine's.
 """
 
 from __future__ import annotations
 
+import errno
 import sys
 import time
 import traceback
 from typing import Dict, List, Optional
 
-from .protocol import MODES, PROTOCOL, Channel, protocol_mismatch
+from .protocol import MODES, PROTOCOL, STARTED, Channel, protocol_mismatch
 from .status import Status
+
+# A failed write of the host's (full, read-only, over quota): infrastructure, not the engine.
+HOST_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 USAGE = "usage: python -m harness_agent %s JOB.json|-|--b64 BASE64\n" % "|".join(MODES)
 
@@ -51,6 +59,9 @@ def record_failure(res: Dict[str, object], e: BaseException) -> None:
         res["status"], res["error"] = Status.UNSUPPORTED, str(e)
     elif isinstance(e, Corrupt):
         res["status"], res["error"] = Status.CORRUPT, "file damaged on the device: %s" % e
+    elif isinstance(e, OSError) and e.errno in HOST_WRITE_ERRNOS:
+        res["status"], res["error"] = Status.HOST_ERROR, (
+            "a write on the host failed in phase %s: %s" % (phase, e))
     elif isinstance(e, MemoryError):
         res["status"], res["error"] = Status.OOM, (
             "out of memory (MemoryError) in phase %s" % phase)
@@ -76,6 +87,10 @@ def run(mode: str, job: Dict[str, object], out: Channel) -> Dict[str, object]:
         except HostctlError as e:
             res["status"], res["error"] = Status.HOST_BUSY, str(e)
             return res
+        except OSError as e:  # the lease file cannot be written: the host's fault
+            res["status"], res["error"] = Status.HOST_ERROR, (
+                "renewing the host lease in %s failed: %s" % (lease["dir"], e))
+            return res
     try:
         if mode == "measure":
             from .runner import measure
@@ -88,6 +103,21 @@ def run(mode: str, job: Dict[str, object], out: Channel) -> Dict[str, object]:
     return res
 
 
+def _preload(mode: str) -> Optional[str]:
+    """Import what ``mode`` needs before any engine code runs (the agent's modules, numpy);
+    why that failed, as one line, or None."""
+    try:
+        import numpy  # noqa: F401
+
+        from . import outputs, runner, sysinfo  # noqa: F401 (record_failure needs runner)
+        from .engines import base  # noqa: F401
+        if mode != "measure":
+            from . import diagnose_main  # noqa: F401
+    except Exception as e:  # ImportError, SyntaxError of a damaged copy, ...
+        return "%s: %s" % (type(e).__name__, e)
+    return None
+
+
 def main(argv: List[str]) -> int:
     out = Channel()
     mode: Optional[str] = argv[0] if argv else None
@@ -95,6 +125,11 @@ def main(argv: List[str]) -> int:
     if mode not in MODES or not (len(args) == 1 or (len(args) == 2 and args[0] == "--b64")):
         sys.stderr.write(USAGE)
         return 2
+    broken = _preload(mode)
+    if broken is not None:
+        sys.stderr.write("harness_agent cannot start on this host: %s\n" % broken)
+        return 3
+    out.progress(STARTED)
     try:
         job = read_job(args)
     except (OSError, ValueError) as e:

@@ -19,6 +19,9 @@ from typing import Dict, Optional
 PROTOCOL = 1
 RESULT_MARKER = "@@HARNESS-RESULT "
 PROGRESS_MARKER = "@@HARNESS-PROGRESS "
+# The agent's first progress line: its own code and numpy imported, no engine code run yet. An
+# agent that exits before it could not start on the host (a host failure, not the engine's).
+STARTED = {"agent": "started"}
 # npz name prefix of a model's final output in a layer dump (an MNN output is written by an op
 # of another name, so the final outputs are stored a second time under their own names)
 OUTPUT_PREFIX = "@output:"

@@ -39,7 +39,7 @@ def test_journal_survives_torn_last_line(tmp_path):
     w = RunWriter(tmp_path, "r2")
     w.add(_row(0))
     w.add(_row(1))
-    w.journal.file.write('{"run_id": "r2", "mod')  # a crash mid-write
+    w.journal.file.write(b'{"run_id": "r2", "mod')  # a crash mid-write
     w.journal.file.flush()
     rows = read_journal(tmp_path, "r2")
     assert [r["model"] for r in rows] == ["m0", "m1"]

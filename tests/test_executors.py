@@ -18,7 +18,7 @@ from harness.executors.ssh import SshExecutor
 from harness.fleet.inventory import HostSpec
 from harness_agent import PROTOCOL
 from harness_agent.hostctl import HostctlError, venv
-from harness_agent.protocol import PROGRESS_MARKER, RESULT_MARKER
+from harness_agent.protocol import PROGRESS_MARKER, RESULT_MARKER, STARTED
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +41,7 @@ def test_parse_lines_reads_the_result_and_the_progress():
     (3, 2.0, "error", "agent exited 3 without a result (last phase: load): boom"),
 ])
 def test_no_result_is_classified_from_the_exit(rc, elapsed, status, says):
-    progress = [{"phase": "load", "rss_peak_kb": 1234}]
+    progress = [STARTED, {"phase": "load", "rss_peak_kb": 1234}]
     res = no_result(AgentExit(rc, "", "boom", elapsed), progress, 10.0)
     assert res["status"] == status and says in res["error"]
     assert res["rss_last_peak_kb"] == 1234
@@ -49,8 +49,34 @@ def test_no_result_is_classified_from_the_exit(rc, elapsed, status, says):
 
 @pytest.mark.unit
 def test_a_crash_reads_as_a_signal_in_the_fix_search():
-    res = no_result(AgentExit(139, "", "", 1.0), [], 10.0)
+    res = no_result(AgentExit(139, "", "", 1.0), [STARTED], 10.0)
     assert _short(res["error"]) == "process died with SIGSEGV"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("rc, stderr, says", [
+    (127, "bash: line 1: /opt/py/bin/python3: No such file or directory\n",
+     "the agent could not start (exit 127): bash: line 1: /opt/py/bin/python3: No such file"),
+    (1, "/usr/bin/python3: No module named harness_agent\n",
+     "the agent could not start (exit 1): /usr/bin/python3: No module named harness_agent"),
+    (3, "harness_agent cannot start on this host: ModuleNotFoundError: No module named "
+        "'numpy'\n", "could not start (exit 3): harness_agent cannot start on this host: "
+                      "ModuleNotFoundError: No module named 'numpy'"),
+    (1, "Traceback (most recent call last):\n  File \"x\", line 1\n\x1b[31mSyntaxError: "
+        "invalid syntax\x1b[0m\n", "could not start (exit 1): SyntaxError: invalid syntax"),
+    (137, "", "the agent could not start (exit 137): no message"),
+])
+def test_an_agent_that_never_started_is_the_hosts_failure(rc, stderr, says):
+    """No engine code runs before the agent's STARTED line: an exit before it is host_error
+    (measured again on resume) with the host's own last line, plain."""
+    res = no_result(AgentExit(rc, "", stderr, 0.5), [], 10.0)
+    assert res["status"] == "host_error" and says in res["error"], res
+    assert "\x1b" not in res["error"] and "Traceback" not in res["error"]
+    # no engine code ran before the deadline either: the host's failure, said so
+    late = no_result(AgentExit(124, "", stderr, 10.0), [], 10.0)
+    assert late["status"] == "host_error"
+    assert late["error"] == "the agent did not start within 10 s; process group killed"
+    assert no_result(AgentExit(124, "", "", 10.0), [STARTED], 10.0)["status"] == "timeout"
 
 
 def _fake_python(tmp_path: Path, body: str) -> str:
@@ -80,8 +106,11 @@ def _installed_engine() -> str:
     ("kill -KILL $$", 30.0, "oom", "out of memory"),
     ("kill -SEGV $$", 30.0, "error", "killed by SIGSEGV"),
     ("echo broken >&2; exit 3", 30.0, "error", "exited 3 without a result"),
+    ("echo no numpy >&2; exit 1", 30.0, "host_error", "could not start (exit 1): no numpy"),
 ])
 def test_a_local_agent_without_a_result(tmp_path, body, timeout_s, status, says):
+    if status != "host_error":  # an agent that started, then failed
+        body = f"echo '{PROGRESS_MARKER}{json.dumps(STARTED)}'; {body}"
     ex = LocalExecutor(python=_fake_python(tmp_path, body))
     res = ex.run_agent("measure", {"protocol": PROTOCOL, "engine": _installed_engine()},
                        timeout_s)

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     log.info("run %s: %d rows in %.1f s", report.run_id, len(report.rows), report.wall_s)
     for h, info in sorted(report.hosts.items()):
         if info.get("error"):
-            print(f"host {h}: {info['error']}", file=sys.stderr)
+            print(f"host {h}: {str(info['error']).removeprefix(f'{h}: ')}", file=sys.stderr)
     print(render(summarize(report.rows)))
     return run_footer(report, args.data)
 

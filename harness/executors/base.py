@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Iterable
 
 from harness_agent.fdcapture import relevant_lines
-from harness_agent.protocol import PROGRESS_MARKER, RESULT_MARKER
+from harness_agent.protocol import PROGRESS_MARKER, RESULT_MARKER, STARTED
 
 from ..engines import adapter_class
 from ..errors import HarnessError
 from ..fleet.transport import HostBusy, HostIOError, HostUnreachable
 from ..status import Status
+from ..terminal import strip_escapes
 
 
 class NoRuntime(HarnessError):
@@ -64,12 +65,23 @@ def _signal_name(n: int) -> str:
         return f"signal {n}"
 
 
+def plain_cause(text: str, limit: int = 300) -> str:
+    """The last non-empty line of ``text`` (where a traceback or a shell puts the cause),
+    without terminal escape codes, at most ``limit`` characters."""
+    lines = [ln.strip() for ln in strip_escapes(text or "").splitlines() if ln.strip()]
+    return lines[-1][-limit:] if lines else ""
+
+
 def no_result(ex: AgentExit, progress: list[dict], timeout_s: float,
               noise: tuple[str, ...] = ()) -> dict:
-    """The result for an agent that exited without a result line: timeout, OOM or error.
+    """The result for an agent that exited without a result line: timeout, host_error, OOM
+    or error, decided from what failed.
 
-    ``timeout`` exits 124 when TERM sufficed and 137 when it had to KILL after the grace; a
-    SIGKILL (137) well before the deadline is the kernel's OOM killer (or a memory cgroup).
+    An agent that never said it started (its first progress line, STARTED) did not get to run
+    any engine code: its Python, its package or numpy is missing or broken on the host (or the
+    host is too slow to start it within the deadline), a host failure (host_error, measured
+    again on resume) with the cause as the host said it. ``timeout`` exits 124 when TERM
+    sufficed and 137 when it had to KILL after the grace. A SIGKILL (137) well before the deadline is the kernel's OOM killer (or a memory cgroup).
     Any other signal is a crash of the agent (an engine fault): status error, naming it and
     the phase that was running. ``noise``: regular expressions of stderr lines that say
     nothing about a failure (an engine's device banner), left out of the error.
@@ -84,7 +96,12 @@ def no_result(ex: AgentExit, progress: list[dict], timeout_s: float,
     known = {"rss_last_peak_kb": last_peak, "phase": running}
     if last("engine_version"):
         known["engine_version"] = last("engine_version")
-    if ex.rc == 124 or (ex.rc == 137 and ex.elapsed_s >= timeout_s):
+    timed_out = ex.rc == 124 or (ex.rc == 137 and ex.elapsed_s >= timeout_s)
+    if STARTED not in progress:
+        why = (f"did not start within {timeout_s:g} s; process group killed" if timed_out else
+               f"could not start (exit {ex.rc}): {plain_cause(ex.stderr) or 'no message'}")
+        return {"status": Status.HOST_ERROR.value, **known, "error": f"the agent {why}"}
+    if timed_out:
         return {"status": Status.TIMEOUT.value, **known,
                 "error": f"no result within {timeout_s:g} s (last phase: {phase}); "
                          "process group killed"}

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..fleet.transport import HostIOError
 from .base import AgentExit, Executor, NoRuntime
 
 # the directory that holds the harness_agent package, for the agent's PYTHONPATH
@@ -97,10 +98,14 @@ class LocalExecutor(Executor):
         env["PYTHONPATH"] = PKG_PARENT + os.pathsep + env.get("PYTHONPATH", "")
         blob = base64.b64encode(json.dumps(job).encode()).decode()
         t0 = time.monotonic()
-        p = subprocess.Popen([python, "-m", "harness_agent", mode, "--b64", blob],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                             start_new_session=True,
-                             preexec_fn=_join_cgroup(cgroup) if cgroup else None)
+        try:
+            p = subprocess.Popen([python, "-m", "harness_agent", mode, "--b64", blob],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env=env, start_new_session=True,
+                                 preexec_fn=_join_cgroup(cgroup) if cgroup else None)
+        except OSError as e:  # no such Python here: this machine's failure, not the engine's
+            raise HostIOError(f"local: the agent could not start: {python}: "
+                              f"{e.strerror or e}") from None
         try:
             out, err = p.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:

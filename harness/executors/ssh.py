@@ -23,13 +23,17 @@ from ..engines import adapter_class
 from ..fleet.inventory import HostSpec
 from ..fleet.transport import HostBusy, HostIOError, HostUnreachable, SshTransport
 from ..fleet.wheels import NoWheel, download
-from .base import AgentExit, Executor, NoRuntime
+from .base import AgentExit, Executor, NoRuntime, plain_cause
 
 AGENT_DIR = Path(__file__).resolve().parent.parent.parent / "harness_agent"
 AGENT_PKG = "harness_agent"  # the name the agent package has on hosts
 # Kill grace after the remote timeout's TERM, then the SSH-level backstop on top of that.
 KILL_AFTER_S = 5
 SSH_SLACK_S = 30
+
+
+# How an OSError reads in a hostctl answer ("OSError: [Errno 28] No space left on device").
+_OS_ERROR = re.compile(r"\[Errno \d+\]")
 
 
 class HostctlFailed(Exception):
@@ -109,6 +113,9 @@ class SshExecutor(Executor):
         self.lock_ttl_s, self.lock_wait_s = lock_ttl_s, lock_wait_s
         self.info: dict | None = None
         self.setup_error: str | None = None
+        # what kind of failure setup was (HostUnreachable, HostBusy, HostIOError): every later
+        # job on the host fails the same way at once
+        self.setup_failure: type[Exception] = HostUnreachable
         self.busy = False  # setup failed because another coordinator holds the host
         self.work: str | None = None  # the host's work directory, absolute
         self.agent_root: str | None = None  # the unpacked agent on the host (its PYTHONPATH)
@@ -138,37 +145,53 @@ class SshExecutor(Executor):
             raise HostUnreachable(f"{self.name}: connection lost during hostctl {args[0]} "
                                   f"(exit {r.rc})")
         if r.rc != 0 or "error" in out:
-            raise HostctlFailed(out.get("error") or f"hostctl {args[0]} exited {r.rc}")
+            why = str(out.get("error") or f"hostctl {args[0]} exited {r.rc}")
+            if _OS_ERROR.search(why):  # the host's filesystem failed: not a refusal
+                raise HostIOError(f"{self.name}: hostctl {args[0]} failed on the host: {why}")
+            raise HostctlFailed(why)
         return out
+
+    def _must(self, argv: list[str], doing: str) -> None:
+        """Run ``argv`` on the host (60 s at most), which must succeed. Raises HostIOError with
+        the host's reason (read-only, disk full, permissions), HostUnreachable when the host
+        stopped answering."""
+        r = self.t.run(argv, timeout=60)
+        if r.rc == 0:
+            return
+        if r.rc == 124 and not self.t.alive():
+            raise HostUnreachable(f"{self.name}: the host stopped answering while {doing}")
+        raise HostIOError(f"{self.name}: {doing} failed on the host: "
+                          f"{plain_cause(r.stderr or r.stdout) or f'exit {r.rc}'}")
+
+    def _mkdir(self, path: str) -> None:
+        """``mkdir -p path`` on the host (see _must)."""
+        self._must(["mkdir", "-p", path], f"creating {path}")
 
     def setup(self, lock: bool = True) -> dict:
         """The host's probe (cached); ``lock``: take the host's lock first. Raises
         HostUnreachable or HostBusy, and again on every later call."""
         if self.setup_error is not None:
-            raise (HostBusy if self.busy else HostUnreachable)(self.setup_error)
+            raise self.setup_failure(self.setup_error)
         if self.info is not None:
             return self.info
         try:
             code = "import os,sys; print(os.path.abspath(os.path.expanduser(sys.argv[1])))"
             r = self.t.run([self.spec.python, "-c", code, self.spec.workdir], timeout=60)
-            if r.rc != 0:
-                raise HostUnreachable(f"{self.name}: {self.spec.python} does not run on the host: "
-                                      f"{(r.stderr or r.stdout).strip()[-200:]}")
+            if r.rc != 0:  # reached, but the host cannot run the agent: the host's failure
+                raise HostIOError(f"{self.name}: {self.spec.python} does not run on the host: "
+                                  f"{plain_cause(r.stderr or r.stdout) or f'exit {r.rc}'}")
             self.work = r.stdout.strip().splitlines()[-1]
             self._push_agent()
             if lock:
                 self._lock()
             self.info = self._ctl("probe")
-        except HostBusy as e:
-            self.setup_error = str(e)
-            self.busy = True
+        except (HostBusy, HostUnreachable, HostIOError) as e:
+            self.setup_error, self.setup_failure = str(e), type(e)
+            self.busy = isinstance(e, HostBusy)
             raise
-        except HostUnreachable as e:
-            self.setup_error = str(e)
-            raise
-        except HostctlFailed as e:
-            self.setup_error = f"{self.name}: {e}"
-            raise HostUnreachable(self.setup_error) from None
+        except HostctlFailed as e:  # the host answered, but the agent's probe failed there
+            self.setup_error, self.setup_failure = f"{self.name}: {e}", HostIOError
+            raise HostIOError(self.setup_error) from None
         if self.spec.arch and self.info.get("arch") != self.spec.arch:
             self.info["arch_mismatch"] = f"inventory says {self.spec.arch}"
         return self.info
@@ -200,15 +223,18 @@ class SshExecutor(Executor):
         if check.rc == 0:
             return
         upload = f"{self.work}/agent/.{sha[:16]}-{secrets.token_hex(6)}.tar"
-        self.t.run(["mkdir", "-p", f"{self.work}/agent"], timeout=60)
+        self._mkdir(f"{self.work}/agent")
         self.t.put(io.BytesIO(raw), upload)
         self.transfers.append({"host": self.name, "kind": "agent", "name": AGENT_PKG,
                                "bytes": len(raw), "sha256": sha})
         r = self.t.run([self.spec.python, "-c", _UNPACK_AGENT, self.agent_root, sha, upload],
                        timeout=120)
-        if r.rc != 0:
-            raise HostUnreachable(f"{self.name}: unpacking the agent failed: "
-                                  f"{(r.stderr or r.stdout).strip()[-200:]}")
+        if r.rc == 124 or (r.rc != 0 and not self.t.alive()):
+            raise HostUnreachable(f"{self.name}: connection lost while unpacking the agent "
+                                  f"(exit {r.rc})")
+        if r.rc != 0:  # reached, but the host could not unpack it (disk full, read-only)
+            raise HostIOError(f"{self.name}: unpacking the agent failed: "
+                              f"{plain_cause(r.stderr or r.stdout) or f'exit {r.rc}'}")
 
     # -- content-addressed files ------------------------------------------------------
     def push(self, path: str | Path, kind: str) -> str:
@@ -224,13 +250,13 @@ class SshExecutor(Executor):
             if sha in self._blobs:
                 return remote
             tmp = f"{remote}.part"
-            self.t.run(["mkdir", "-p", f"{self.work}/blobs"])
+            self._mkdir(f"{self.work}/blobs")
             self.t.put(local, tmp)
             # verified on the host before it gets its final name: a torn copy is never used
             self._ctl("verify", tmp, sha)
         except HostctlFailed as e:
             raise HostIOError(f"{self.name}: pushing {local.name} failed: {e}") from None
-        self.t.run(["mv", "-f", tmp, remote])
+        self._must(["mv", "-f", tmp, remote], f"renaming {tmp}")
         self._blobs.add(sha)
         self.transfers.append({"host": self.name, "kind": kind, "name": local.name,
                                "bytes": os.path.getsize(local), "sha256": sha})
@@ -243,7 +269,7 @@ class SshExecutor(Executor):
     def device_dir(self, name: str) -> str:
         self.setup()
         d = f"{self.work}/scratch/{name}"
-        self.t.run(["mkdir", "-p", d])
+        self._mkdir(d)
         return d
 
     def remove_device_dir(self, name: str) -> None:
@@ -280,8 +306,8 @@ class SshExecutor(Executor):
         remote_wheel = self.push(wheel, "wheel")
         # pip needs the real wheel file name to install it
         named = f"{self.work}/wheels/{wheel.name}"
-        self.t.run(["mkdir", "-p", f"{self.work}/wheels"])
-        self.t.run(["cp", "-f", remote_wheel, named])
+        self._mkdir(f"{self.work}/wheels")
+        self._must(["cp", "-f", remote_wheel, named], f"copying {remote_wheel} to {named}")
         env_dir = f"{self.work}/envs/{engine}-{version}-{info['python_tag']}"
         try:
             out = self._ctl("venv", env_dir, named, timeout=900)
@@ -319,8 +345,10 @@ class SshExecutor(Executor):
         elapsed = time.monotonic() - t0
         if RESULT_MARKER not in r.stdout and not self.t.alive():
             # the host went away under the job: infrastructure, not an engine failure
+            how = "no exit status" if r.rc < 0 else f"exit {r.rc}"  # paramiko: -1
+            cause = plain_cause(r.stderr, 200)
             raise HostUnreachable(f"{self.name}: connection lost during a measurement "
-                                  f"(exit {r.rc}); {r.stderr.strip()[-200:]}")
+                                  f"({how}{': ' + cause if cause else ''})")
         return AgentExit(r.rc, r.stdout, r.stderr[-2000:], elapsed)
 
     def close(self) -> None:

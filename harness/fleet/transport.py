@@ -7,8 +7,11 @@ Every remote command is built from an argument list, each argument shell-quoted.
 
 from __future__ import annotations
 
+import logging
 import os
+import posixpath
 import shlex
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -21,6 +24,13 @@ from .inventory import HostSpec
 # SFTP answer during a transfer: generous for a loaded board, short against a frozen one.
 CHANNEL_TIMEOUT_S = 30
 TRANSFER_TIMEOUT_S = 120
+# Seconds for the host's SSH banner, and for authentication, after the TCP connection.
+BANNER_TIMEOUT_S = 15
+AUTH_TIMEOUT_S = 15
+
+# paramiko logs a failed handshake at ERROR; with no handler, Python's last-resort handler would
+# print it raw on stderr beside the one line in which the harness says what failed.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 class HostUnreachable(HarnessError):
@@ -66,7 +76,8 @@ class SshTransport:
         # not (frozen, SIGSTOP) would otherwise hold a session open for paramiko's default
         # hour, and with it the whole run.
         kw = {"look_for_keys": s.identity_file is None, "allow_agent": True,
-              "banner_timeout": 15, "auth_timeout": 15, "channel_timeout": CHANNEL_TIMEOUT_S}
+              "banner_timeout": BANNER_TIMEOUT_S, "auth_timeout": AUTH_TIMEOUT_S,
+              "channel_timeout": CHANNEL_TIMEOUT_S}
         if s.identity_file:
             kw["key_filename"] = os.path.expanduser(s.identity_file)
             if not os.path.isfile(kw["key_filename"]):  # say so, not "cannot reach"
@@ -87,6 +98,7 @@ class SshTransport:
             hop.client.set_missing_host_key_policy(
                 paramiko.AutoAddPolicy() if self.trust else paramiko.RejectPolicy())
             hop = hop.gateway
+        t0 = time.monotonic()
         try:
             conn.open()
         except paramiko.BadHostKeyException:
@@ -99,8 +111,15 @@ class SshTransport:
                     f"{s.name}: unknown host key for {server} (not in {kh}); add it to "
                     "known_hosts, or trust it explicitly (trust_host_key = true in the "
                     "inventory, or --trust-new-host-key)") from None
+            # paramiko's own words for a silent server are "No existing session"
+            why = _no_handshake(conn, time.monotonic() - t0)
+            if why:
+                raise HostUnreachable(f"{s.name}: {why}") from None
             raise HostUnreachable(f"{s.name}: SSH to {s.target} failed: {e}") from None
         except (OSError, EOFError) as e:
+            why = _no_handshake(conn, time.monotonic() - t0)
+            if why:
+                raise HostUnreachable(f"{s.name}: {why}") from None
             raise HostUnreachable(f"{s.name}: cannot reach {s.target}: "
                                   f"{getattr(e, 'strerror', None) or e}") from None
         # a dead peer is noticed between commands too, not only when one waits on it
@@ -154,20 +173,66 @@ class SshTransport:
             self.conn.put(local if hasattr(local, "read") else str(local), remote)
         except OSError as e:
             # sftp reports a full disk or a permission problem as an OSError with the server's
-            # status; the connection itself is fine, so this is not an unreachable host.
+            # status (or a short copy); the connection itself is fine, so this is not an
+            # unreachable host.
             if self._conn is not None and self._conn.is_connected:
-                why = e.strerror or str(e) or type(e).__name__
-                if "Failure" in why or "failure" in why:
-                    why += " (disk full or quota?)"
+                why = self._why_write_failed(remote, _size(local),
+                                             e.strerror or str(e) or type(e).__name__)
                 raise HostIOError(f"{self.spec.name}: writing {remote} failed: {why}") from None
             raise HostUnreachable(f"{self.spec.name}: copy to {remote} failed: {e}") from None
         except Exception as e:
             raise HostUnreachable(f"{self.spec.name}: copy to {remote} failed: {e}") from None
 
+    def _why_write_failed(self, remote: str, size: int | None, why: str) -> str:
+        """Why writing ``size`` bytes to ``remote`` failed, as the host sees it: the torn copy
+        is removed (it must not keep the disk full), then a disk with less free space than the
+        file is said to be full; otherwise ``why`` (SFTP's own words)."""
+        d = posixpath.dirname(remote) or "."
+        try:
+            self.run(["rm", "-f", remote], timeout=30)
+            r = self.run(["df", "-Pk", d], timeout=30)
+            free_kib = int(r.stdout.strip().splitlines()[-1].split()[3])
+        except Exception:  # noqa: BLE001 - no better reason than SFTP's own
+            return why
+        if size is not None and free_kib * 1024 < size:
+            return (f"No space left on device ({free_kib} KiB free in {d}, "
+                    f"{-(-size // 1024)} KiB needed)")
+        return why
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _no_handshake(conn, waited_s: float) -> str | None:
+    """What went wrong before authentication on a connection that failed: the server accepted
+    the TCP connection but sent no SSH banner (a stopped or hung sshd, or no SSH server at all
+    on that port), or sent one and did not finish the key exchange; None when neither (the
+    failure came later, or the TCP connection itself failed)."""
+    t = conn.client.get_transport()
+    if t is None:
+        return None
+    where = f"{conn.host}:{conn.port or 22}"
+    if not t.remote_version:
+        if waited_s >= BANNER_TIMEOUT_S - 1:
+            return (f"{where} accepted the connection but sent no SSH banner within "
+                    f"{BANNER_TIMEOUT_S} s (sshd hung or stopped, or not an SSH server)")
+        return f"{where} closed the connection without sending an SSH banner"
+    if not t.initial_kex_done:
+        return (f"{where} sent its SSH banner ({t.remote_version}) but did not finish the key "
+                "exchange")
+    return None
+
+
+def _size(local) -> int | None:
+    """Bytes in a local file or a seekable file object, None when unknown."""
+    try:
+        if hasattr(local, "getbuffer"):
+            return local.getbuffer().nbytes
+        return os.path.getsize(local)
+    except (OSError, TypeError, ValueError):
+        return None
 
 
 def load_known_hosts(keys, path: str) -> set[str]:

@@ -25,15 +25,15 @@ def journal_dir(out_dir: str | Path) -> Path:
 class Journal:
     """The open, locked journal of run `run_id` under `out_dir` (appends; creates the file).
 
-    `file` is the journal opened for appending. Raises OSError (BlockingIOError) when another
-    live process holds the journal."""
+    `file` is the journal opened for appending, unbuffered (a row is on disk or not there at
+    all). Raises OSError (BlockingIOError) when another live process holds the journal."""
 
     def __init__(self, out_dir: str | Path, run_id: str):
         jdir = journal_dir(out_dir)
         jdir.mkdir(parents=True, exist_ok=True)
         self.path = jdir / f"{run_id}.jsonl"
         self.done_path = jdir / f"{run_id}.done"
-        self.file = open(self.path, "a")
+        self.file = open(self.path, "ab", buffering=0)
         try:
             # Held while the run is alive, so recovery never rewrites a live run's files.
             fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -47,14 +47,27 @@ class Journal:
             with open(self.path, "rb") as f:
                 f.seek(-1, os.SEEK_END)
                 if f.read(1) != b"\n":
-                    self.file.write("\n")
-                    self.file.flush()
+                    self._write(b"\n")
 
     def append(self, row: dict) -> None:
-        """Write one row and fsync it before returning."""
-        self.file.write(json.dumps(row, default=str) + "\n")
-        self.file.flush()
+        """Write one row and fsync it before returning. Raises OSError (a full disk) with the
+        journal as it was: a row that did not fit is cut off again, never left torn."""
+        self._write((json.dumps(row, default=str) + "\n").encode())
         os.fsync(self.file.fileno())
+
+    def _write(self, data: bytes) -> None:
+        fd = self.file.fileno()
+        before = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:  # a write to a nearly full disk may write part of it
+                view = view[os.write(fd, view):]
+        except OSError:
+            try:
+                os.ftruncate(fd, before)  # frees what was written: works on a full disk
+            except OSError:
+                pass  # the reader skips a torn line
+            raise
 
     def close(self, done: bool = True) -> None:
         """Mark the run's Parquet files complete (`done`) and release the lock."""
