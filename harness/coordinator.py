@@ -24,7 +24,7 @@ from .rows import RunContext, make_row
 from .status import RETRY, Status
 from .terminal import terminal_safe
 from .config.suite import Suite
-from .store.tables import write_transfers
+from .store.tables import SustainedWriter, write_transfers
 from .store.writer import RunWriter, check_writable, read_journal, recover_orphans
 
 
@@ -183,6 +183,7 @@ def _run_suite(suite: Suite, out_dir: Path, *, ray_address, progress, sweep_kind
         _write_models_table(prepared, out_dir)
         configs = expand(suite, list(factories))
         writer = RunWriter(out_dir, run_id, initial_rows=kept)
+        series_writer = None  # the sustained side table, opened with the first series
         bars = _Progress(configs, progress)
         pending = {}
         for cfg in configs:
@@ -204,10 +205,10 @@ def _run_suite(suite: Suite, out_dir: Path, *, ray_address, progress, sweep_kind
                 writer.add(make_row(ctx, cfg, early, measure=suite.measure, **static))
                 bars.update(cfg, Status.CONVERT_ERROR.value)
                 continue
-            job = build_job(suite, cfg, pm)
+            job = build_job(suite, cfg, pm, (host_info.get(cfg.host) or {}).get("temp_max_c"))
             if job_hook is not None:
                 job_hook(cfg, job)
-            ref = actors[cfg.host].measure.remote(job, suite.measure.timeout_s)
+            ref = actors[cfg.host].measure.remote(job, suite.measure.agent_timeout_s())
             pending[ref] = (cfg, static)
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -219,6 +220,9 @@ def _run_suite(suite: Suite, out_dir: Path, *, ray_address, progress, sweep_kind
                           "error": f"host worker failed: {worker_failure(e)}"}
             result = {**_host_fields(host_info.get(cfg.host)), **result}
             row = make_row(ctx, cfg, result, measure=suite.measure, **static)
+            if result.get("sustained"):
+                series_writer = series_writer or SustainedWriter(out_dir, run_id)
+                series_writer.add(row, result["sustained"])
             writer.add(row)
             bars.update(cfg, row["status"])
         transfers = []

@@ -61,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
     if result is None:
         print(f"sweep {args.tag}: first run of this tag, nothing to compare with")
         return code
-    paths = write_report(result, Path(args.data) / "_reports" / f"{args.tag}-{report.run_id}")
+    from ..compare.sustained import run_section
+    paths = write_report(result, Path(args.data) / "_reports" / f"{args.tag}-{report.run_id}",
+                         extra_html=run_section(args.data, report.run_id))
     print(result.to_table())
     print(f"report: {paths['html']}")
     return max(code, result.exit_code(fail_on))
