@@ -206,7 +206,7 @@ def test_no_sensor_says_so_and_the_pause_applies(sysroot):
     assert res["cooldown_temp_before_c"] is None and res["cooldown_target_c"] is None
 
 
-# -- sustained runs ---------------------------------------------------------------------------------
+# -- sustained runs ------------------------------------------------------------------------------
 def _fake_run(seconds: float, latency_s, sensors=None):
     """sustained.run on a fake clock: each run takes latency_s(t) seconds."""
     now = [0]
@@ -254,7 +254,7 @@ def test_throttle_ratio_of_short_runs_uses_quarters():
     assert sustained.throttle_ratio([], 60.0) == (None, None)
 
 
-# -- suite keys, plan, jobs -------------------------------------------------------------------------
+# -- suite keys, plan, jobs ----------------------------------------------------------------------
 def _suite(extra: dict):
     from harness.config.suite import parse_suite
     data = {"engines": {"mnn": "installed"},
@@ -384,3 +384,14 @@ def test_compare_dimension_cores(tmp_path, capsys):
     assert code == 0 and out["dimension"] == "cores_requested"
     assert len(out["pairs"]) == 2
     assert {p["latency"]["verdict"] for p in out["pairs"]} == {"slower"}
+
+
+def test_sweep_report_carries_the_sustained_section(tmp_path):
+    from harness.compare import compare, write_report
+    from harness.compare.synthetic import frame, rows_for
+    rng = np.random.default_rng(5)
+    rows = (rows_for(run_id="A", rng=rng) + rows_for(run_id="B", rng=rng))
+    res = compare(frame(rows), "run_id", "A", "B")
+    paths = write_report(res, tmp_path / "nightly-B", extra_html="<h2>Sustained runs</h2>")
+    html = paths["html"].read_text()
+    assert html.index("<h2>Sustained runs</h2>") < html.index("</body>")
