@@ -395,3 +395,10 @@ def test_sweep_report_carries_the_sustained_section(tmp_path):
     paths = write_report(res, tmp_path / "nightly-B", extra_html="<h2>Sustained runs</h2>")
     html = paths["html"].read_text()
     assert html.index("<h2>Sustained runs</h2>") < html.index("</body>")
+
+
+def test_cores_flag_of_adhoc_runs():
+    from harness.config.flags import SuiteFlags, suite_from_flags
+    suite, data = suite_from_flags(SuiteFlags(model="reduction_sum_block", engine="mnn",
+                                              cores=["0", "0,1"]))
+    assert data["cores"] == ["0", "0,1"] and suite.cores == ("0", "0,1")

@@ -43,6 +43,9 @@ def add_arguments(subparsers) -> None:
     a.add_argument("--threads", help="thread counts, e.g. 1,2,4")
     a.add_argument("--precision", help="precisions, e.g. fp32,fp16")
     a.add_argument("--backend", help="backends, e.g. cpu,vulkan")
+    a.add_argument("--cores", action="append",
+                   help="cores to pin to: all (default), big, little or a CPU list such as 0-3 "
+                        "or 0,2; repeat the flag for several")
     from ..config.suite import Measure
     d = Measure()
     a.add_argument("--iterations", type=int,
