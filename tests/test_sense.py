@@ -402,3 +402,11 @@ def test_cores_flag_of_adhoc_runs():
     suite, data = suite_from_flags(SuiteFlags(model="reduction_sum_block", engine="mnn",
                                               cores=["0", "0,1"]))
     assert data["cores"] == ["0", "0,1"] and suite.cores == ("0", "0,1")
+
+
+def test_cores_a_machine_lacks_make_an_unsupported_row():
+    from harness_agent.__main__ import record_failure
+    res = {"phase": "pin"}
+    record_failure(res, cores.CoresError("no big.LITTLE cores on this machine (every core's "
+                                         "cpuinfo_max_freq is 2000 MHz)"))
+    assert res["status"] == "unsupported" and res["error"].startswith("no big.LITTLE cores")
