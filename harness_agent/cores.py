@@ -168,9 +168,11 @@ def pin(spec: str, threads: int) -> Dict[str, object]:
 
 def escaped(mask: str) -> Optional[str]:
     """A note when a thread of this process runs under another mask than ``mask`` (an engine
-    that set its workers' affinity itself), else None."""
+    that set its workers' affinity itself, or a thread started before the pinning), else
+    None."""
     others = {m: k for m, k in thread_masks().items() if m != mask}
     if not others:
         return None
-    return "thread affinity changed by the engine: %s" % ", ".join(
-        "%d thread%s on %s" % (k, "" if k == 1 else "s", m) for m, k in sorted(others.items()))
+    return "threads outside the pinned cores %s: %s" % (mask, ", ".join(
+        "%d thread%s on %s" % (k, "" if k == 1 else "s", m)
+        for m, k in sorted(others.items())))

@@ -127,11 +127,7 @@ def measure(job: Dict[str, object], out: Channel, res: Dict[str, object]) -> Non
     Raises what the run raised (``Unsupported``, ``Corrupt``, ``MemoryError``, any engine
     error) after recording what was measured so far; the caller turns it into a status.
     """
-    import numpy as np
-
-    from . import outputs as outm
     from . import sysinfo
-    from .engines import load_adapter
 
     res["agent_pid"] = os.getpid()
     res.update(sysinfo.static_info(job.get("state_dir")))
@@ -146,10 +142,15 @@ def measure(job: Dict[str, object], out: Channel, res: Dict[str, object]) -> Non
     notes: List[str] = []
     try:
         res["phase"] = "pin"
-        # before the engine is imported: every thread it starts inherits the mask
+        # before numpy and the engine are imported: every thread they start (numpy's BLAS
+        # pool, the engine's workers) inherits the mask
         pinned = cores.pin(str(job.get("cores") or "all"), int(job["threads"]))
         notes += pinned.pop("notes")
         res.update(pinned)
+        import numpy as np
+
+        from . import outputs as outm
+        from .engines import load_adapter
         res["phase"] = "verify"
         verify_files(job)
         _apply_memory_limit(job)

@@ -100,10 +100,14 @@ def test_explicit_lists_keep_what_exists():
 PIN = """
 import json, os, sys, threading
 from harness_agent import cores
+start = os.sched_getaffinity(0)
 res = cores.pin(sys.argv[1], int(sys.argv[2]))
 t = threading.Thread(target=lambda: None); t.start(); t.join()
 res["affinity"] = sorted(os.sched_getaffinity(0))
 res["escaped"] = cores.escaped(res["cpu_mask"])
+# a thread that keeps another mask (as one started before the pinning would) is named
+os.sched_setaffinity(0, start)
+res["escaped_after"] = cores.escaped(res["cpu_mask"])
 print(json.dumps(res))
 """
 
@@ -122,6 +126,9 @@ def test_pin_to_one_core_reads_the_mask_back():
     res = _pin(str(first), 2)
     assert res["cpu_mask"] == str(first) and res["cpu_mask_cores"] == 1
     assert res["affinity"] == [first] and res["escaped"] is None
+    everything = cores.format_cpu_list(os.sched_getaffinity(0))
+    assert res["escaped_after"] == (f"threads outside the pinned cores {first}: 1 thread on "
+                                    f"{everything}")
     assert res["notes"] == [f"2 threads on 1 core ({first}): threads share cores"]
 
 

@@ -125,10 +125,12 @@ builtin = "reduction_sum_block"
     df = load(data)
     assert len(df) == 8 and set(df["status"].astype(str)) == {"ok"}
     for _, r in df.iterrows():
+        notes = r["notes"] if isinstance(r["notes"], str) else ""
         assert r["cpu_mask"] == r["cores_requested"] and r["cpu_mask_cores"] == 1
         assert r["core_hint"].startswith("none: ")  # an explicit list: the mask alone
+        assert "threads outside the pinned cores" not in notes  # no thread escaped
         if r["threads"] == 2:
-            assert f"2 threads on 1 core ({r['cpu_mask']}): threads share cores" in r["notes"]
+            assert f"2 threads on 1 core ({r['cpu_mask']}): threads share cores" in notes
         # no sensor here: the row says so and the fixed pause applied
         if sysinfo.hottest_c() is None:
             assert r["cooldown"] == "pause_no_sensor" and r["cooldown_wait_s"] >= 0.5
