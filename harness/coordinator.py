@@ -30,7 +30,7 @@ from .rows import RunContext, make_row
 from .status import RETRY, Status
 from .terminal import terminal_safe
 from .config.suite import Suite
-from .store.tables import write_transfers
+from .store.tables import SustainedWriter, write_transfers
 from .store.writer import RunWriter, check_writable, read_journal, recover_orphans
 
 
@@ -222,18 +222,19 @@ def _measure_all(suite: Suite, out_dir: Path, workers, factories: dict, ctx: Run
                                 measure=suite.measure, **static))
             bars.update(cfg, early["status"])
             continue
-        job = build_job(suite, cfg, pm)
+        job = build_job(suite, cfg, pm, (host_info.get(cfg.host) or {}).get("temp_max_c"))
         if job_hook is not None:
             job_hook(cfg, job)
         queues[cfg.host].append((cfg, static, job))
 
     in_flight: dict[cf.Future, tuple] = {}
+    series_writer = None  # the sustained side table, opened with the first series
 
     def next_job(host: str) -> None:
         if queues[host]:
             cfg, static, job = queues[host].popleft()
-            in_flight[workers.call(host, "measure", job, suite.measure.timeout_s)] = (cfg,
-                                                                                      static)
+            in_flight[workers.call(host, "measure", job,
+                                   suite.measure.agent_timeout_s())] = (cfg, static)
 
     for h in queues:
         next_job(h)
@@ -243,6 +244,9 @@ def _measure_all(suite: Suite, out_dir: Path, workers, factories: dict, ctx: Run
             cfg, static = in_flight.pop(f)
             result = {**_host_fields(host_info.get(cfg.host)), **_outcome(workers, f)}
             row = make_row(ctx, cfg, result, measure=suite.measure, **static)
+            if result.get("sustained"):
+                series_writer = series_writer or SustainedWriter(out_dir, run_id)
+                series_writer.add(row, result["sustained"])
             writer.add(row)
             bars.update(cfg, row["status"])
             next_job(cfg.host)

@@ -18,9 +18,11 @@ def job_input_names(art, inputs) -> list[str]:
     return list(inputs.names) if inputs.named else []
 
 
-def build_job(suite: Suite, cfg: Config, pm: PreparedModel) -> dict:
+def build_job(suite: Suite, cfg: Config, pm: PreparedModel,
+              start_temp_c: float | None = None) -> dict:
     """The measurement job of ``cfg``, with coordinator paths (the executor pushes the files
-    and maps the paths to what the agent sees)."""
+    and maps the paths to what the agent sees). ``start_temp_c``: the host's hottest thermal
+    zone at the sweep's start (its probe), what ``cooldown_to_c`` is relative to."""
     art = pm.artifact(adapter_class(cfg.engine).MODEL_FORMAT)
     m = suite.measure
     files = [*art.files.values(), *pm.inputs.inputs, *pm.inputs.references]
@@ -47,6 +49,10 @@ def build_job(suite: Suite, cfg: Config, pm: PreparedModel) -> dict:
         "min_seconds": m.min_seconds,
         "max_iterations": m.max_iterations,
         "memory_limit_mb": m.memory_limit_mb,
+        "cores": cfg.cores,
+        "cooldown": {"pause_s": m.cooldown_s, "to_c": m.cooldown_to_c,
+                     "max_s": m.cooldown_max_s, "baseline_c": start_temp_c},
+        "sustained_s": m.sustained_s,
         # checked by the agent before loading: a file damaged on the device is never measured
         "sha256": {str(p): sha256_file(p) for p in files},
     }

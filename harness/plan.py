@@ -19,12 +19,17 @@ class Config:
     threads: int
     process: int
     host: str = "local"
+    cores: str = "all"  # the suite's cores value (harness_agent.cores)
 
     @property
     def series(self) -> str:
-        """Identity of the configuration without the process index (what repeats)."""
-        return sha256_text(self.host, self.model, self.engine, self.version, self.backend,
-                           self.precision, str(self.threads))[:16]
+        """Identity of the configuration without the process index (what repeats). All cores
+        (no pinning) adds nothing, so series from before core pinning keep their ids."""
+        parts = [self.host, self.model, self.engine, self.version, self.backend,
+                 self.precision, str(self.threads)]
+        if self.cores != "all":
+            parts.append("cores=" + self.cores)
+        return sha256_text(*parts)[:16]
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -43,12 +48,12 @@ def expand(suite: Suite, hosts: list[str] = ("local",)) -> list[Config]:
         for host, eng in itertools.product(hosts, engines):
             versions = suite.engines.get(eng, ("installed",))
             # versions vary fastest: two versions of one engine alternate (ABAB...) on a host
-            for be, pr, th, ver in itertools.product(
+            for be, pr, th, co, ver in itertools.product(
                     m.backends or suite.backends, m.precisions or suite.precisions,
-                    m.threads or suite.threads, versions):
-                base.append((m.name, eng, ver, be, pr, th, host))
+                    m.threads or suite.threads, suite.cores, versions):
+                base.append((m.name, eng, ver, be, pr, th, host, co))
     out = []
     for p in range(suite.measure.processes):
-        for (m, e, v, b, pr, th, h) in base:
-            out.append(Config(m, e, v, b, pr, th, p, h))
+        for (m, e, v, b, pr, th, h, co) in base:
+            out.append(Config(m, e, v, b, pr, th, p, h, co))
     return out

@@ -16,7 +16,7 @@ from .verdict import output_verdict
 _KNOWN = {name for name, _ in COLUMNS} | {"date", "engine"}
 # Agent fields that are folded into other columns or are too bulky to keep as columns.
 _DROP = {"outputs", "protocol", "agent_pid", "notes", "engine_options",
-         "governor_end", "freq_max_mhz_end"}
+         "governor_end", "freq_max_mhz_end", "sustained"}  # sustained: its own side table
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,12 @@ def make_row(ctx: RunContext, cfg: Config, result: dict, *, model_sha256: str = 
         "model_activation_lower_bound_bytes": model_activation_lower_bound_bytes,
         "engine_version_requested": cfg.version, "backend_requested": cfg.backend,
         "precision_requested": cfg.precision, "threads": cfg.threads, "process": cfg.process,
+        "cores_requested": cfg.cores,
         "started_at": started, "ended_at": result.get("ended_at") or time.time(),
     }
     if measure is not None:
-        row.update(min_iterations=measure.min_iterations, min_seconds=measure.min_seconds)
+        row.update(min_iterations=measure.min_iterations, min_seconds=measure.min_seconds,
+                   sustained_s=measure.sustained_s)
     extra = {}
     for k, v in result.items():
         if k in _DROP:

@@ -11,7 +11,7 @@ from .terminal import terminal_safe
 # One line per requested configuration: an fp16 request that ran in fp32 stays its own line,
 # shown as "fp16>fp32", never pooled with the fp32 request.
 KEYS = ["model", "engine", "engine_version", "backend_requested", "precision_requested",
-        "threads"]
+        "threads", "cores_requested"]
 
 
 def _ran_as(requested: str, ran: pd.Series) -> str:
@@ -29,9 +29,11 @@ def summarize(rows: list[dict]) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame()
     df = pd.DataFrame(rows)
-    for k in KEYS + ["backend", "precision", "engine_version_requested"]:
+    for k in KEYS + ["backend", "precision", "engine_version_requested", "cpu_mask",
+                     "throttle_ratio"]:
         if k not in df:
             df[k] = None
+    df["cores_requested"] = df["cores_requested"].fillna("all")
     df["engine_version"] = df["engine_version"].fillna(df["engine_version_requested"])
     out = []
     for key, g in df.groupby(KEYS, dropna=False, sort=True):
@@ -50,6 +52,7 @@ def summarize(rows: list[dict]) -> pd.DataFrame:
             "backend": _ran_as(str(req["backend_requested"]), g["backend"]),
             "precision": _ran_as(str(req["precision_requested"]), g["precision"]),
             "threads": req["threads"],
+            "cores": _cores(req["cores_requested"], g["cpu_mask"]),
             "n": len(g),
             "median_ms": quantile(samples, 0.5),
             "p90_ms": quantile(samples, 0.9),
@@ -60,14 +63,31 @@ def summarize(rows: list[dict]) -> pd.DataFrame:
                              if theory and len(steady) and len(base) else None),
             "status": ",".join(statuses),
             "verdict": worst(g["verdict"]),
+            "throttle": g["throttle_ratio"].dropna().median() if g["throttle_ratio"].notna().any()
+            else None,
         })
     return pd.DataFrame(out)
+
+
+def _cores(requested: str, masks: pd.Series) -> str:
+    """'all', or the request and the mask the agent read back: 'big=4-7', '0=0'."""
+    seen = sorted({str(m) for m in masks.dropna()})
+    if requested == "all":
+        return "all"
+    return f"{requested}={'/'.join(seen) or '?'}"
 
 
 def render(df: pd.DataFrame) -> str:
     if df.empty:
         return "(no rows)"
     show = df.copy()
+    # columns that say nothing unless some configuration is pinned or sustained
+    if (show["cores"] == "all").all():
+        show = show.drop(columns=["cores"])
+    if show["throttle"].isna().all():
+        show = show.drop(columns=["throttle"])
+    else:
+        show["throttle"] = show["throttle"].map(lambda v: f"{v:.3f}" if pd.notna(v) else "-")
     for c in show.columns:  # escaped before the widths are measured, so columns line up
         if show[c].dtype == object:
             show[c] = show[c].map(lambda v: terminal_safe(v) if isinstance(v, str) else v)

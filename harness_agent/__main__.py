@@ -52,10 +52,11 @@ def record_failure(res: Dict[str, object], e: BaseException) -> None:
 
     Call it inside the ``except`` block: an unexpected error's traceback goes to stderr.
     """
+    from .cores import CoresError
     from .engines.base import Unsupported
     from .runner import Corrupt
     phase = res.get("phase")
-    if isinstance(e, Unsupported):
+    if isinstance(e, (Unsupported, CoresError)):
         res["status"], res["error"] = Status.UNSUPPORTED, str(e)
     elif isinstance(e, Corrupt):
         res["status"], res["error"] = Status.CORRUPT, "file damaged on the device: %s" % e

@@ -43,6 +43,8 @@ def probe() -> dict:
         "libc": "%s %s" % libc if libc[0] else None,
         "glibc": libc[1] if libc[0] == "glibc" else None,
         "engines": dict((name, load_adapter(name).probe()) for name in adapter_names()),
+        # the sweep's starting temperature: [measure] cooldown_to_c waits to within N of it
+        "temp_max_c": sysinfo.hottest_c(),
     })
     return info
 

@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Dict, List
 
+from . import cores, sustained
+from .cooldown import cool_down
 from .memory import PhaseMeter
 from .protocol import Channel
 from .status import Status
@@ -74,26 +76,81 @@ def _enter(res: Dict[str, object], out: Channel, phase: str) -> None:
     out.progress({"running": phase})
 
 
+def _steady(job: Dict[str, object], adapter, inputs, meter: PhaseMeter,
+            res: Dict[str, object], first):
+    """The timed loop until min_iterations and min_seconds are both met; the last output."""
+    min_iters = int(job.get("min_iterations", 1))
+    min_ns = int(float(job.get("min_seconds", 0.0)) * 1e9)
+    max_iters = int(job.get("max_iterations", 100000))
+    samples: List[int] = []
+    meter.start()
+    perf = time.perf_counter_ns
+    loop_start = perf()
+    last = first
+    while len(samples) < max_iters:
+        t0 = perf()
+        last = adapter.run(inputs)
+        t1 = perf()
+        samples.append(t1 - t0)
+        if len(samples) >= min_iters and t1 - loop_start >= min_ns:
+            break
+    timed_ns = perf() - loop_start
+    _phase(res, "steady", meter.end())
+    res["latency_ms"] = [_ms(s) for s in samples]
+    res["iterations"] = len(samples)
+    res["timed_s"] = timed_ns / 1e9
+    return last
+
+
+def _sustained(job: Dict[str, object], adapter, inputs, meter: PhaseMeter,
+               res: Dict[str, object]):
+    """The model back to back for sustained_s seconds: ``latency_ms`` holds one median per
+    window of at least a second (sustained.run), ``sustained`` the windows with temperature
+    and frequency, ``throttle_ratio`` the last minute's median over the first's (first and
+    last quarter under 120 s). The last output."""
+    seconds = float(job["sustained_s"])
+    meter.start()
+    windows, total, last, elapsed = sustained.run(lambda: adapter.run(inputs), seconds)
+    _phase(res, "steady", meter.end())
+    res["latency_ms"] = [float(w["latency_ms"]) for w in windows]
+    res["iterations"] = total
+    res["timed_s"] = elapsed / 1e9
+    res["sustained_s"] = seconds
+    res["sustained"] = windows
+    res["throttle_ratio"], res["throttle_window_s"] = sustained.throttle_ratio(windows, seconds)
+    return last
+
+
 def measure(job: Dict[str, object], out: Channel, res: Dict[str, object]) -> None:
     """Run the measurement ``job`` and fill ``res`` (status, phases, latencies, outputs).
 
     Raises what the run raised (``Unsupported``, ``Corrupt``, ``MemoryError``, any engine
     error) after recording what was measured so far; the caller turns it into a status.
     """
-    import numpy as np
-
-    from . import outputs as outm
     from . import sysinfo
-    from .engines import load_adapter
 
     res["agent_pid"] = os.getpid()
     res.update(sysinfo.static_info(job.get("state_dir")))
+    # before anything is measured: the wait is no part of the measurement's temperatures
+    res["phase"] = "cooldown"
+    res.update(cool_down(job.get("cooldown")))
     start_dyn = sysinfo.dynamic_info()
     res.update({k + "_start": v for k, v in start_dyn.items()})
     meter = PhaseMeter()
     res["rss_process_start_peak_kb"] = meter.process_peak_kb
     adapter = None
+    notes: List[str] = []
     try:
+        res["phase"] = "pin"
+        # before numpy and the engine are imported: every thread they start (numpy's BLAS
+        # pool, the engine's workers) inherits the mask
+        pinned = cores.pin(str(job.get("cores") or "all"), int(job["threads"]))
+        notes += pinned.pop("notes")
+        res.update(pinned)
+        import numpy as np
+
+        from . import outputs as outm
+        from .engines import load_adapter
         res["phase"] = "verify"
         verify_files(job)
         _apply_memory_limit(job)
@@ -133,26 +190,10 @@ def measure(job: Dict[str, object], out: Channel, res: Dict[str, object]) -> Non
         res["warmup_iterations"] = warm
 
         _enter(res, out, "steady")
-        min_iters = int(job.get("min_iterations", 1))
-        min_ns = int(float(job.get("min_seconds", 0.0)) * 1e9)
-        max_iters = int(job.get("max_iterations", 100000))
-        samples: List[int] = []
-        meter.start()
-        perf = time.perf_counter_ns
-        loop_start = perf()
-        last = first
-        while len(samples) < max_iters:
-            t0 = perf()
-            last = adapter.run(inputs)
-            t1 = perf()
-            samples.append(t1 - t0)
-            if len(samples) >= min_iters and t1 - loop_start >= min_ns:
-                break
-        timed_ns = perf() - loop_start
-        _phase(res, "steady", meter.end())
-        res["latency_ms"] = [_ms(s) for s in samples]
-        res["iterations"] = len(samples)
-        res["timed_s"] = timed_ns / 1e9
+        if job.get("sustained_s"):
+            last = _sustained(job, adapter, inputs, meter, res)
+        else:
+            last = _steady(job, adapter, inputs, meter, res, first)
 
         _enter(res, out, "outputs")
         refs = [np.load(p) for p in job.get("references") or []]
@@ -178,8 +219,15 @@ def measure(job: Dict[str, object], out: Channel, res: Dict[str, object]) -> Non
         if adapter is not None:
             res["backend"] = res.get("backend") or adapter.effective_backend
             res["precision"] = res.get("precision") or adapter.effective_precision
-            res["notes"] = adapter.notes
+            notes += adapter.notes
             res.update(adapter.details)
+            res["core_hint"] = adapter.core_hint or "none: %s has no core-selection option" % (
+                adapter.name)
+        if res.get("cpu_mask"):
+            moved = cores.escaped(str(res["cpu_mask"]))
+            if moved:
+                notes.append(moved)
+        res["notes"] = notes
         meter.end()  # the last window (output checks) counts towards the process peak
         res["rss_process_peak_kb"] = meter.process_peak_kb
         res.update({k + "_end": v for k, v in sysinfo.dynamic_info().items()})

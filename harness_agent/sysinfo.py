@@ -1,4 +1,8 @@
-"""What machine this is, read where it is exposed (Linux /proc and /sys); missing means None."""
+"""What machine this is, read where it is exposed (Linux /proc and /sys); missing means None.
+
+Sensors (thermal zones, cpufreq) are read under the sysfs root ``HARNESS_SYSFS_ROOT`` (default
+"/sys"): tests point it at a directory laid out like sysfs, since their machines have none.
+"""
 
 from __future__ import annotations
 
@@ -89,17 +93,37 @@ def device_id(state_dir: Optional[str] = None) -> str:
     return new
 
 
+SYSFS_ENV = "HARNESS_SYSFS_ROOT"
+
+
+def sysfs(path: str) -> str:
+    """``path`` (e.g. "class/thermal") under the sysfs root: $HARNESS_SYSFS_ROOT, else /sys."""
+    return os.path.join(os.environ.get(SYSFS_ENV) or "/sys", path)
+
+
+def _per_cpu(name: str) -> Dict[int, str]:
+    """cpu index -> the text of devices/system/cpu/cpuN/cpufreq/NAME, where readable."""
+    out = {}
+    for p in glob.glob(sysfs("devices/system/cpu/cpu[0-9]*/cpufreq/" + name)):
+        cpu = os.path.basename(os.path.dirname(os.path.dirname(p)))[3:]
+        v = _read(p)
+        if v and cpu.isdigit():
+            out[int(cpu)] = v
+    return out
+
+
 def governors() -> Optional[str]:
-    vals = sorted({v for v in (_read(p) for p in glob.glob(
-        "/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_governor")) if v})
-    return ",".join(vals) or None
+    return ",".join(sorted(set(_per_cpu("scaling_governor").values()))) or None
+
+
+def core_max_khz() -> Dict[int, int]:
+    """cpu index -> cpuinfo_max_freq (kHz), for the cores whose cpufreq is readable."""
+    return {c: int(v) for c, v in _per_cpu("cpuinfo_max_freq").items() if v.isdigit()}
 
 
 def frequencies_mhz() -> Dict[str, Optional[float]]:
-    cur = [int(v) for v in (_read(p) for p in glob.glob(
-        "/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_cur_freq")) if v and v.isdigit()]
-    mx = [int(v) for v in (_read(p) for p in glob.glob(
-        "/sys/devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq")) if v and v.isdigit()]
+    cur = [int(v) for v in _per_cpu("scaling_cur_freq").values() if v.isdigit()]
+    mx = list(core_max_khz().values())
     return {
         "freq_cur_mhz_min": min(cur) / 1000.0 if cur else None,
         "freq_cur_mhz_max": max(cur) / 1000.0 if cur else None,
@@ -108,12 +132,36 @@ def frequencies_mhz() -> Dict[str, Optional[float]]:
 
 
 def temperatures_c() -> List[float]:
+    """Every readable thermal zone's temperature (°C), in zone order; [] without sensors."""
     temps = []
-    for p in sorted(glob.glob("/sys/class/thermal/thermal_zone*/temp")):
+    for p in sorted(glob.glob(sysfs("class/thermal/thermal_zone*/temp"))):
         v = _read(p)
         if v and v.lstrip("-").isdigit():
             temps.append(int(v) / 1000.0)
     return temps
+
+
+def hottest_c() -> Optional[float]:
+    """The hottest thermal zone (°C), None where no sensor is readable."""
+    temps = temperatures_c()
+    return max(temps) if temps else None
+
+
+def cpu_parts(cpuinfo: Optional[str] = None) -> Dict[int, int]:
+    """cpu index -> its "CPU part" id from /proc/cpuinfo (ARM), {} where it says none."""
+    text = _read("/proc/cpuinfo") if cpuinfo is None else cpuinfo
+    out, cpu = {}, None
+    for line in (text or "").splitlines():
+        k, _, v = line.partition(":")
+        k, v = k.strip(), v.strip()
+        if k == "processor" and v.isdigit():
+            cpu = int(v)
+        elif k == "CPU part" and cpu is not None:
+            try:
+                out[cpu] = int(v, 0)
+            except ValueError:
+                pass
+    return out
 
 
 def static_info(state_dir: Optional[str] = None) -> Dict[str, object]:
@@ -132,7 +180,6 @@ def static_info(state_dir: Optional[str] = None) -> Dict[str, object]:
 
 def dynamic_info() -> Dict[str, object]:
     """What can change during a sweep: sampled at the start and end of each measurement."""
-    temps = temperatures_c()
-    info: Dict[str, object] = {"governor": governors(), "temp_max_c": max(temps) if temps else None}
+    info: Dict[str, object] = {"governor": governors(), "temp_max_c": hottest_c()}
     info.update(frequencies_mhz())
     return info

@@ -23,3 +23,26 @@ def write_inventory(path: Path, entries: list[dict]) -> Path:
         text += "[[hosts]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in e.items()) + "\n"
     path.write_text(text)
     return path
+
+
+def fake_sysfs(root: Path, *, max_khz: dict | None = None, cur_khz: dict | None = None,
+               temps_c: list | None = None, governor: str | None = None) -> Path:
+    """A directory laid out like /sys for HARNESS_SYSFS_ROOT: per-core cpufreq
+    (devices/system/cpu/cpuN/cpufreq/{cpuinfo_max_freq,scaling_cur_freq,scaling_governor},
+    kHz) and thermal zones (class/thermal/thermal_zoneN/temp, millidegrees). Calling it again
+    on the same root rewrites the values (a device heating up). Returns root."""
+    for cpu in sorted(set(max_khz or {}) | set(cur_khz or {})):
+        d = Path(root) / f"devices/system/cpu/cpu{cpu}/cpufreq"
+        d.mkdir(parents=True, exist_ok=True)
+        if max_khz and cpu in max_khz:
+            (d / "cpuinfo_max_freq").write_text(f"{max_khz[cpu]}\n")
+        if cur_khz and cpu in cur_khz:
+            (d / "scaling_cur_freq").write_text(f"{cur_khz[cpu]}\n")
+        if governor:
+            (d / "scaling_governor").write_text(governor + "\n")
+    for i, t in enumerate(temps_c or []):
+        d = Path(root) / f"class/thermal/thermal_zone{i}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "temp").write_text(f"{int(round(t * 1000))}\n")
+    Path(root).mkdir(parents=True, exist_ok=True)
+    return Path(root)

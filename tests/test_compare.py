@@ -331,7 +331,8 @@ def test_run_comparison_pairs_installed_versions_and_notes_changes():
 
 def test_key_columns():
     assert key_columns("engine_version") == ["model", "input_shape", "engine", "backend",
-                                             "precision", "threads", "cores", "host"]
+                                             "precision", "threads", "cores_requested",
+                                             "cores", "host"]
     assert "engine_version" in key_columns("host") and "cores" not in key_columns("host")
     assert "precision" not in key_columns("precision")
 

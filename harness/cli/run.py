@@ -42,6 +42,9 @@ def add_arguments(subparsers) -> None:
     a.add_argument("--threads", help="thread counts, e.g. 1,2,4")
     a.add_argument("--precision", help="precisions, e.g. fp32,fp16")
     a.add_argument("--backend", help="backends, e.g. cpu,vulkan")
+    a.add_argument("--cores", action="append",
+                   help="cores to pin to: all (default), big, little or a CPU list such as 0-3 "
+                        "or 0,2; repeat the flag for several")
     from ..config.suite import Measure
     d = Measure()
     a.add_argument("--iterations", type=int,
@@ -96,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
         from ..plan import expand
         configs = expand(suite, [h.name for h in hosts] if hosts else ["local"])
         for c in configs:
+            cores = "" if c.cores == "all" else f"\tcores {c.cores}"
             print(f"{c.host}\t{c.model}\t{c.engine}=={c.version}\t{c.backend}\t{c.precision}"
-                  f"\t{c.threads}t\tprocess {c.process}")
+                  f"\t{c.threads}t{cores}\tprocess {c.process}")
         print(f"{len(configs)} configurations on {len(hosts) if hosts else 1} host(s); "
               "nothing was run")
         return 0
@@ -129,4 +133,9 @@ def run_footer(report, data) -> int:
           f"{data} ({len(report.files)} file(s)); {len(bad)} failed")
     if any(r["status"] in RETRY for r in report.rows):
         print(f"resume with: harness run ... --resume {report.run_id}")
+    if any(r.get("throttle_ratio") is not None for r in report.rows):
+        from ..compare.sustained import write_page
+        page = write_page(data, report.run_id)
+        if page is not None:
+            print(f"sustained runs: {page}")
     return 1 if bad else 0

@@ -66,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"sweep {args.tag}: first run of this tag, nothing to compare with")
         write_ci_files(args, g, run_rows=report.rows, run_id=report.run_id, what=what)
     else:
+        from ..compare.sustained import run_section
         paths = write_report(result, Path(args.data) / "_reports" / f"{args.tag}-{report.run_id}",
-                             gate=g)
+                             gate=g, extra_html=run_section(args.data, report.run_id))
         print(result.to_table())
         print(f"report: {paths['html']}")
         write_ci_files(args, g, result=result, run_rows=report.rows, run_id=report.run_id,

@@ -2,7 +2,9 @@
 
 A pair is one series key (the configuration held equal) with measured rows on both sides.
 The key is SERIES_KEY minus the dimension under test, adjusted per dimension:
-  engine_version        model, input_shape, engine, backend, precision, threads, cores, host
+  engine_version        model, input_shape, engine, backend, precision, threads,
+                        cores_requested, cores, host
+  cores                 ... cores_requested (all, big, little, "0-3") is under test
   host                  ... with engine_version added, and cores dropped (a host property)
   precision / backend   ... with engine_version added
   run_id / sweep_tag    ... with engine_version_requested added: two nightly runs of
@@ -22,12 +24,15 @@ from ..errors import InputError
 from ..results import DatasetError
 from ..status import MEASURED
 
-SERIES_KEY = ("model", "input_shape", "engine", "backend", "precision", "threads", "cores", "host")
+# cores: the host's CPU count; cores_requested: the suite's core pinning (all, big, ...)
+SERIES_KEY = ("model", "input_shape", "engine", "backend", "precision", "threads",
+              "cores_requested", "cores", "host")
 DIMENSIONS = {
     "engine_version": "engine_version", "version": "engine_version",
     "host": "host", "precision": "precision", "backend": "backend",
     "run_id": "run_id", "run": "run_id", "sweep": "run_id",
     "sweep_tag": "sweep_tag", "tag": "sweep_tag",
+    "cores": "cores_requested", "cores_requested": "cores_requested",
 }
 FALLBACK = {"engine_version": "engine_version_requested", "backend": "backend_requested",
             "precision": "precision_requested"}

@@ -55,13 +55,19 @@ def compare_with_previous(data_dir, tag: str | None, run_id: str,
     return res
 
 
-def write_report(result: CompareResult, path_without_ext, gate=None) -> dict[str, Path]:
+def write_report(result: CompareResult, path_without_ext, gate=None,
+                 extra_html: str = "") -> dict[str, Path]:
     """Write <path>.html, <path>.md and <path>.json (with the gate's result and reasons when
-    `gate` is given); returns {"html": path, ...}."""
+    `gate` is given); returns {"html": path, ...}. ``extra_html``: sections appended to the
+    HTML page's body (the sustained runs)."""
     base = Path(path_without_ext)
     base.parent.mkdir(parents=True, exist_ok=True)
     out = {}
-    for ext, text in (("html", result.to_html()), ("md", result.to_markdown()),
+    page = result.to_html()
+    if extra_html:
+        at = page.rfind("</body>")
+        page = page[:at] + extra_html + page[at:]
+    for ext, text in (("html", page), ("md", result.to_markdown()),
                       ("json", result.to_json(gate=gate))):
         out[ext] = atomic_write_text(base.parent / f"{base.name}.{ext}", text)
     return out

@@ -18,7 +18,9 @@ class SuiteFlags:
 
     model: an .onnx/.mnn/.param path or a built-in model name; shape: '1x3x224x224' or
     'NAME:1x3x224x224,...'; engine: 'mnn,ncnn' or 'mnn==3.6.1'; threads, precision, backend:
-    comma-separated lists; iterations, seconds (s), processes, warmup, timeout (s): numbers."""
+    comma-separated lists; cores: a list of cores values (all, big, little, "0-3"; the flag
+    repeats, since a CPU list has commas); iterations, seconds (s), processes, warmup,
+    timeout (s): numbers."""
 
     model: str
     shape: str | None = None
@@ -26,6 +28,7 @@ class SuiteFlags:
     threads: str | None = None
     precision: str | None = None
     backend: str | None = None
+    cores: list[str] | None = None
     iterations: int | None = None
     seconds: float | None = None
     processes: int | None = None
@@ -65,6 +68,8 @@ def suite_dict(flags: SuiteFlags) -> dict:
                      ("precisions", _csv(flags.precision)), ("backends", _csv(flags.backend))):
         if val:
             data[key] = val
+    if flags.cores:
+        data["cores"] = list(flags.cores)
     measure = {}
     for key, val in (("min_iterations", flags.iterations), ("min_seconds", flags.seconds),
                      ("processes", flags.processes), ("warmup", flags.warmup),

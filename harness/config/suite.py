@@ -75,6 +75,21 @@ class Measure:
     processes: int = 1
     timeout_s: float = 300.0
     memory_limit_mb: int | None = None  # RLIMIT_AS for the agent (simulate a small board)
+    # Thermal cool-down before each measurement process: a fixed pause (s), then optionally
+    # a wait until the hottest zone is within cooldown_to_c °C of the sweep's start, at most
+    # cooldown_max_s seconds (harness_agent.cooldown).
+    cooldown_s: float = 0.0
+    cooldown_to_c: float | None = None
+    cooldown_max_s: float = 300.0
+    # Sustained run: the model back to back for this many seconds in one process, kept per
+    # second with temperature and frequency (harness_agent.sustained); None: the usual loop.
+    sustained_s: float | None = None
+
+    def agent_timeout_s(self) -> float:
+        """The deadline of one measurement process: timeout_s plus the longest cool-down
+        and the sustained run, which the agent spends on purpose."""
+        wait = self.cooldown_s + (self.cooldown_max_s if self.cooldown_to_c is not None else 0)
+        return self.timeout_s + wait + (self.sustained_s or 0.0)
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,8 @@ class Suite:
     backends: tuple[str, ...] = ("cpu",)
     precisions: tuple[str, ...] = ("fp32",)
     threads: tuple[int, ...] = (1,)
+    # CPUs per configuration: "all", "big", "little" or a list such as "0-3" (harness_agent.cores)
+    cores: tuple[str, ...] = ("all",)
     measure: Measure = field(default_factory=Measure)
     engine_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -261,18 +278,20 @@ def parse_suite(data: dict, where: str, base: Path, path: Path | None = None) ->
     """A Suite from TOML-shaped `data`; `where` names the source in messages, `base` is the
     directory relative model paths resolve against. Raises InputError on invalid data."""
     v = Table(where, data)
-    v.keys(("name", "description", "engines", "backends", "precisions", "threads", "measure",
-            "models", "engine_options"))
+    v.keys(("name", "description", "engines", "backends", "precisions", "threads", "cores",
+            "measure", "models", "engine_options"))
     engines = _engines(v)
     backends = v.str_list("backends", default=("cpu",))
     precisions = v.str_list("precisions", default=("fp32",))
     _check_matrix(v, engines, backends, precisions)
     threads = v.int_list("threads", default=(1,))
+    cores = _cores(v)
     measure = Measure()
     if "measure" in v.t:
         mv = v.sub("measure")
         mv.keys(("warmup", "min_iterations", "min_seconds", "max_iterations", "processes",
-                 "timeout_s", "memory_limit_mb"))
+                 "timeout_s", "memory_limit_mb", "cooldown_s", "cooldown_to_c",
+                 "cooldown_max_s", "sustained_s"))
         measure = Measure(
             warmup=mv.get("warmup", int, measure.warmup),
             min_iterations=mv.get("min_iterations", int, measure.min_iterations),
@@ -280,11 +299,18 @@ def parse_suite(data: dict, where: str, base: Path, path: Path | None = None) ->
             max_iterations=mv.get("max_iterations", int, measure.max_iterations),
             processes=mv.get("processes", int, measure.processes),
             timeout_s=mv.get("timeout_s", float, measure.timeout_s),
-            memory_limit_mb=mv.get("memory_limit_mb", int, None))
+            memory_limit_mb=mv.get("memory_limit_mb", int, None),
+            cooldown_s=mv.get("cooldown_s", float, measure.cooldown_s),
+            cooldown_to_c=mv.get("cooldown_to_c", float, None),
+            cooldown_max_s=mv.get("cooldown_max_s", float, measure.cooldown_max_s),
+            sustained_s=mv.get("sustained_s", float, None))
         for key, lo in (("warmup", 0), ("min_iterations", 1), ("max_iterations", 1),
-                        ("processes", 1), ("min_seconds", 0), ("timeout_s", 0.001)):
-            if getattr(measure, key) < lo:
-                mv.fail(key, f"a value >= {lo}", repr(getattr(measure, key)))
+                        ("processes", 1), ("min_seconds", 0), ("timeout_s", 0.001),
+                        ("cooldown_s", 0), ("cooldown_to_c", 0), ("cooldown_max_s", 0),
+                        ("sustained_s", 1)):
+            value = getattr(measure, key)
+            if value is not None and value < lo:
+                mv.fail(key, f"a value >= {lo}", repr(value))
     raw_models = v.t.get("models")
     if not isinstance(raw_models, list) or not raw_models:
         v.fail("models", "at least one [[models]] entry", type_name(raw_models)
@@ -306,7 +332,25 @@ def parse_suite(data: dict, where: str, base: Path, path: Path | None = None) ->
         opts = {e: dict(ov.sub(e).t) for e in ov.t}
     return Suite(name=v.get("name", str, Path(where).stem), path=path, models=models,
                  engines=engines, backends=backends, precisions=precisions, threads=threads,
-                 measure=measure, engine_options=opts)
+                 cores=cores, measure=measure, engine_options=opts)
+
+
+def _cores(v: Table) -> tuple[str, ...]:
+    """The suite's `cores` values: all, big, little or CPU lists ("0-3", "0,2"); an integer
+    is one CPU."""
+    from harness_agent.cores import valid_spec
+
+    def text(x):
+        return str(x) if isinstance(x, int) and not isinstance(x, bool) else x
+
+    raw = v.t.get("cores")
+    norm = Table(v.where, {"cores": [text(x) for x in raw] if isinstance(raw, list)
+                           else text(raw)} if raw is not None else {}, v.path)
+    items = norm.str_list("cores", default=("all",))
+    for c in items:
+        if not valid_spec(c):
+            v.fail("cores", 'all, big, little or a CPU list such as "0-3" or "0,2"', repr(c))
+    return tuple(dict.fromkeys(items))
 
 
 def load_suite(path: str | Path) -> Suite:

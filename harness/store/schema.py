@@ -14,6 +14,10 @@ reader upgrades older files through the chain and refuses newer ones.
 Version history:
   1  the original layout (no version anywhere)
   2  `schema_version` column; `harness.schema_version` file metadata
+  3  core pinning (`cores_requested`, `cpu_mask`, `cpu_mask_cores`, `core_hint`), thermal
+     cool-down (`cooldown`, `cooldown_wait_s`, `cooldown_temp_{before,after}_c`,
+     `cooldown_target_c`) and sustained runs (`sustained_s`, `throttle_ratio`,
+     `throttle_window_s`); older rows ran on all cores without a cool-down
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import pyarrow as pa
 
 from ..errors import InputError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 VERSION_KEY = b"harness.schema_version"
 
 S, I, F, B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
@@ -59,7 +63,9 @@ ROW_COLUMNS: tuple[Column, ...] = tuple(
     + _cols(I, "model_weight_bytes", "model_activation_lower_bound_bytes")
     + _dims("engine_version_requested", "engine_version", "backend_requested", "backend",
             "precision_requested", "precision")
-    + _cols(I, "threads", "process") + _dims("gpu_device", "gpu_type", "engine_options", "status")
+    + _cols(I, "threads", "process") + _dims("cores_requested", "cpu_mask")
+    + _cols(I, "cpu_mask_cores") + _cols(S, "core_hint")
+    + _dims("gpu_device", "gpu_type", "engine_options", "status")
     + _cols(S, "error") + _dims("phase") + _cols(S, "notes")
     + _cols(I, "warmup_iterations", "min_iterations") + _cols(F, "min_seconds")
     + _cols(F, "load_ms", "first_ms", "warmup_ms") + [Column("latency_ms", pa.list_(F))]
@@ -74,6 +80,9 @@ ROW_COLUMNS: tuple[Column, ...] = tuple(
     + _cols(F, "temp_max_c_start", "temp_max_c_end", "freq_cur_mhz_min_start",
             "freq_cur_mhz_max_start", "freq_cur_mhz_min_end", "freq_cur_mhz_max_end",
             "freq_max_mhz_start")
+    + _dims("cooldown")
+    + _cols(F, "cooldown_wait_s", "cooldown_temp_before_c", "cooldown_temp_after_c",
+            "cooldown_target_c", "sustained_s", "throttle_ratio", "throttle_window_s")
     + _cols(S, "extra_json") + _cols(I, "schema_version")
 )
 COLUMNS: list[tuple[str, pa.DataType]] = [(c.name, c.type) for c in ROW_COLUMNS]
@@ -90,6 +99,17 @@ MODEL_COLUMNS: tuple[Column, ...] = tuple(
             "n_layers")
     + _cols(S, "unknown_ops"))
 MODEL_SCHEMA = pa.schema([(c.name, c.type) for c in MODEL_COLUMNS])
+
+
+# The sustained side table (_sustained/RUNID.parquet): one row per window of a sustained run,
+# keyed by the measurement row (run_id, host, series, process) with its configuration.
+SUSTAINED_COLUMNS: tuple[Column, ...] = tuple(
+    _cols(S, "run_id", "host", "series") + _cols(I, "process")
+    + _cols(S, "model", "engine", "engine_version", "backend", "precision")
+    + _cols(I, "threads") + _cols(S, "cores_requested", "cpu_mask")
+    + _cols(F, "t_s", "latency_ms") + _cols(I, "iterations")
+    + _cols(F, "temp_max_c", "freq_cur_mhz_min", "freq_cur_mhz_max"))
+SUSTAINED_SCHEMA = pa.schema([(c.name, c.type) for c in SUSTAINED_COLUMNS])
 
 
 def diagnosis_schema() -> pa.Schema:
@@ -162,8 +182,22 @@ def _v1_to_v2(table: pa.Table) -> pa.Table:
     return table.append_column("schema_version", column)
 
 
+def _v2_to_v3(table: pa.Table) -> pa.Table:
+    # Rows before core pinning and cool-down ran unpinned with no wait: say so, so that they
+    # pair with new rows of cores = "all" and read as cooldown "none". The other new columns
+    # (what was measured) stay null.
+    n = table.num_rows
+    for name, value in (("cores_requested", "all"), ("cooldown", "none")):
+        column = pa.array([value] * n, type=S)
+        if name in table.column_names:
+            table = table.set_column(table.column_names.index(name), name, column)
+        else:
+            table = table.append_column(name, column)
+    return table
+
+
 # MIGRATIONS[n]: a row table in layout n -> the same rows in layout n + 1.
-MIGRATIONS: dict[int, Callable[[pa.Table], pa.Table]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[pa.Table], pa.Table]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(table: pa.Table, version: int) -> pa.Table:

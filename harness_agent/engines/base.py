@@ -77,6 +77,9 @@ class Adapter:
         self.effective_precision: Optional[str] = None
         self.notes: List[str] = []
         self.details: Dict[str, object] = {}
+        # The engine's own core selection applied for the job's ``cores`` (e.g. "ncnn
+        # powersave=2"), set by load(); None: the engine has none (the agent's affinity only).
+        self.core_hint: Optional[str] = None
         self.input_names: List[str] = []
         self.output_names: List[str] = []
 

@@ -66,6 +66,23 @@ class Adapter(_Base):
     def version(self) -> str:
         return self.MNN.version()
 
+    # MNN's BackendConfig power mode, the session config key "power" of its Python binding:
+    # on ARM its CPU runtime binds worker threads to the big cores for "high" and the little
+    # ones for "low" (it ranks cores by their maximum frequency); elsewhere it changes nothing
+    POWER = {"big": "high", "little": "low"}
+
+    def _power(self, cfg, options) -> None:
+        """MNN's own core hint for the job's cores: the suite's engine option ``power`` wins;
+        else big/little map to power high/low; otherwise none (the affinity mask only)."""
+        cores = str(self.job.get("cores") or "all")
+        power = options.get("power", self.POWER.get(cores))
+        if power is None:
+            self.core_hint = "none: MNN power not set (affinity mask only)"
+            return
+        cfg["power"] = str(power)
+        self.core_hint = "MNN power=%s" % power + (" (engine_options)" if "power" in options
+                                                   else "")
+
     def load(self, files, backend, precision, threads, options, input_shapes):
         MNN = self.MNN
         if backend not in _BACKENDS:
@@ -76,6 +93,7 @@ class Adapter(_Base):
                "precision": _PRECISIONS[precision]}
         if "memory" in options:
             cfg["memory"] = str(options["memory"])
+        self._power(cfg, options)
         self.details["engine_options"] = dict(cfg)
         self.interp = MNN.Interpreter(files["mnn"])
         with capture_native_output() as cap:

@@ -93,14 +93,35 @@ class Adapter(_Base):
         return "fp32", ("ncnn: no fp16 path for this model on this CPU (fp16 storage is "
                         "ARM/RISC-V only, and x86 InnerProduct weights); it ran in fp32")
 
+    # ncnn's powersave: 0 all cores, 1 little cores, 2 big cores (ncnn/src/cpu.h)
+    POWERSAVE = {"little": 1, "big": 2}
+
+    def _powersave(self, options) -> None:
+        """ncnn's own core selection: the suite's engine option wins; else big/little cores
+        map to powersave 2/1. An explicit core list or all cores sets nothing (the agent's
+        affinity mask holds)."""
+        cores = str(self.job.get("cores") or "all")
+        if "powersave" in options:
+            mode = int(options["powersave"])
+            self.core_hint = "ncnn powersave=%d (engine_options)" % mode
+            if self.POWERSAVE.get(cores, mode) != mode:
+                self.notes.append("ncnn: engine_options powersave=%d kept for cores=%s"
+                                  % (mode, cores))
+        elif cores in self.POWERSAVE:
+            mode = self.POWERSAVE[cores]
+            self.core_hint = "ncnn powersave=%d" % mode
+        else:
+            self.core_hint = "none: ncnn powersave not set (affinity mask only)"
+            return
+        self.ncnn.set_cpu_powersave(mode)
+
     def load(self, files, backend, precision, threads, options, input_shapes):
         ncnn = self.ncnn
         if backend not in ("cpu", "vulkan"):
             raise Unsupported("ncnn has no backend %r in this harness" % backend)
         if precision not in ("fp32", "fp16"):
             raise Unsupported("no ncnn path for precision %r in this harness" % precision)
-        if "powersave" in options:
-            ncnn.set_cpu_powersave(int(options["powersave"]))
+        self._powersave(options)
         net = ncnn.Net()
         opt = net.opt
         opt.num_threads = int(threads)
