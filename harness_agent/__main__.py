@@ -16,6 +16,7 @@ importable here; no engine code has run before it. An exit without it is the hos
 from __future__ import annotations
 
 import errno
+import os
 import sys
 import time
 import traceback
@@ -107,6 +108,10 @@ def run(mode: str, job: Dict[str, object], out: Channel) -> Dict[str, object]:
 def _preload(mode: str) -> Optional[str]:
     """Import what ``mode`` needs before any engine code runs (the agent's modules, numpy);
     why that failed, as one line, or None."""
+    # numpy's OpenBLAS starts a thread per core at import, before the runner pins the process
+    # to its cores (a thread keeps the mask it was born with) and beside the engine's own
+    # threads; the agent's numpy work (inputs, output checks) needs none of them.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         import numpy  # noqa: F401
 
