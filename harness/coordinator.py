@@ -96,15 +96,49 @@ def _static_row_fields(pm: PreparedModel, art) -> dict:
                 converter=art.converter if isinstance(art, Artifact) else "")
 
 
-def executor_factories(hosts, run_id: str, trust_new_host_key: bool = False,
+def executor_factories(hosts, owner: str, trust_new_host_key: bool = False,
                        lock_wait_s: float = 60.0) -> dict:
-    """host name -> picklable factory; None or [] means the local machine."""
+    """host name -> picklable factory; None or [] means the local machine. ``owner``: the
+    coordinator's lease owner (executors.lease.default_owner)."""
     if not hosts:
-        return {"local": LocalExecutor}
-    from .executors.ssh import SshExecutor, default_owner
-    owner = default_owner(run_id)
+        return {"local": functools.partial(LocalExecutor, owner=owner,
+                                           lock_wait_s=lock_wait_s)}
+    from .executors.ssh import SshExecutor
     return {h.name: functools.partial(SshExecutor, h, owner, trust_new_host_key,
                                       lock_wait_s=lock_wait_s) for h in hosts}
+
+
+# How long a coordinator on its way out (Ctrl-C, SIGTERM, an error) spends stopping what it
+# still measures on its hosts, all hosts together (s).
+RELEASE_DEADLINE_S = 20.0
+
+
+def release_devices(hosts, owner: str, trust_new_host_key: bool = False,
+                    deadline_s: float = RELEASE_DEADLINE_S) -> dict:
+    """Kill what ``owner`` still measures on each device and release its leases, over
+    connections of this process (the host workers may be gone); bounded by ``deadline_s``,
+    best effort. Host name -> hostctl unlock's answer, or {"error": ...}; a host that did
+    not answer in time is missing (its lease expires)."""
+    from .executors.local import release_local
+    if not hosts:
+        return {"local": release_local(owner)}
+    import threading
+    from .executors.ssh import SshExecutor
+    out: dict = {}
+
+    def one(h) -> None:
+        try:
+            out[h.name] = SshExecutor(h, owner, trust_new_host_key).release()
+        except Exception as e:  # noqa: BLE001 - best effort: the lease expires on its own
+            out[h.name] = {"error": str(e)}
+
+    threads = [threading.Thread(target=one, args=(h,), daemon=True) for h in hosts]
+    for t in threads:
+        t.start()
+    end = time.monotonic() + deadline_s
+    for t in threads:
+        t.join(max(0.0, end - time.monotonic()))
+    return dict(out)
 
 
 def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
@@ -136,6 +170,7 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
 
 def _run_suite(suite: Suite, out_dir: Path, *, ray_address, progress, sweep_kind, sweep_tag,
                hosts, trust_new_host_key, resume, job_hook, lock_wait_s) -> RunReport:
+    from .executors.lease import default_owner
     check_writable(out_dir)
     t_start = time.perf_counter()
     recover_orphans(out_dir)
@@ -144,7 +179,8 @@ def _run_suite(suite: Suite, out_dir: Path, *, ray_address, progress, sweep_kind
     if resume:
         kept, sweep_kind, sweep_tag = _resumable(suite, hosts, out_dir, resume)
     skip = {(r.get("host"), r.get("series"), r.get("process")) for r in kept}
-    factories = executor_factories(hosts, run_id, trust_new_host_key, lock_wait_s)
+    owner = default_owner(run_id)
+    factories = executor_factories(hosts, owner, trust_new_host_key, lock_wait_s)
     ctx = RunContext(run_id=run_id, suite=suite.name, sweep_kind=sweep_kind,
                      sweep_tag=sweep_tag)
     timings: dict = {}
@@ -152,85 +188,93 @@ def _run_suite(suite: Suite, out_dir: Path, *, ray_address, progress, sweep_kind
     # Without a cluster the coordinator's own node reaches every host, whatever node the
     # inventory names for a cluster.
     resources.update({h.ray_resource: 1000.0 for h in hosts or [] if h.ray_resource})
-    with ray_session(ray_address, resources=None if ray_address else resources) as ray:
-        timings["ray_init_s"] = time.perf_counter() - t_start
-        actor_cls = ray.remote(num_cpus=0)(HostWorker)
-        have_res = ray.cluster_resources()
-        actors = {}
-        specs = {h.name: h for h in hosts or []}
-        no_route: dict[str, str] = {}
-        for h, make in factories.items():
-            opts: dict = {"max_concurrency": 1}
-            # The per-host resource keeps a second worker (another coordinator on the same
-            # cluster) for the same host pending.
-            if f"harness-host:{h}" in have_res:
-                opts["resources"] = {f"harness-host:{h}": 1.0}
-            need = getattr(specs.get(h), "ray_resource", None)
-            if need:  # only a node with this resource (e.g. one per lab network) reaches it
-                if need not in have_res:
-                    no_route[h] = (f"{h}: no Ray node offers the resource {need!r} through "
-                                   "which this host is reached")
+    try:
+        with ray_session(ray_address, resources=None if ray_address else resources) as ray:
+            timings["ray_init_s"] = time.perf_counter() - t_start
+            actor_cls = ray.remote(num_cpus=0)(HostWorker)
+            have_res = ray.cluster_resources()
+            actors = {}
+            specs = {h.name: h for h in hosts or []}
+            no_route: dict[str, str] = {}
+            for h, make in factories.items():
+                opts: dict = {"max_concurrency": 1}
+                # The per-host resource keeps a second worker (another coordinator on the same
+                # cluster) for the same host pending.
+                if f"harness-host:{h}" in have_res:
+                    opts["resources"] = {f"harness-host:{h}": 1.0}
+                need = getattr(specs.get(h), "ray_resource", None)
+                if need:  # only a node with this resource (e.g. one per lab network) reaches it
+                    if need not in have_res:
+                        no_route[h] = (f"{h}: no Ray node offers the resource {need!r} through "
+                                       "which this host is reached")
+                        continue
+                    opts.setdefault("resources", {})[need] = 0.001
+                actors[h] = actor_cls.options(**opts).remote(make)
+            # Hosts connect, lock and probe while the coordinator converts models.
+            setups = {h: a.setup.remote() for h, a in actors.items()}
+            t = time.perf_counter()
+            prepared = prepare_suite(suite)
+            timings["prepare_s"] = time.perf_counter() - t
+            host_info = {h: ray.get(ref) for h, ref in setups.items()}
+            host_info.update({h: {"error": msg} for h, msg in no_route.items()})
+            _write_models_table(prepared, out_dir)
+            configs = expand(suite, list(factories))
+            writer = RunWriter(out_dir, run_id, initial_rows=kept)
+            bars = _Progress(configs, progress)
+            pending = {}
+            for cfg in configs:
+                if skip and (cfg.host, cfg.series, cfg.process) in skip:
+                    bars.update(cfg, "skipped")
                     continue
-                opts.setdefault("resources", {})[need] = 0.001
-            actors[h] = actor_cls.options(**opts).remote(make)
-        # Hosts connect, lock and probe while the coordinator converts models.
-        setups = {h: a.setup.remote() for h, a in actors.items()}
-        t = time.perf_counter()
-        prepared = prepare_suite(suite)
-        timings["prepare_s"] = time.perf_counter() - t
-        host_info = {h: ray.get(ref) for h, ref in setups.items()}
-        host_info.update({h: {"error": msg} for h, msg in no_route.items()})
-        _write_models_table(prepared, out_dir)
-        configs = expand(suite, list(factories))
-        writer = RunWriter(out_dir, run_id, initial_rows=kept)
-        bars = _Progress(configs, progress)
-        pending = {}
-        for cfg in configs:
-            if skip and (cfg.host, cfg.series, cfg.process) in skip:
-                bars.update(cfg, "skipped")
-                continue
-            pm = prepared[cfg.model]
-            art = pm.artifacts.get(adapter_class(cfg.engine).MODEL_FORMAT)
-            static = _static_row_fields(pm, art)
-            if cfg.host in no_route:
-                early = {"status": Status.UNREACHABLE.value, "error": no_route[cfg.host],
-                         "started_at": time.time()}
-                writer.add(make_row(ctx, cfg, early, measure=suite.measure, **static))
-                bars.update(cfg, Status.UNREACHABLE.value)
-                continue
-            if isinstance(art, ConversionFailed):
-                early = {**_host_fields(host_info.get(cfg.host)), "status": Status.CONVERT_ERROR.value,
-                         "error": art.reason, "started_at": time.time()}
-                writer.add(make_row(ctx, cfg, early, measure=suite.measure, **static))
-                bars.update(cfg, Status.CONVERT_ERROR.value)
-                continue
-            job = build_job(suite, cfg, pm)
-            if job_hook is not None:
-                job_hook(cfg, job)
-            ref = actors[cfg.host].measure.remote(job, suite.measure.timeout_s)
-            pending[ref] = (cfg, static)
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            cfg, static = pending.pop(done[0])
-            try:
-                result = ray.get(done[0])
-            except Exception as e:  # the worker died: infrastructure, not the engine
-                result = {"status": Status.HOST_ERROR.value,
-                          "error": f"host worker failed: {worker_failure(e)}"}
-            result = {**_host_fields(host_info.get(cfg.host)), **result}
-            row = make_row(ctx, cfg, result, measure=suite.measure, **static)
-            writer.add(row)
-            bars.update(cfg, row["status"])
-        transfers = []
-        for h, a in actors.items():
-            try:
-                transfers += ray.get(a.finish.remote())
-            except Exception:
-                pass
-        bars.close()
-        for row in fp32_by_output(writer.rows):
-            writer.update(row)
-        writer.close()
+                pm = prepared[cfg.model]
+                art = pm.artifacts.get(adapter_class(cfg.engine).MODEL_FORMAT)
+                static = _static_row_fields(pm, art)
+                if cfg.host in no_route:
+                    early = {"status": Status.UNREACHABLE.value, "error": no_route[cfg.host],
+                             "started_at": time.time()}
+                    writer.add(make_row(ctx, cfg, early, measure=suite.measure, **static))
+                    bars.update(cfg, Status.UNREACHABLE.value)
+                    continue
+                if isinstance(art, ConversionFailed):
+                    early = {**_host_fields(host_info.get(cfg.host)),
+                             "status": Status.CONVERT_ERROR.value,
+                             "error": art.reason, "started_at": time.time()}
+                    writer.add(make_row(ctx, cfg, early, measure=suite.measure, **static))
+                    bars.update(cfg, Status.CONVERT_ERROR.value)
+                    continue
+                job = build_job(suite, cfg, pm)
+                if job_hook is not None:
+                    job_hook(cfg, job)
+                ref = actors[cfg.host].measure.remote(job, suite.measure.timeout_s)
+                pending[ref] = (cfg, static)
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                cfg, static = pending.pop(done[0])
+                try:
+                    result = ray.get(done[0])
+                except Exception as e:  # the worker died: infrastructure, not the engine
+                    result = {"status": Status.HOST_ERROR.value,
+                              "error": f"host worker failed: {worker_failure(e)}"}
+                result = {**_host_fields(host_info.get(cfg.host)), **result}
+                row = make_row(ctx, cfg, result, measure=suite.measure, **static)
+                writer.add(row)
+                bars.update(cfg, row["status"])
+            transfers = []
+            for h, a in actors.items():
+                try:
+                    transfers += ray.get(a.finish.remote())
+                except Exception:
+                    pass
+            bars.close()
+            for row in fp32_by_output(writer.rows):
+                writer.update(row)
+            writer.close()
+    except BaseException:
+        # Ctrl-C, SIGTERM (the CLI raises it as an exception) or an error: the host workers
+        # are gone, but what they started on the hosts runs in sessions of its own and would
+        # measure on beside the next run: stop it and release the leases.
+        release_devices(hosts, owner, trust_new_host_key)
+        raise
     if transfers:
         write_transfers(out_dir, run_id, transfers)
     return RunReport(run_id, writer.rows, sorted(writer.files), time.perf_counter() - t_start,
