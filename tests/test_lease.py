@@ -4,6 +4,7 @@ coordinator holds is refused."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -88,19 +89,24 @@ def _owner(pid: int, machine: str | None = None, start: int | None = None,
                      str(proc_start(pid) if start is None else start), "n0nce"])
 
 
+def machine_ns_other() -> str:
+    """This machine's boot with another PID namespace."""
+    from harness_agent.hostctl import machine_id
+    boot, ns = machine_id().split(".")
+    return f"{boot}.{int(ns) + 1}"
+
+
 def test_owner_ids_name_one_process_uniquely():
-    import os
     from harness_agent.hostctl import machine_id, owner_dead, owner_id, proc_start
     a, b = owner_id("r"), owner_id("r")
     assert a != b  # the nonce: two coordinators never share a name, wherever they run
-    host, pid, label, machine, start, _ = a.split(":")
+    _host, pid, label, machine, start, _ = a.split(":")
     assert (int(pid), label, machine, int(start)) == (os.getpid(), "r", machine_id(),
                                                      proc_start(os.getpid()))
     assert machine and not owner_dead(a)
 
 
 def test_a_live_or_foreign_owner_is_never_reclaimed_a_dead_local_one_is(tmp_path):
-    import os
     from harness.executors.lease import acquire, local_ctl
     from harness.fleet.transport import HostBusy
     from harness_agent.hostctl import owner_dead
@@ -141,12 +147,6 @@ def test_a_live_or_foreign_owner_is_never_reclaimed_a_dead_local_one_is(tmp_path
     assert owner_dead(holder)
     acquire(local_ctl, d, me, 30, 0, "local")
     assert unlock(d, me)["ok"]
-
-
-def machine_ns_other() -> str:
-    from harness_agent.hostctl import machine_id
-    boot, ns = machine_id().split(".")
-    return f"{boot}.{int(ns) + 1}"
 
 
 # -- what measures under a lease is killed when the lease is released or taken over ------------

@@ -80,7 +80,11 @@ class Terminated(KeyboardInterrupt):
     started elsewhere (measurements on hosts, leases) is stopped on the way out."""
 
 
+_TERMINATED: list[int] = []  # SIGTERM arrived (code in between may re-raise a plain Ctrl-C)
+
+
 def _on_sigterm(signum, frame) -> None:
+    _TERMINATED.append(signum)
     raise Terminated()
 
 
@@ -92,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     # the default SIGTERM action ends the process on the spot, cleanup and all
     main_thread = threading.current_thread() is threading.main_thread()
     old = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    _TERMINATED.clear()
     try:
         return _main(argv)
     finally:
@@ -113,9 +118,9 @@ def _main(argv: list[str] | None) -> int:
             traceback.print_exc()
         print(f"harness: error: {e}", file=sys.stderr)
         return e.exit_code
-    except Terminated:
-        print("harness: terminated", file=sys.stderr)
-        return 143
     except KeyboardInterrupt:
+        if _TERMINATED:
+            print("harness: terminated", file=sys.stderr)
+            return 143
         print("harness: interrupted", file=sys.stderr)
         return 130
