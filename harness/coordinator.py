@@ -188,12 +188,14 @@ def _run_suite(suite: Suite, out_dir: Path, *, ray_address, progress, sweep_kind
     # Without a cluster the coordinator's own node reaches every host, whatever node the
     # inventory names for a cluster.
     resources.update({h.ray_resource: 1000.0 for h in hosts or [] if h.ray_resource})
+    live: dict = {}  # the host workers while the session lasts, for stopping them on the way out
     try:
         with ray_session(ray_address, resources=None if ray_address else resources) as ray:
+            live["ray"] = ray
             timings["ray_init_s"] = time.perf_counter() - t_start
             actor_cls = ray.remote(num_cpus=0)(HostWorker)
             have_res = ray.cluster_resources()
-            actors = {}
+            actors = live["actors"] = {}
             specs = {h.name: h for h in hosts or []}
             no_route: dict[str, str] = {}
             for h, make in factories.items():
@@ -260,25 +262,51 @@ def _run_suite(suite: Suite, out_dir: Path, *, ray_address, progress, sweep_kind
                 writer.add(row)
                 bars.update(cfg, row["status"])
             transfers = []
+            unreleased = []
             for h, a in actors.items():
                 try:
                     transfers += ray.get(a.finish.remote())
-                except Exception:
-                    pass
+                except Exception:  # its worker died: the lease is released from here
+                    unreleased.append(h)
+            if unreleased:
+                release_devices([s for s in hosts or [] if s.name in unreleased], owner,
+                                trust_new_host_key)
             bars.close()
             for row in fp32_by_output(writer.rows):
                 writer.update(row)
             writer.close()
     except BaseException:
-        # Ctrl-C, SIGTERM (the CLI raises it as an exception) or an error: the host workers
-        # are gone, but what they started on the hosts runs in sessions of its own and would
-        # measure on beside the next run: stop it and release the leases.
+        # Ctrl-C, SIGTERM (the CLI raises it as an exception) or an error: what the host
+        # workers started on the hosts runs in sessions of its own and would measure on beside
+        # the next run. The workers go first (a Ray instance the caller owns keeps them), so
+        # none takes a lease after it is released; then their measurements are stopped and the
+        # leases released.
+        _stop_workers(live)
         release_devices(hosts, owner, trust_new_host_key)
         raise
     if transfers:
         write_transfers(out_dir, run_id, transfers)
     return RunReport(run_id, writer.rows, sorted(writer.files), time.perf_counter() - t_start,
                      timings, transfers, host_info)
+
+
+def _stop_workers(live: dict, wait_s: float = 5.0) -> None:
+    """Kill the host workers in ``live`` ({"ray", "actors"}) and wait, up to ``wait_s``
+    seconds, until Ray reports them dead; best effort (Ray may be gone already)."""
+    ray, actors = live.get("ray"), list((live.get("actors") or {}).values())
+    if ray is None or not actors or not ray.is_initialized():
+        return
+    for a in actors:
+        try:
+            ray.kill(a)
+        except Exception:  # noqa: BLE001 - already dead, or Ray is going down
+            pass
+    end = time.monotonic() + wait_s
+    for a in actors:
+        try:  # fails (RayActorError) as soon as the worker is known dead
+            ray.get(a.__ray_ready__.remote(), timeout=max(0.1, end - time.monotonic()))
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def _resumable(suite: Suite, hosts, out_dir: Path, run_id: str) -> tuple[list[dict], str, str]:

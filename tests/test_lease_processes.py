@@ -240,3 +240,23 @@ def test_two_local_runs_take_turns(tmp_path, fault_ledger):
     assert all(f":{run_a}:" in e and "locked by" in e for _, e in busy), busy
     fault_ledger.record(faults=2, expected=len(rows_a) + len(rows_b) + len(busy),
                         present=len(rows_a) + len(rows_b) + len(busy))
+
+
+def test_a_run_that_fails_midway_leaves_this_machine_free(tmp_path, ray_instance,
+                                                           fault_ledger):
+    """A coordinator that lives on after a failed run (a notebook, a test: the Ray instance is
+    the caller's, and keeps the host workers) releases its lease: the next run does not wait."""
+    from harness.config.suite import load_suite
+    from harness.coordinator import run_suite
+    from harness.executors.local import local_workdir
+    suite = load_suite(_suite(tmp_path / "s.toml", 0.2))
+
+    def boom(cfg, job):
+        raise RuntimeError("injected coordinator failure")
+
+    with pytest.raises(RuntimeError, match="injected"):
+        run_suite(suite, tmp_path / "out", progress=False, job_hook=boom)
+    assert not (Path(local_workdir()) / "lock").exists()
+    report = run_suite(suite, tmp_path / "out", progress=False, lock_wait_s=0)
+    assert [r["status"] for r in report.rows] == ["ok"]
+    fault_ledger.record(faults=1, expected=1, present=len(report.rows))
