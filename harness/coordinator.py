@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import sys
@@ -188,106 +189,113 @@ def _run_suite(suite: Suite, out_dir: Path, *, ray_address, progress, sweep_kind
     # Without a cluster the coordinator's own node reaches every host, whatever node the
     # inventory names for a cluster.
     resources.update({h.ray_resource: 1000.0 for h in hosts or [] if h.ray_resource})
-    live: dict = {}  # the host workers while the session lasts, for stopping them on the way out
-    try:
-        with ray_session(ray_address, resources=None if ray_address else resources) as ray:
-            live["ray"] = ray
-            timings["ray_init_s"] = time.perf_counter() - t_start
-            actor_cls = ray.remote(num_cpus=0)(HostWorker)
-            have_res = ray.cluster_resources()
-            actors = live["actors"] = {}
-            specs = {h.name: h for h in hosts or []}
-            no_route: dict[str, str] = {}
-            for h, make in factories.items():
-                opts: dict = {"max_concurrency": 1}
-                # The per-host resource keeps a second worker (another coordinator on the same
-                # cluster) for the same host pending.
-                if f"harness-host:{h}" in have_res:
-                    opts["resources"] = {f"harness-host:{h}": 1.0}
-                need = getattr(specs.get(h), "ray_resource", None)
-                if need:  # only a node with this resource (e.g. one per lab network) reaches it
-                    if need not in have_res:
-                        no_route[h] = (f"{h}: no Ray node offers the resource {need!r} through "
-                                       "which this host is reached")
-                        continue
-                    opts.setdefault("resources", {})[need] = 0.001
-                actors[h] = actor_cls.options(**opts).remote(make)
-            # Hosts connect, lock and probe while the coordinator converts models.
-            setups = {h: a.setup.remote() for h, a in actors.items()}
-            t = time.perf_counter()
-            prepared = prepare_suite(suite)
-            timings["prepare_s"] = time.perf_counter() - t
-            host_info = {h: ray.get(ref) for h, ref in setups.items()}
-            host_info.update({h: {"error": msg} for h, msg in no_route.items()})
-            _write_models_table(prepared, out_dir)
-            configs = expand(suite, list(factories))
-            writer = RunWriter(out_dir, run_id, initial_rows=kept)
-            bars = _Progress(configs, progress)
-            pending = {}
-            for cfg in configs:
-                if skip and (cfg.host, cfg.series, cfg.process) in skip:
-                    bars.update(cfg, "skipped")
+    live: dict = {}  # the Ray session and host workers, for stopping them on the way out
+    # on the way out, whatever the reason: after the Ray session (which kills the host
+    # workers of an instance it started), before the exception goes on
+    with _released_on_abort(hosts, owner, trust_new_host_key, live), \
+            ray_session(ray_address, resources=None if ray_address else resources) as ray:
+        live["ray"] = ray
+        timings["ray_init_s"] = time.perf_counter() - t_start
+        actor_cls = ray.remote(num_cpus=0)(HostWorker)
+        have_res = ray.cluster_resources()
+        actors = live["actors"] = {}
+        specs = {h.name: h for h in hosts or []}
+        no_route: dict[str, str] = {}
+        for h, make in factories.items():
+            opts: dict = {"max_concurrency": 1}
+            # The per-host resource keeps a second worker (another coordinator on the same
+            # cluster) for the same host pending.
+            if f"harness-host:{h}" in have_res:
+                opts["resources"] = {f"harness-host:{h}": 1.0}
+            need = getattr(specs.get(h), "ray_resource", None)
+            if need:  # only a node with this resource (e.g. one per lab network) reaches it
+                if need not in have_res:
+                    no_route[h] = (f"{h}: no Ray node offers the resource {need!r} through "
+                                   "which this host is reached")
                     continue
-                pm = prepared[cfg.model]
-                art = pm.artifacts.get(adapter_class(cfg.engine).MODEL_FORMAT)
-                static = _static_row_fields(pm, art)
-                if cfg.host in no_route:
-                    early = {"status": Status.UNREACHABLE.value, "error": no_route[cfg.host],
-                             "started_at": time.time()}
-                    writer.add(make_row(ctx, cfg, early, measure=suite.measure, **static))
-                    bars.update(cfg, Status.UNREACHABLE.value)
-                    continue
-                if isinstance(art, ConversionFailed):
-                    early = {**_host_fields(host_info.get(cfg.host)),
-                             "status": Status.CONVERT_ERROR.value,
-                             "error": art.reason, "started_at": time.time()}
-                    writer.add(make_row(ctx, cfg, early, measure=suite.measure, **static))
-                    bars.update(cfg, Status.CONVERT_ERROR.value)
-                    continue
-                job = build_job(suite, cfg, pm)
-                if job_hook is not None:
-                    job_hook(cfg, job)
-                ref = actors[cfg.host].measure.remote(job, suite.measure.timeout_s)
-                pending[ref] = (cfg, static)
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                cfg, static = pending.pop(done[0])
-                try:
-                    result = ray.get(done[0])
-                except Exception as e:  # the worker died: infrastructure, not the engine
-                    result = {"status": Status.HOST_ERROR.value,
-                              "error": f"host worker failed: {worker_failure(e)}"}
-                result = {**_host_fields(host_info.get(cfg.host)), **result}
-                row = make_row(ctx, cfg, result, measure=suite.measure, **static)
-                writer.add(row)
-                bars.update(cfg, row["status"])
-            transfers = []
-            unreleased = []
-            for h, a in actors.items():
-                try:
-                    transfers += ray.get(a.finish.remote())
-                except Exception:  # its worker died: the lease is released from here
-                    unreleased.append(h)
-            if unreleased:
-                release_devices([s for s in hosts or [] if s.name in unreleased], owner,
-                                trust_new_host_key)
-            bars.close()
-            for row in fp32_by_output(writer.rows):
-                writer.update(row)
-            writer.close()
-    except BaseException:
-        # Ctrl-C, SIGTERM (the CLI raises it as an exception) or an error: what the host
-        # workers started on the hosts runs in sessions of its own and would measure on beside
-        # the next run. The workers go first (a Ray instance the caller owns keeps them), so
-        # none takes a lease after it is released; then their measurements are stopped and the
-        # leases released.
-        _stop_workers(live)
-        release_devices(hosts, owner, trust_new_host_key)
-        raise
+                opts.setdefault("resources", {})[need] = 0.001
+            actors[h] = actor_cls.options(**opts).remote(make)
+        # Hosts connect, lock and probe while the coordinator converts models.
+        setups = {h: a.setup.remote() for h, a in actors.items()}
+        t = time.perf_counter()
+        prepared = prepare_suite(suite)
+        timings["prepare_s"] = time.perf_counter() - t
+        host_info = {h: ray.get(ref) for h, ref in setups.items()}
+        host_info.update({h: {"error": msg} for h, msg in no_route.items()})
+        _write_models_table(prepared, out_dir)
+        configs = expand(suite, list(factories))
+        writer = RunWriter(out_dir, run_id, initial_rows=kept)
+        bars = _Progress(configs, progress)
+        pending = {}
+        for cfg in configs:
+            if skip and (cfg.host, cfg.series, cfg.process) in skip:
+                bars.update(cfg, "skipped")
+                continue
+            pm = prepared[cfg.model]
+            art = pm.artifacts.get(adapter_class(cfg.engine).MODEL_FORMAT)
+            static = _static_row_fields(pm, art)
+            if cfg.host in no_route:
+                early = {"status": Status.UNREACHABLE.value, "error": no_route[cfg.host],
+                         "started_at": time.time()}
+                writer.add(make_row(ctx, cfg, early, measure=suite.measure, **static))
+                bars.update(cfg, Status.UNREACHABLE.value)
+                continue
+            if isinstance(art, ConversionFailed):
+                early = {**_host_fields(host_info.get(cfg.host)), "status": Status.CONVERT_ERROR.value,
+                         "error": art.reason, "started_at": time.time()}
+                writer.add(make_row(ctx, cfg, early, measure=suite.measure, **static))
+                bars.update(cfg, Status.CONVERT_ERROR.value)
+                continue
+            job = build_job(suite, cfg, pm)
+            if job_hook is not None:
+                job_hook(cfg, job)
+            ref = actors[cfg.host].measure.remote(job, suite.measure.timeout_s)
+            pending[ref] = (cfg, static)
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            cfg, static = pending.pop(done[0])
+            try:
+                result = ray.get(done[0])
+            except Exception as e:  # the worker died: infrastructure, not the engine
+                result = {"status": Status.HOST_ERROR.value,
+                          "error": f"host worker failed: {worker_failure(e)}"}
+            result = {**_host_fields(host_info.get(cfg.host)), **result}
+            row = make_row(ctx, cfg, result, measure=suite.measure, **static)
+            writer.add(row)
+            bars.update(cfg, row["status"])
+        transfers = []
+        unreleased = []
+        for h, a in actors.items():
+            try:
+                transfers += ray.get(a.finish.remote())
+            except Exception:  # its worker died: the lease is released from here
+                unreleased.append(h)
+        if unreleased:
+            release_devices([s for s in hosts or [] if s.name in unreleased], owner,
+                            trust_new_host_key)
+        bars.close()
+        for row in fp32_by_output(writer.rows):
+            writer.update(row)
+        writer.close()
     if transfers:
         write_transfers(out_dir, run_id, transfers)
     return RunReport(run_id, writer.rows, sorted(writer.files), time.perf_counter() - t_start,
                      timings, transfers, host_info)
+
+
+@contextlib.contextmanager
+def _released_on_abort(hosts, owner: str, trust_new_host_key: bool, live: dict):
+    """Ctrl-C, SIGTERM (the CLI raises it as an exception) or an error inside: what the host
+    workers started on the devices runs in sessions of its own and would measure on beside
+    the next run. The workers go first (a Ray instance the caller owns keeps them), so none
+    takes a lease after it is released; then their measurements are stopped and the leases
+    released (release_devices)."""
+    try:
+        yield
+    except BaseException:
+        _stop_workers(live)
+        release_devices(hosts, owner, trust_new_host_key)
+        raise
 
 
 def _stop_workers(live: dict, wait_s: float = 5.0) -> None:
