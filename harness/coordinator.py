@@ -75,15 +75,49 @@ def _static_row_fields(pm: PreparedModel, art) -> dict:
                 converter=art.converter if isinstance(art, Artifact) else "")
 
 
-def executor_factories(hosts, run_id: str, trust_new_host_key: bool = False,
+def executor_factories(hosts, owner: str, trust_new_host_key: bool = False,
                        lock_wait_s: float = 60.0) -> dict:
-    """host name -> picklable factory; None or [] means the local machine."""
+    """host name -> picklable factory; None or [] means the local machine. ``owner``: the
+    coordinator's lease owner (executors.lease.default_owner)."""
     if not hosts:
-        return {"local": LocalExecutor}
-    from .executors.ssh import SshExecutor, default_owner
-    owner = default_owner(run_id)
+        return {"local": functools.partial(LocalExecutor, owner=owner,
+                                           lock_wait_s=lock_wait_s)}
+    from .executors.ssh import SshExecutor
     return {h.name: functools.partial(SshExecutor, h, owner, trust_new_host_key,
                                       lock_wait_s=lock_wait_s) for h in hosts}
+
+
+# How long a coordinator on its way out (Ctrl-C, SIGTERM, an error) spends stopping what it
+# still measures on its hosts, all hosts together (s).
+RELEASE_DEADLINE_S = 20.0
+
+
+def release_devices(hosts, owner: str, trust_new_host_key: bool = False,
+                    deadline_s: float = RELEASE_DEADLINE_S) -> dict:
+    """Kill what ``owner`` still measures on each device and release its leases, over
+    connections of this process (the host workers may be gone); bounded by ``deadline_s``,
+    best effort. Host name -> hostctl unlock's answer, or {"error": ...}; a host that did
+    not answer in time is missing (its lease expires)."""
+    from .executors.local import release_local
+    if not hosts:
+        return {"local": release_local(owner)}
+    import threading
+    from .executors.ssh import SshExecutor
+    out: dict = {}
+
+    def one(h) -> None:
+        try:
+            out[h.name] = SshExecutor(h, owner, trust_new_host_key).release()
+        except Exception as e:  # noqa: BLE001 - best effort: the lease expires on its own
+            out[h.name] = {"error": str(e)}
+
+    threads = [threading.Thread(target=one, args=(h,), daemon=True) for h in hosts]
+    for t in threads:
+        t.start()
+    end = time.monotonic() + deadline_s
+    for t in threads:
+        t.join(max(0.0, end - time.monotonic()))
+    return dict(out)
 
 
 def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
@@ -147,6 +181,7 @@ def _disk_full_message(out_dir: Path, run_id: str) -> str:
 def _run_suite(suite: Suite, out_dir: Path, run_id: str, *, ray_address, progress, sweep_kind,
                sweep_tag, hosts, trust_new_host_key, resume, job_hook, lock_wait_s,
                placement) -> RunReport:
+    from .executors.lease import default_owner
     check_writable(out_dir)
     t_start = time.perf_counter()
     recover_orphans(out_dir)
@@ -154,7 +189,8 @@ def _run_suite(suite: Suite, out_dir: Path, run_id: str, *, ray_address, progres
     if resume:
         kept, sweep_kind, sweep_tag = _resumable(suite, hosts, out_dir, resume)
     skip = {(r.get("host"), r.get("series"), r.get("process")) for r in kept}
-    factories = executor_factories(hosts, run_id, trust_new_host_key, lock_wait_s)
+    owner = default_owner(run_id)
+    factories = executor_factories(hosts, owner, trust_new_host_key, lock_wait_s)
     ctx = RunContext(run_id=run_id, suite=suite.name, sweep_kind=sweep_kind,
                      sweep_tag=sweep_tag)
     timings: dict = {}
@@ -168,16 +204,22 @@ def _run_suite(suite: Suite, out_dir: Path, run_id: str, *, ray_address, progres
         session = ray_session(ray_address, resources=None if ray_address else resources)
     else:
         session = contextlib.nullcontext(None)
-    with session as ray:
+    live: dict = {}  # the host workers, for stopping them on the way out
+    # on the way out, whatever the reason: after the Ray session (which kills the host
+    # workers of an instance it started), before the exception goes on
+    with _released_on_abort(hosts, owner, trust_new_host_key, live), session as ray:
         timings["ray_init_s"] = time.perf_counter() - t_start if ray is not None else 0.0
-        workers = (RayPlacement(ray, factories, routes) if ray is not None
-                   else ThreadPlacement(factories, routes))
+        workers = live["workers"] = (RayPlacement(ray, factories, routes) if ray is not None
+                                     else ThreadPlacement(factories, routes))
         try:
-            transfers, host_info, writer = _measure_all(
+            transfers, host_info, writer, unreleased = _measure_all(
                 suite, out_dir, workers, factories, ctx, kept, skip, run_id, job_hook,
                 progress, timings)
         finally:
             workers.close()
+        if unreleased:  # their workers died: the leases are released from here
+            release_devices([s for s in hosts or [] if s.name in unreleased], owner,
+                            trust_new_host_key)
         timings["placement"] = workers.kind
         timings["worker_processes"] = workers.workers
     if transfers:
@@ -191,7 +233,8 @@ def _measure_all(suite: Suite, out_dir: Path, workers, factories: dict, ctx: Run
                  timings: dict):
     """Set up every host, prepare the models meanwhile, then measure: each host's jobs in plan
     order, one call per host in flight, rows written as they finish. Returns (transfers,
-    host info, the closed writer)."""
+    host info, the closed writer, hosts whose worker could not finish: their leases are
+    still held)."""
     # Hosts connect, lock and probe while the coordinator converts models.
     setups = {h: workers.call(h, "setup") for h in factories if h not in workers.no_route}
     t = time.perf_counter()
@@ -250,17 +293,18 @@ def _measure_all(suite: Suite, out_dir: Path, workers, factories: dict, ctx: Run
             writer.add(row)
             bars.update(cfg, row["status"])
             next_job(cfg.host)
-    transfers = []
-    for f in [workers.call(h, "finish") for h in factories if h not in workers.no_route]:
+    transfers, unreleased = [], []
+    finishing = {h: workers.call(h, "finish") for h in factories if h not in workers.no_route}
+    for h, f in finishing.items():
         try:
             transfers += f.result(timeout=60)
         except Exception:  # a lost worker's transfers are lost with it; its rows are not
-            pass
+            unreleased.append(h)
     bars.close()
     for row in fp32_by_output(writer.rows):
         writer.update(row)
     writer.close()
-    return transfers, host_info, writer
+    return transfers, host_info, writer, unreleased
 
 
 def _outcome(workers, future: cf.Future, setup: bool = False) -> dict:
@@ -278,6 +322,30 @@ def _outcome(workers, future: cf.Future, setup: bool = False) -> dict:
                              f"{worker_failure(e)}"}
         return {"status": Status.HOST_ERROR.value,
                 "error": f"host worker failed: {worker_failure(e)}"}
+
+
+@contextlib.contextmanager
+def _released_on_abort(hosts, owner: str, trust_new_host_key: bool, live: dict):
+    """Ctrl-C, SIGTERM (the CLI raises it as an exception) or an error inside: what the host
+    workers started on the devices runs in sessions of its own and would measure on beside
+    the next run. The workers go first (a Ray instance the caller owns keeps them), so none
+    takes a lease after it is released; then their measurements are stopped and the leases
+    released (release_devices)."""
+    try:
+        yield
+    except BaseException:
+        _stop_workers(live)
+        release_devices(hosts, owner, trust_new_host_key)
+        raise
+
+
+def _stop_workers(live: dict) -> None:
+    """Stop the host workers in ``live`` ({"workers": a placement}): Ray actors are killed and
+    waited for (harness.placement.RayPlacement.close); threads need nothing (no new call is
+    made, and the calls in flight end once their measurements are killed)."""
+    workers = live.get("workers")
+    if workers is not None:
+        workers.close()
 
 
 def _resumable(suite: Suite, hosts, out_dir: Path, run_id: str) -> tuple[list[dict], str, str]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import threading
+import time
 from typing import Callable
 
 # Hosts per Ray actor. Each host costs its actor two threads (its worker and paramiko's
@@ -141,9 +142,22 @@ class RayPlacement:
         from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
         return isinstance(exc, (ActorDiedError, ActorUnavailableError, RayActorError))
 
-    def close(self) -> None:
-        for actor in {id(a): a for a in self.actor_of.values()}.values():
+    def close(self, wait_s: float = 5.0) -> None:
+        """Kill the actors and wait, up to ``wait_s`` s, until Ray reports them dead, so none
+        takes a lease after the coordinator released it; best effort (Ray may be gone)."""
+        actors = list({id(a): a for a in self.actor_of.values()}.values())
+        self.actor_of = {}
+        if not actors or not self.ray.is_initialized():
+            return
+        for actor in actors:
             try:
                 self.ray.kill(actor)
-            except Exception:  # already gone with its node
+            except Exception:  # already gone with its node, or Ray is going down
+                pass
+        end = time.monotonic() + wait_s
+        for actor in actors:
+            try:  # fails (RayActorError) as soon as the worker is known dead
+                self.ray.get(actor.__ray_ready__.remote(),
+                             timeout=max(0.1, end - time.monotonic()))
+            except Exception:
                 pass

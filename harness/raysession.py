@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 from typing import Iterator
 
 
@@ -16,12 +18,18 @@ def ray_session(address: str | None = None,
         yield ray
         return
     kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    main_thread = threading.current_thread() is threading.main_thread()
+    on_term = signal.getsignal(signal.SIGTERM) if main_thread else None
     if address:
         ray.init(address=address, **kwargs)
     else:
         # address="local" always starts a private instance: a plain init() would attach to
         # whatever cluster RAY_ADDRESS or a running head points at.
         ray.init(address="local", resources=resources or None, **kwargs)
+    if callable(on_term):
+        # Ray's core installs its own SIGTERM handler (log, then abort): the caller's (the
+        # CLI's, which unwinds so that remote measurements are stopped) comes back
+        signal.signal(signal.SIGTERM, on_term)
     try:
         yield ray
     finally:

@@ -82,10 +82,13 @@ def run(mode: str, job: Dict[str, object], out: Channel) -> Dict[str, object]:
         res["error"] = mismatch
         return res
     lease = job.get("lease")
-    if lease:  # the coordinator's hold on this host, renewed as each job starts
-        from .hostctl import HostctlError, renew
+    if lease:
+        # the coordinator's hold on this host, renewed as each job starts; this process group
+        # is recorded under it, so a coordinator leaving, or one taking the host over, can
+        # kill this measurement (it would otherwise go on beside the next one)
+        from .hostctl import HostctlError, leave, own_group, renew
         try:
-            renew(str(lease["dir"]), str(lease["owner"]), float(lease["ttl_s"]))
+            renew(str(lease["dir"]), str(lease["owner"]), float(lease["ttl_s"]), own_group())
         except HostctlError as e:
             res["status"], res["error"] = Status.HOST_BUSY, str(e)
             return res
@@ -102,6 +105,12 @@ def run(mode: str, job: Dict[str, object], out: Channel) -> Dict[str, object]:
             run_layers(mode, job, res, out)
     except Exception as e:
         record_failure(res, e)
+    finally:
+        if lease:
+            try:
+                leave(str(lease["dir"]), str(lease["owner"]), os.getpid())
+            except Exception:  # noqa: BLE001 - a stale record names a process that is gone
+                pass
     return res
 
 

@@ -9,10 +9,17 @@ tests that carry none, or `unit` together with another category.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# Local runs lease this machine (harness.executors.local.local_workdir). Each test session
+# leases its own stand-in, so test sessions of several checkouts on one machine do not wait on
+# each other; runs within a session (and their subprocesses) share it.
+os.environ.setdefault("HARNESS_LOCAL_WORKDIR", tempfile.mkdtemp(prefix="harness-local-"))
 
 CATEGORIES = ("unit", "engines", "hosts", "slow")
 HOST_FIXTURES = frozenset({"host_deps", "armhf_rootfs", "x86_host_a", "x86_host_b", "gpu_host",

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 import traceback
 
 from ..errors import HarnessError, InputError
@@ -73,15 +75,34 @@ def _setup_logging(verbose: bool, debug: bool) -> None:
             logger.addHandler(_LOG_HANDLER)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is: it unwinds as Ctrl-C does, so what a command
+    started elsewhere (measurements on hosts, leases) is stopped on the way out."""
+
+
+_TERMINATED: list[int] = []  # SIGTERM arrived (code in between may re-raise a plain Ctrl-C)
+
+
+def _on_sigterm(signum, frame) -> None:
+    _TERMINATED.append(signum)
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command that `argv` (default: sys.argv[1:]) names; returns the exit code.
     What it prints is made terminal-safe (harness.terminal)."""
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)
+    # the default SIGTERM action ends the process on the spot, cleanup and all
+    main_thread = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    _TERMINATED.clear()
     try:
         return _main(argv)
     finally:
         sys.stdout, sys.stderr = streams
+        if main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if old is None else old)
 
 
 def _main(argv: list[str] | None) -> int:
@@ -98,5 +119,8 @@ def _main(argv: list[str] | None) -> int:
         print(f"harness: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
+        if _TERMINATED:
+            print("harness: terminated", file=sys.stderr)
+            return 143
         print("harness: interrupted", file=sys.stderr)
         return 130

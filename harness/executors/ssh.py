@@ -8,10 +8,8 @@ import hashlib
 import io
 import json
 import os
-import re
 import secrets
 import shlex
-import socket
 import tarfile
 import time
 from pathlib import Path
@@ -24,6 +22,9 @@ from ..fleet.inventory import HostSpec
 from ..fleet.transport import HostBusy, HostIOError, HostUnreachable, SshTransport
 from ..fleet.wheels import NoWheel, download
 from .base import AgentExit, Executor, NoRuntime, plain_cause
+from .lease import HostctlFailed, acquire, default_owner
+
+__all__ = ["SshExecutor", "HostctlFailed", "default_owner", "agent_tarball"]
 
 AGENT_DIR = Path(__file__).resolve().parent.parent.parent / "harness_agent"
 AGENT_PKG = "harness_agent"  # the name the agent package has on hosts
@@ -34,10 +35,6 @@ SSH_SLACK_S = 30
 
 # How an OSError reads in a hostctl answer ("OSError: [Errno 28] No space left on device").
 _OS_ERROR = re.compile(r"\[Errno \d+\]")
-
-
-class HostctlFailed(Exception):
-    """A ``hostctl`` verb on the host answered with an error (its one-line reason)."""
 
 
 def agent_tarball() -> tuple[str, bytes]:
@@ -148,7 +145,7 @@ class SshExecutor(Executor):
             why = str(out.get("error") or f"hostctl {args[0]} exited {r.rc}")
             if _OS_ERROR.search(why):  # the host's filesystem failed: not a refusal
                 raise HostIOError(f"{self.name}: hostctl {args[0]} failed on the host: {why}")
-            raise HostctlFailed(why)
+            raise HostctlFailed(why, out.get("held_by"))
         return out
 
     def _must(self, argv: list[str], doing: str) -> None:
@@ -175,13 +172,7 @@ class SshExecutor(Executor):
         if self.info is not None:
             return self.info
         try:
-            code = "import os,sys; print(os.path.abspath(os.path.expanduser(sys.argv[1])))"
-            r = self.t.run([self.spec.python, "-c", code, self.spec.workdir], timeout=60)
-            if r.rc != 0:  # reached, but the host cannot run the agent: the host's failure
-                raise HostIOError(f"{self.name}: {self.spec.python} does not run on the host: "
-                                  f"{plain_cause(r.stderr or r.stdout) or f'exit {r.rc}'}")
-            self.work = r.stdout.strip().splitlines()[-1]
-            self._push_agent()
+            self._connect()
             if lock:
                 self._lock()
             self.info = self._ctl("probe")
@@ -196,18 +187,20 @@ class SshExecutor(Executor):
             self.info["arch_mismatch"] = f"inventory says {self.spec.arch}"
         return self.info
 
+    def _connect(self) -> None:
+        """The host's work directory, resolved, and the agent on the host."""
+        if self.work is not None and self.agent_root is not None:
+            return
+        code = "import os,sys; print(os.path.abspath(os.path.expanduser(sys.argv[1])))"
+        r = self.t.run([self.spec.python, "-c", code, self.spec.workdir], timeout=60)
+        if r.rc != 0:  # reached, but the host cannot run the agent: the host's failure
+            raise HostIOError(f"{self.name}: {self.spec.python} does not run on the host: "
+                              f"{plain_cause(r.stderr or r.stdout) or f'exit {r.rc}'}")
+        self.work = r.stdout.strip().splitlines()[-1]
+        self._push_agent()
+
     def _lock(self) -> None:
-        try:
-            self._ctl("lock", self.work, self.owner, str(self.lock_ttl_s), "0")
-        except HostctlFailed as e:
-            stale = _dead_local_owner(str(e))
-            if stale:  # a coordinator of this machine that was killed: take its lock back
-                self._ctl("unlock", self.work, stale)
-            try:
-                self._ctl("lock", self.work, self.owner, str(self.lock_ttl_s),
-                          str(self.lock_wait_s), timeout=self.lock_wait_s + 60)
-            except HostctlFailed as e2:
-                raise HostBusy(f"{self.name}: {e2}") from None
+        acquire(self._ctl, self.work, self.owner, self.lock_ttl_s, self.lock_wait_s, self.name)
         self._locked = True
 
     def _push_agent(self) -> None:
@@ -354,26 +347,18 @@ class SshExecutor(Executor):
     def close(self) -> None:
         try:
             if self._locked and not self.setup_error:  # a lost host's lease just expires
-                self._ctl("unlock", self.work, self.owner)
+                # kills whatever still measures under this lease, then releases it
+                self._ctl("unlock", self.work, self.owner, timeout=60)
         except Exception:  # noqa: BLE001 - the lock expires on its own
             pass
         self.t.close()
 
-
-def _dead_local_owner(message: str) -> str | None:
-    """The owner named in a 'locked by HOST:PID:RUN' message if it is a dead process here."""
-    m = re.search(r"locked by (\S+):(\d+):(\S+) until", message)
-    if not m or m.group(1) != socket.gethostname():
-        return None
-    try:
-        os.kill(int(m.group(2)), 0)
-        return None
-    except ProcessLookupError:
-        return f"{m.group(1)}:{m.group(2)}:{m.group(3)}"
-    except PermissionError:
-        return None
-
-
-def default_owner(run_id: str) -> str:
-    """The lock owner of a coordinator run: HOSTNAME:PID:RUN_ID."""
-    return f"{socket.gethostname()}:{os.getpid()}:{run_id}"
+    def release(self) -> dict:
+        """For a coordinator on its way out (Ctrl-C, SIGTERM) whose worker for this host is
+        gone: over a connection of its own, kill what measures under ``owner``'s lease on the
+        host and release the lease. Raises HostUnreachable, HostctlFailed."""
+        try:
+            self._connect()
+            return self._ctl("unlock", self.work, self.owner, timeout=30)
+        finally:
+            self.t.close()
