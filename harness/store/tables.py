@@ -110,7 +110,6 @@ def sustained_records(row: dict, windows: list[dict]) -> list[dict]:
 def read_sustained(out_dir: str | Path, run_id: str | None = None):
     """The sustained side table of run ``run_id`` (None: every run) as a pandas DataFrame;
     empty (with the columns) when there is none."""
-    import pandas as pd
     import pyarrow.parquet as pq
     root = Path(out_dir) / SUSTAINED_DIR
     paths = [sustained_path(out_dir, run_id)] if run_id else sorted(root.glob("*.parquet"))
