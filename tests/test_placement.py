@@ -62,9 +62,14 @@ def test_a_hung_host_holds_only_its_own_thread():
 
 @pytest.mark.unit
 def test_auto_placement_is_threads_without_a_cluster(monkeypatch):
+    from types import SimpleNamespace
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
-        pytest.skip("this session already owns a Ray instance")
+    # whether this test session started Ray must not matter: a stand-in says "not running"
+    monkeypatch.setitem(sys.modules, "ray", SimpleNamespace(is_initialized=lambda: False))
+    assert choose_placement("auto", None) == "threads"
+    monkeypatch.setitem(sys.modules, "ray", SimpleNamespace(is_initialized=lambda: True))
+    assert choose_placement("auto", None) == "ray"  # a caller's (a notebook's) instance
+    monkeypatch.delitem(sys.modules, "ray")
     assert choose_placement("auto", None) == "threads"
     assert choose_placement("auto", "10.0.0.1:6379") == "ray"
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
