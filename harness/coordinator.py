@@ -124,7 +124,8 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
               progress: bool = True, sweep_kind: str = "suite", sweep_tag: str | None = None,
               hosts=None, trust_new_host_key: bool = False,
               resume: str | None = None, job_hook=None,
-              lock_wait_s: float = 60.0, placement: str = "auto") -> RunReport:
+              lock_wait_s: float = 60.0, placement: str = "auto",
+              max_parallel_hosts: int | None = None) -> RunReport:
     """Measure every configuration of ``suite`` on ``hosts`` (inventory HostSpecs; None: this
     machine) and write the rows under ``out_dir``.
 
@@ -135,6 +136,8 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
     "ray" in Ray actors (a private instance unless ``ray_address``/RAY_ADDRESS names a
     cluster), "auto" = "ray" when a cluster is named or Ray is already initialized (a
     notebook, a test session), else "threads".
+    ``max_parallel_hosts``: at most this many hosts measure at once (None: all), like
+    Ansible's `forks`: for a shared uplink or a lab whose boards share power or cooling.
     Raises InputError for bad input found on the way (a model, an input file, a shape); a
     dataset directory this call created is then removed again if it is still empty. Raises
     DiskFull when the disk under ``out_dir`` fills up: the rows written before stay readable
@@ -147,7 +150,8 @@ def run_suite(suite: Suite, out_dir: Path, *, ray_address: str | None = None,
         return _run_suite(suite, out_dir, run_id, ray_address=ray_address, progress=progress,
                           sweep_kind=sweep_kind, sweep_tag=sweep_tag, hosts=hosts,
                           trust_new_host_key=trust_new_host_key, resume=resume,
-                          job_hook=job_hook, lock_wait_s=lock_wait_s, placement=placement)
+                          job_hook=job_hook, lock_wait_s=lock_wait_s, placement=placement,
+                          max_parallel_hosts=max_parallel_hosts)
     except InputError:
         if fresh and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()
@@ -180,7 +184,7 @@ def _disk_full_message(out_dir: Path, run_id: str) -> str:
 
 def _run_suite(suite: Suite, out_dir: Path, run_id: str, *, ray_address, progress, sweep_kind,
                sweep_tag, hosts, trust_new_host_key, resume, job_hook, lock_wait_s,
-               placement) -> RunReport:
+               placement, max_parallel_hosts) -> RunReport:
     from .executors.lease import default_owner
     check_writable(out_dir)
     t_start = time.perf_counter()
@@ -214,7 +218,7 @@ def _run_suite(suite: Suite, out_dir: Path, run_id: str, *, ray_address, progres
         try:
             transfers, host_info, writer, unreleased = _measure_all(
                 suite, out_dir, workers, factories, ctx, kept, skip, run_id, job_hook,
-                progress, timings)
+                progress, timings, max_parallel_hosts)
         finally:
             workers.close()
         if unreleased:  # their workers died: the leases are released from here
@@ -230,7 +234,7 @@ def _run_suite(suite: Suite, out_dir: Path, run_id: str, *, ray_address, progres
 
 def _measure_all(suite: Suite, out_dir: Path, workers, factories: dict, ctx: RunContext,
                  kept: list[dict], skip: set, run_id: str, job_hook, progress: bool,
-                 timings: dict):
+                 timings: dict, max_parallel_hosts: int | None = None):
     """Set up every host, prepare the models meanwhile, then measure: each host's jobs in plan
     order, one call per host in flight, rows written as they finish. Returns (transfers,
     host info, the closed writer, hosts whose worker could not finish: their leases are
@@ -273,14 +277,19 @@ def _measure_all(suite: Suite, out_dir: Path, workers, factories: dict, ctx: Run
     in_flight: dict[cf.Future, tuple] = {}
     series_writer = None  # the sustained side table, opened with the first series
 
-    def next_job(host: str) -> None:
-        if queues[host]:
+    # Hosts with jobs left and none in flight, in plan order; at most `max_parallel_hosts`
+    # of them measure at once (all of them when it is None).
+    ready = deque(h for h in queues if queues[h])
+    limit = max_parallel_hosts or len(queues) or 1
+
+    def start_ready() -> None:
+        while ready and len(in_flight) < limit:
+            host = ready.popleft()
             cfg, static, job = queues[host].popleft()
             in_flight[workers.call(host, "measure", job,
                                    suite.measure.agent_timeout_s())] = (cfg, static)
 
-    for h in queues:
-        next_job(h)
+    start_ready()
     while in_flight:
         done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
         for f in done:
@@ -292,7 +301,9 @@ def _measure_all(suite: Suite, out_dir: Path, workers, factories: dict, ctx: Run
                 series_writer.add(row, result["sustained"])
             writer.add(row)
             bars.update(cfg, row["status"])
-            next_job(cfg.host)
+            if queues[cfg.host]:
+                ready.append(cfg.host)  # behind the hosts that waited for a slot
+        start_ready()
     transfers, unreleased = [], []
     finishing = {h: workers.call(h, "finish") for h in factories if h not in workers.no_route}
     for h, f in finishing.items():

@@ -120,3 +120,29 @@ def test_a_local_run_starts_no_ray(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     out = json.loads(p.stdout.strip().splitlines()[-1])
     assert out == {"ray": False, "status": "ok", "placement": "threads"}, (out, wall)
+
+
+@pytest.mark.hosts
+@pytest.mark.slow
+def test_max_parallel_hosts_one_measures_one_host_at_a_time(x86_host_a, x86_host_b, tmp_path):
+    """Two hosts, three processes each, --max-parallel-hosts 1: no two measurements overlap
+    in time, and the hosts take turns (plan order), so neither waits for the other's all."""
+    from tests.helpers import write_inventory
+    inv = write_inventory(tmp_path / "inv.toml", [x86_host_a.inventory_entry(),
+                                                 x86_host_b.inventory_entry()])
+    (tmp_path / "s.toml").write_text(
+        'name = "turns"\nengines = { onnxruntime = "installed" }\nthreads = [1]\n'
+        "[measure]\nwarmup = 0\nmin_iterations = 3\nmin_seconds = 0.3\nprocesses = 3\n"
+        '[[models]]\nname = "m"\nbuiltin = "reduction_sum_block"\n')
+    p = subprocess.run([sys.executable, "-m", "harness", "run", str(tmp_path / "s.toml"),
+                        "--inventory", str(inv), "--data", str(tmp_path / "r"), "--no-progress",
+                        "--max-parallel-hosts", "1"], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    from harness.results import load
+    df = load(tmp_path / "r").sort_values("started_at")
+    assert len(df) == 6 and set(df["status"]) == {"ok"}
+    spans = list(zip(df["started_at"], df["ended_at"], df["host"].astype(str)))
+    for (_, e0, _), (s1, _, _) in zip(spans, spans[1:]):
+        assert (s1 - e0).total_seconds() >= -0.05, spans  # 50 ms for an agent's exit
+    assert len({h for _, _, h in spans[:2]}) == 2  # taking turns, not one host's three first

@@ -93,3 +93,12 @@ def add_placement_flags(p) -> None:
                    help="host workers as threads of this process (no Ray start-up) or in Ray "
                         "actors, one per group of hosts (default auto: ray when a cluster is "
                         "named, else threads)")
+    p.add_argument("--max-parallel-hosts", type=int, default=None, metavar="N",
+                   help="at most N hosts measure at once (default: all; like Ansible's forks)")
+
+
+def max_parallel_hosts(args) -> int | None:
+    """`--max-parallel-hosts` as a count >= 1, or None (every host); InputError otherwise."""
+    from ._common import positive_int
+    n = getattr(args, "max_parallel_hosts", None)
+    return None if n is None else positive_int("--max-parallel-hosts", n)

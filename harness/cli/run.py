@@ -12,7 +12,7 @@ from pathlib import Path
 from ..config.flags import SuiteFlags
 from ..errors import InputError
 from ._common import add_data_flag
-from ._targets import add_placement_flags, add_target_flags, resolve_hosts
+from ._targets import add_placement_flags, max_parallel_hosts, add_target_flags, resolve_hosts
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     log.info("dataset: %s%s", args.data, f" (resuming {args.resume})" if args.resume else "")
     report = run_suite(suite, Path(args.data), ray_address=args.ray_address,
                        placement=args.placement,
+                       max_parallel_hosts=max_parallel_hosts(args),
                        progress=not args.no_progress, hosts=hosts, sweep_kind=kind,
                        trust_new_host_key=args.trust_new_host_key, resume=args.resume)
     log.info("run %s: %d rows in %.1f s", report.run_id, len(report.rows), report.wall_s)

@@ -8,7 +8,8 @@ import logging
 from pathlib import Path
 
 from ._common import add_ci_flags, add_data_flag, write_ci_files
-from ._targets import add_placement_flags, DEVICES_HELP, INVENTORY_HELP, resolve_hosts
+from ._targets import (DEVICES_HELP, INVENTORY_HELP, add_placement_flags,
+                       max_parallel_hosts, resolve_hosts)
 from .run import run_footer
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
              ", ".join(h.name for h in hosts) if hosts else "this machine", args.data)
     report = run_suite(suite, Path(args.data), ray_address=args.ray_address,
                        placement=args.placement,
+                       max_parallel_hosts=max_parallel_hosts(args),
                        progress=not args.no_progress, hosts=hosts, sweep_kind="sweep",
                        sweep_tag=args.tag)
     print(render(summarize(report.rows)))
