@@ -56,6 +56,23 @@ def quote_argv(argv: list[str]) -> str:
     return " ".join(shlex.quote(str(a)) for a in argv)
 
 
+def _event_remote_runner():
+    """fabric's remote runner, waiting for a command's end on the channel's exit-status event
+    rather than in invoke's 10 ms polling loop (`Runner.wait`). Each host's worker thread
+    waits out every measurement in `wait`; 200 hosts polling 100 times a second cost the
+    coordinator about 0.1 s of CPU per host per configuration (fleet_scale, 200 hosts)."""
+    from fabric.runners import Remote
+
+    class EventRemote(Remote):
+        def wait(self) -> None:
+            # the same two conditions as invoke's loop; the 0.1 s bound is for a reader
+            # thread that died, which sets no event
+            while not (self.process_is_finished or self.has_dead_threads):
+                self.channel.status_event.wait(0.1)
+
+    return EventRemote
+
+
 class SshTransport:
     def __init__(self, spec: HostSpec, trust_new_host_key: bool = False):
         self.spec = spec
@@ -83,7 +100,8 @@ class SshTransport:
             if not os.path.isfile(kw["key_filename"]):  # say so, not "cannot reach"
                 raise HostUnreachable(f"{s.name}: identity_file {kw['key_filename']} does not "
                                       "exist")
-        cfg = Config(overrides={"load_ssh_configs": True})
+        cfg = Config(overrides={"load_ssh_configs": True,
+                                "runners": {"remote": _event_remote_runner()}})
         # An ~/.ssh/config alias brings its own HostName, Port, User and IdentityFile.
         conn = Connection(s.host, user=s.user, port=None if s.ssh_config_alias else s.port,
                           connect_kwargs=kw, config=cfg, connect_timeout=15)
