@@ -2,7 +2,36 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
+
+
+def tiny_suite(name: str, *, secs: float = 1.0, procs: int = 1, timeout_s: float = 60,
+               iterations: int = 3) -> str:
+    """The TOML of a one-configuration suite that fault tests measure many times:
+    `reduction_sum_block` on onnxruntime, 1 thread, no warmup, `procs` processes of at least
+    `iterations` runs and `secs` seconds each."""
+    return (f'name = "{name}"\nengines = {{ onnxruntime = "installed" }}\nthreads = [1]\n'
+            f"[measure]\nwarmup = 0\nmin_iterations = {iterations}\nmin_seconds = {secs}\n"
+            f"processes = {procs}\ntimeout_s = {timeout_s}\n"
+            '[[models]]\nname = "m"\nbuiltin = "reduction_sum_block"\n')
+
+
+# Chromium as root in a sandbox with no network: no sandbox, no GPU, no background traffic
+# (whose refused connections slow every start), a fresh profile per test.
+HEADLESS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run")
+
+
+def chromium(browser: str, profile: Path, *args: str,
+             timeout: float = 90) -> subprocess.CompletedProcess | None:
+    """Run headless Chromium with ``args`` (e.g. ``--screenshot=PNG``, a page URI); the
+    finished process (text output), or None when it did not finish within ``timeout`` s."""
+    try:
+        return subprocess.run([browser, *HEADLESS, f"--user-data-dir={profile}", *args],
+                              capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 def toml_value(v) -> str:

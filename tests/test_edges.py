@@ -29,31 +29,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import write_inventory
+from tests.helpers import tiny_suite, write_inventory
 from tests.hosts import procs, start_x86_host
 from tests.hosts.sshd import TOKEN_ENV
 
 pytestmark = [pytest.mark.hosts, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
-SUITE = """name = "edges"
-engines = {{ onnxruntime = "installed" }}
-threads = [1]
-[measure]
-warmup = 0
-min_iterations = 3
-min_seconds = {secs}
-processes = {procs}
-timeout_s = 60
-[[models]]
-name = "m"
-builtin = "reduction_sum_block"
-"""
 
 
 def _suite(tmp_path: Path, secs: float = 0.2, procs: int = 2) -> Path:
     p = tmp_path / f"suite-{secs}-{procs}.toml"
-    p.write_text(SUITE.format(secs=secs, procs=procs))
+    p.write_text(tiny_suite("edges", secs=secs, procs=procs, timeout_s=60))
     return p
 
 

@@ -24,33 +24,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.helpers import write_inventory
+from tests.helpers import tiny_suite, write_inventory
 from tests.hosts import procs, start_x86_host
 from tests.hosts.sshd import TOKEN_ENV
 
 pytestmark = [pytest.mark.hosts, pytest.mark.slow]
 
-SUITE = """
-name = "lease"
-engines = {{ onnxruntime = "installed" }}
-threads = [1]
-[measure]
-warmup = 0
-min_iterations = 3
-min_seconds = {secs}
-processes = {procs}
-timeout_s = 240
-[[models]]
-name = "m"
-builtin = "reduction_sum_block"
-"""
 # From the signal to the last agent process gone: Ray's shutdown, one SSH connection, two
 # short remote commands; generous for 2 shared cores.
 STOP_WITHIN_S = 20
 
 
 def _suite(path: Path, secs: float, procs_: int = 1) -> Path:
-    path.write_text(SUITE.format(secs=secs, procs=procs_))
+    path.write_text(tiny_suite("lease", secs=secs, procs=procs_, timeout_s=240))
     return path
 
 

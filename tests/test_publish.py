@@ -8,7 +8,6 @@ page has a chart, and every link resolves to a file in the site.
 
 from __future__ import annotations
 
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -22,6 +21,8 @@ from harness.compare.sweeps import compare_with_previous, write_report
 from harness.compare.synthetic import T0, rows_for, write_dataset
 from harness.errors import InputError
 from harness.publish import load_series, publish
+
+from tests.helpers import chromium
 
 from .test_report_render import _browser, decode_png
 
@@ -142,13 +143,8 @@ def test_publish_refuses_out_and_needs_output(tmp_path, capsys):
 
 
 def _screenshot(browser: str, page: Path, png: Path, profile: Path) -> np.ndarray | None:
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--no-first-run", f"--user-data-dir={profile}", f"--screenshot={png}",
-           "--window-size=1400,1000", page.as_uri()]
-    try:
-        subprocess.run(cmd, capture_output=True, timeout=90, check=False)
-    except subprocess.TimeoutExpired:
+    if chromium(browser, profile, f"--screenshot={png}", "--window-size=1400,1000",
+                page.as_uri()) is None:
         return None
     return decode_png(png.read_bytes()) if png.exists() else None
 

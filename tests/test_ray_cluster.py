@@ -17,16 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import write_inventory
+from tests.helpers import tiny_suite, write_inventory
 from tests.hosts import procs
 
 pytestmark = [pytest.mark.hosts, pytest.mark.slow]
 
 PROCESSES = 6
-SUITE = ('name = "two-nodes"\nengines = { onnxruntime = "installed" }\nthreads = [1]\n'
-         "[measure]\nwarmup = 0\nmin_iterations = 3\nmin_seconds = 1.0\n"
-         f"processes = {PROCESSES}\ntimeout_s = 60\n"
-         '[[models]]\nname = "m"\nbuiltin = "reduction_sum_block"\n')
+SUITE = tiny_suite("two-nodes", secs=1.0, procs=PROCESSES, timeout_s=60)
 
 
 def _free_port() -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,6 +15,7 @@ from harness.compare import compare
 from harness.compare.synthetic import frame, rows_for
 from harness.diagnose.compare import LayerCheck, TensorCheck
 from harness.diagnose.html import diagnosis_html
+from tests.helpers import chromium
 from tests.test_report_render import _browser
 
 
@@ -106,14 +106,11 @@ def test_pairs_table_fits_1400_px_in_chromium(tmp_path):
              "</script></body>")
     page = tmp_path / "report.html"
     page.write_text(html.replace("</body>", probe), encoding="utf-8")
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-           "--window-size=1400,1000", "--dump-dom", page.as_uri()]
-    try:
-        dom = subprocess.run(cmd, capture_output=True, text=True, timeout=90).stdout
-    except subprocess.TimeoutExpired:
+    done = chromium(browser, tmp_path / "profile", "--window-size=1400,1000", "--dump-dom",
+                    page.as_uri())
+    if done is None:
         pytest.skip("chromium did not finish within 90 s")
+    dom = done.stdout
     m = re.search(r'data-widths="(\d+),(\d+)"', dom)
     assert m, dom[-500:]
     page_w, table_w = int(m.group(1)), int(m.group(2))

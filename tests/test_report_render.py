@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import struct
-import subprocess
 import zlib
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from harness.compare import compare
 from harness.compare.synthetic import frame, rows_for
+from tests.helpers import chromium
 
 
 def _browser() -> str | None:
@@ -109,14 +109,8 @@ def test_report_renders_in_headless_chromium(tmp_path):
     page = tmp_path / "report.html"
     page.write_text(html, encoding="utf-8")
     png = tmp_path / "shot.png"
-    profile = tmp_path / "profile"
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--no-first-run", f"--user-data-dir={profile}", f"--screenshot={png}",
-           "--window-size=1200,1600", page.as_uri()]
-    try:
-        subprocess.run(cmd, capture_output=True, timeout=90, check=False)
-    except subprocess.TimeoutExpired:
+    if chromium(browser, tmp_path / "profile", f"--screenshot={png}", "--window-size=1200,1600",
+                page.as_uri()) is None:
         pytest.skip("chromium did not finish within 90 s")
     if not png.exists():
         pytest.skip("chromium wrote no screenshot (headless mode unavailable here)")
