@@ -21,6 +21,7 @@ def ray_session(address: str | None = None,
     main_thread = threading.current_thread() is threading.main_thread()
     on_term = signal.getsignal(signal.SIGTERM) if main_thread else None
     if address:
+        check_reachable(address)
         ray.init(address=address, **kwargs)
     else:
         # address="local" always starts a private instance: a plain init() would attach to
@@ -34,3 +35,22 @@ def ray_session(address: str | None = None,
         yield ray
     finally:
         ray.shutdown()
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Raise InputError unless something accepts a TCP connection at ``address`` (HOST:PORT,
+    a Ray head's GCS): ray.init retries an unreachable address for minutes, printing its own
+    warnings, and does not stop on SIGTERM meanwhile. "auto" and ray:// addresses are left to
+    Ray."""
+    import socket
+    from .errors import InputError
+    if address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as e:
+        why = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        raise InputError(f"--ray-address {address}", f"no Ray cluster answers there ({why})",
+                         "the address a running Ray head printed (ray start --head)") from None

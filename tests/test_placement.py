@@ -146,3 +146,19 @@ def test_max_parallel_hosts_one_measures_one_host_at_a_time(x86_host_a, x86_host
     for (_, e0, _), (s1, _, _) in zip(spans, spans[1:]):
         assert (s1 - e0).total_seconds() >= -0.05, spans  # 50 ms for an agent's exit
     assert len({h for _, _, h in spans[:2]}) == 2  # taking turns, not one host's three first
+
+
+@pytest.mark.unit
+def test_an_unreachable_ray_address_is_one_line_not_minutes_of_retries():
+    import socket
+    from harness.raysession import check_reachable
+    with socket.socket() as s:  # bound, not listening: connections are refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        with pytest.raises(InputError, match=f"--ray-address 127.0.0.1:{port}.*no Ray cluster"):
+            check_reachable(f"127.0.0.1:{port}", timeout_s=2)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        check_reachable(f"127.0.0.1:{s.getsockname()[1]}", timeout_s=2)
+    check_reachable("auto")  # left to Ray

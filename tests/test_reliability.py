@@ -103,7 +103,8 @@ def test_host_lost_mid_sweep_then_resume(tmp_path, ray_instance, fault_ledger):
         assert started["n"] >= 3  # the kill happened, mid-measurement
         # the measurement that was running when the host died is unreachable too (either the
         # SSH call fails or the agent's channel closes without a result)
-        assert len(lost) == 8 and (lost.status.isin(["ok", "unreachable"])).all()
+        assert len(lost) == 8 and (lost.status.isin(["ok", "unreachable"])).all(), \
+            list(zip(lost.status, lost.error))
         # the CLI's exit code for such a run is non-zero (checked through its footer)
         from harness.cli.run import run_footer
         assert run_footer(report, out) == 1

@@ -9,11 +9,15 @@ timeout=...)`` runs a hostctl verb on the device, over SSH or in this process.
 
 from __future__ import annotations
 
+import logging
+
 from typing import Callable
 
 from harness_agent.hostctl import HostctlError, call, owner_dead, owner_id
 
 from ..fleet.transport import HostBusy
+
+log = logging.getLogger(__name__)
 
 
 class HostctlFailed(Exception):
@@ -57,6 +61,8 @@ def acquire(ctl: Callable[..., dict], work: str, owner: str, ttl_s: float, wait_
         holder = e.held_by
     # only a coordinator of this machine can be proved dead; any other lease must expire
     dead = (holder,) if owner_dead(holder) else ()
+    if not dead and wait_s > 0:  # a silent wait of up to a minute reads as a hang
+        log.warning("%s: in use by %s; waiting up to %g s for it", name, holder, wait_s)
     try:
         ctl("lock", work, owner, str(ttl_s), str(wait_s), *dead, timeout=wait_s + 60)
     except HostctlFailed as e:

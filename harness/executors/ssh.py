@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import shlex
+import signal
 import tarfile
 import time
 from pathlib import Path
@@ -156,7 +157,9 @@ class SshExecutor(Executor):
         r = self.t.run(argv, timeout=60)
         if r.rc == 0:
             return
-        if r.rc == 124 and not self.t.alive():
+        # a host going away fails its commands first (killed: exit -1, 129, 143; or a
+        # timeout): only a host still answering has refused the write itself
+        if not self.t.alive() or self._lost_after(r.rc):
             raise HostUnreachable(f"{self.name}: the host stopped answering while {doing}")
         raise HostIOError(f"{self.name}: {doing} failed on the host: "
                           f"{plain_cause(r.stderr or r.stdout) or f'exit {r.rc}'}")
@@ -337,13 +340,22 @@ class SshExecutor(Executor):
         r = self.t.run(argv, timeout=timeout_s + KILL_AFTER_S + SSH_SLACK_S,
                        env_prefix=f"PYTHONPATH={shlex.quote(self.agent_root)} ")
         elapsed = time.monotonic() - t0
-        if RESULT_MARKER not in r.stdout and not self.t.alive():
+        if RESULT_MARKER not in r.stdout and (not self.t.alive() or self._lost_after(r.rc)):
             # the host went away under the job: infrastructure, not an engine failure
             how = "no exit status" if r.rc < 0 else f"exit {r.rc}"  # paramiko: -1
             cause = plain_cause(r.stderr, 200)
             raise HostUnreachable(f"{self.name}: connection lost during a measurement "
                                   f"({how}{': ' + cause if cause else ''})")
         return AgentExit(r.rc, r.stdout, r.stderr[-2000:], elapsed)
+
+    def _lost_after(self, rc: int) -> bool:
+        """Whether the host went away after killing the agent from outside: a host shutting
+        down (or its sshd stopped) sends SIGTERM or SIGHUP to its sessions before its
+        connections drop, so the agent's end can come a moment before the connection's."""
+        if rc not in (-1, 128 + signal.SIGTERM, 128 + signal.SIGHUP):
+            return False
+        time.sleep(1.0)
+        return not self.t.alive()
 
     def close(self) -> None:
         try:
