@@ -76,6 +76,14 @@ def configurations(rows: list[dict]) -> dict[tuple, list[dict]]:
     return out
 
 
+def failure_kind(rows: list[dict]) -> str:
+    """What failed in a configuration's rows, worst first (`harness.status.worst`): a failed
+    status, or for a measured row the output verdict that failed it (`wrong`, `nan/inf`, not
+    `ok`); '' when no row failed."""
+    return worst(r["status"] if r.get("status") in FAILED else r.get("verdict")
+                 for r in rows if failed(r))
+
+
 def evaluate(result: CompareResult | None, fail_on, run_rows: list[dict] | None = None) -> Gate:
     """The gate over `result` (None: nothing to compare with) and, for a sweep, the rows of
     its own run. A configuration counts as failed once, under the worst of its failed rows'
@@ -93,10 +101,9 @@ def evaluate(result: CompareResult | None, fail_on, run_rows: list[dict] | None 
     run_failed: Counter = Counter()
     groups = configurations(run_rows or [])
     for rows in groups.values():
-        bad = [r for r in rows if failed(r)]
-        if bad:  # a measured row fails by its outputs: name the verdict, not `ok`
-            run_failed[worst(r["status"] if r.get("status") in FAILED else r.get("verdict")
-                             for r in bad)] += 1
+        kind = failure_kind(rows)
+        if kind:
+            run_failed[kind] += 1
     return Gate(fail_on=fail, verdicts={k: v for k, v in verdicts.items() if v},
                 run_failed=dict(run_failed), configurations=len(groups),
                 compared=result is not None)

@@ -18,9 +18,10 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 
-from ..status import FAILED, failed, worst
+from ..status import failed, worst
 from ..terminal import terminal_safe
-from .gate import Gate, configurations
+from ..summary import KEYS
+from .gate import Gate, configurations, failure_kind
 from .render import fmt_ci, fmt_g, fmt_mib_delta, fmt_ms, fmt_p, fmt_ratio, split_key
 from .result import ASPECTS, CompareResult
 from .verdicts import PHASES
@@ -104,17 +105,13 @@ def to_junit(gate: Gate, result: CompareResult | None = None,
     if run_rows is not None:
         suite = _suite(root, f"run {run_id or ''}".strip())
         for key, rows in configurations(run_rows).items():
-            r0 = rows[0]
-            name = _name({k: r0.get(k) for k in ("model", "engine", "engine_version",
-                                                 "backend_requested", "precision_requested",
-                                                 "threads")})
+            name = _name(dict(zip(KEYS, key)))
             case = ET.SubElement(suite, "testcase", name=name, classname="harness.run",
                                  time=f"{sum(_dur(r) for r in rows):.3f}")
             bad = [r for r in rows if failed(r)]
             statuses = ", ".join(sorted({str(r.get("status")) for r in rows}))
             if bad:
-                kind = worst(r["status"] if r.get("status") in FAILED else r.get("verdict")
-                             for r in bad)
+                kind = failure_kind(rows)
                 err = next((str(r["error"]) for r in bad if r.get("error")), "")
                 fail = ET.SubElement(case, "failure", type=kind,
                                      message=f"{len(bad)} of {len(rows)} processes failed "
