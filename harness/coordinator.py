@@ -76,15 +76,17 @@ def _static_row_fields(pm: PreparedModel, art) -> dict:
 
 
 def executor_factories(hosts, owner: str, trust_new_host_key: bool = False,
-                       lock_wait_s: float = 60.0) -> dict:
+                       lock_wait_s: float = 60.0, sources: dict | None = None) -> dict:
     """host name -> picklable factory; None or [] means the local machine. ``owner``: the
-    coordinator's lease owner (executors.lease.default_owner)."""
+    coordinator's lease owner (executors.lease.default_owner); ``sources``: the suite's
+    versions built from source (Suite.sources)."""
     if not hosts:
         return {"local": functools.partial(LocalExecutor, owner=owner,
-                                           lock_wait_s=lock_wait_s)}
+                                           lock_wait_s=lock_wait_s, sources=sources)}
     from .executors.ssh import SshExecutor
     return {h.name: functools.partial(SshExecutor, h, owner, trust_new_host_key,
-                                      lock_wait_s=lock_wait_s) for h in hosts}
+                                      lock_wait_s=lock_wait_s, sources=sources)
+            for h in hosts}
 
 
 # How long a coordinator on its way out (Ctrl-C, SIGTERM, an error) spends stopping what it
@@ -194,7 +196,8 @@ def _run_suite(suite: Suite, out_dir: Path, run_id: str, *, ray_address, progres
         kept, sweep_kind, sweep_tag = _resumable(suite, hosts, out_dir, resume)
     skip = {(r.get("host"), r.get("series"), r.get("process")) for r in kept}
     owner = default_owner(run_id)
-    factories = executor_factories(hosts, owner, trust_new_host_key, lock_wait_s)
+    factories = executor_factories(hosts, owner, trust_new_host_key, lock_wait_s,
+                                   suite.sources)
     ctx = RunContext(run_id=run_id, suite=suite.name, sweep_kind=sweep_kind,
                      sweep_tag=sweep_tag)
     timings: dict = {}

@@ -57,6 +57,7 @@ def failed(row: dict) -> bool:
 SEVERITY: tuple[str, ...] = tuple(str(v) for v in (
     Verdict.WRONG, Verdict.NAN_INF,
     Status.ERROR, Status.TIMEOUT, Status.OOM, Status.CORRUPT, Status.CONVERT_ERROR,
+    Status.BUILD_ERROR,
     Status.HOST_ERROR, Status.HOST_BUSY, Status.UNREACHABLE,
     Verdict.SLOWER, Verdict.LARGER, Verdict.DRIFT, Verdict.UNSTABLE, Verdict.INSUFFICIENT,
     Status.UNSUPPORTED, Verdict.NO_REF,

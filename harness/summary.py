@@ -35,6 +35,12 @@ def summarize(rows: list[dict]) -> pd.DataFrame:
             df[k] = None
     df["cores_requested"] = df["cores_requested"].fillna("all")
     df["engine_version"] = df["engine_version"].fillna(df["engine_version_requested"])
+    if "engine_build" in df and df["engine_build"].notna().any():
+        # a source build is known by its label; the engine's own version string beside it
+        built = df["engine_build"].notna()
+        df.loc[built, "engine_version"] = [
+            b if v in (b, None) or v != v else f"{b} ({v})"
+            for b, v in zip(df.loc[built, "engine_build"], df.loc[built, "engine_version"])]
     out = []
     for key, g in df.groupby(KEYS, dropna=False, sort=True):
         samples = [s for lst in g.get("latency_ms", []) if isinstance(lst, list) for s in lst]

@@ -20,6 +20,7 @@ class Status(str, Enum):
     OOM = "oom"                      # killed for memory
     CORRUPT = "corrupt"              # a pushed file stayed damaged on the host
     CONVERT_ERROR = "convert_error"  # the model could not be converted for this engine
+    BUILD_ERROR = "build_error"      # the engine version, given as source, did not build
     UNSUPPORTED = "unsupported"      # this host cannot run this engine/version/configuration
     UNREACHABLE = "unreachable"      # the host could not be reached, or was lost
     HOST_BUSY = "host_busy"          # another coordinator holds the host

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the integration tests need (real SSH test hosts:
-# x86 sshd on loopback, an armhf chroot run under qemu-user, Mesa lavapipe Vulkan)
+# x86 sshd on loopback, an armhf chroot run under qemu-user, Mesa lavapipe Vulkan, pocl
+# OpenCL, and the compilers and tools of engine builds from source)
 # and make binfmt_misc usable for qemu-arm.
 #
 # Idempotent and fast when everything is present: every package is checked with
@@ -42,6 +43,10 @@ PACKAGES=(
     qemu-user-static binfmt-support debootstrap
     mesa-vulkan-drivers libvulkan1
     time procps iproute2
+    # engine builds from source (harness.builds): native and armhf compilers, CMake, Ninja,
+    # ccache; Vulkan headers and glslang for ncnn; an OpenCL loader and pocl's CPU device
+    cmake ninja-build ccache g++ crossbuild-essential-armhf
+    libvulkan-dev glslang-dev glslang-tools ocl-icd-libopencl1 pocl-opencl-icd
 )
 if [ "$WITH_CHROMIUM" = 1 ]; then
     PACKAGES+=(chromium)

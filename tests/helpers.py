@@ -75,3 +75,16 @@ def fake_sysfs(root: Path, *, max_khz: dict | None = None, cur_khz: dict | None 
         (d / "temp").write_text(f"{int(round(t * 1000))}\n")
     Path(root).mkdir(parents=True, exist_ok=True)
     return Path(root)
+
+
+def engine_src(name: str) -> Path:
+    """A source tarball of ``../shared/engine-src/`` (beside the checkout; the issue that asks
+    for source builds puts them there, since tests have no network), e.g.
+    ``engine_src("MNN-3.1.0.tar.xz")``. ``HARNESS_ENGINE_SRC`` names another folder."""
+    import os
+    root = Path(os.environ.get("HARNESS_ENGINE_SRC")
+                or Path(__file__).resolve().parents[2] / "shared" / "engine-src")
+    p = root / name
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: engine source tarball missing (set HARNESS_ENGINE_SRC)")
+    return p

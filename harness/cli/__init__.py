@@ -64,10 +64,16 @@ _LOG_HANDLER.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s:
 
 
 def _setup_logging(verbose: bool, debug: bool) -> None:
-    """Log harness's own loggers (not paramiko's or Ray's chatter) to stderr."""
+    """Log harness's own loggers (not paramiko's or Ray's chatter) to stderr. Engine builds
+    from source take minutes: their progress is shown always."""
+    _LOG_HANDLER.setStream(sys.stderr)  # the current stderr, also when main runs again
+    builds = logging.getLogger("harness.builds")
+    builds.setLevel(logging.DEBUG if debug else logging.INFO)
+    if _LOG_HANDLER not in builds.handlers:
+        builds.addHandler(_LOG_HANDLER)
+        builds.propagate = False  # shown once, also with -v
     if not (verbose or debug):
         return
-    _LOG_HANDLER.setStream(sys.stderr)  # the current stderr, also when main runs again
     for name in ("harness", "harness_agent"):
         logger = logging.getLogger(name)
         logger.setLevel(logging.DEBUG if debug else logging.INFO)

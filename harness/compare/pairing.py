@@ -11,6 +11,9 @@ The key is SERIES_KEY minus the dimension under test, adjusted per dimension:
                         "installed" pair up even if the installed version changed (noted)
 Key values come from the effective columns (backend, precision, engine_version), filled from
 the *_requested column where the effective one is empty (rows that failed before loading).
+The version of a row built from source is its build's label (``engine_build``), so a wheel
+and a source build of one release are two versions; ``--base``/``--head`` may also name a
+build by the start (7+ characters) of its source identity (commit id or tarball sha256).
 """
 
 from __future__ import annotations
@@ -60,10 +63,14 @@ def key_columns(dimension: str) -> list[str]:
 
 
 def effective(df: pd.DataFrame, name: str) -> pd.Series:
-    """Column `name`, with nulls filled from its *_requested column where there is one."""
+    """Column `name`, with nulls filled from its *_requested column where there is one; for
+    engine_version, a source build's label (engine_build) where there is one."""
     if name not in df.columns:
         return pd.Series([np.nan] * len(df), index=df.index, dtype=object)
     s = df[name]
+    if name == "engine_version" and "engine_build" in df.columns and df["engine_build"].notna().any():
+        built = df["engine_build"].astype(object)
+        s = built.where(built.notna(), s.astype(object))
     fb = FALLBACK.get(name)
     if fb is None or fb not in df.columns or not s.isna().any():
         return s
@@ -96,6 +103,18 @@ def _fmt_counts(pairs) -> str:
     return " ".join(f"{k}×{v}" for k, v in pairs) if pairs else "absent"
 
 
+def _side_mask(df: pd.DataFrame, col: str, dim: pd.Series, value: str) -> np.ndarray:
+    """Rows whose ``dim`` is ``value``; for versions, else rows whose source identity starts
+    with ``value`` (a commit id or tarball digest, 7 characters at least)."""
+    mask = (dim == value).to_numpy(dtype=bool, na_value=False)
+    if mask.any() or col != "engine_version" or "engine_source" not in df.columns \
+            or len(value) < 7:
+        return mask
+    ident = df["engine_source"].astype(object).map(
+        lambda x: x.split(":", 1)[-1] if isinstance(x, str) else "")
+    return ident.str.startswith(value.lower()).to_numpy(dtype=bool, na_value=False)
+
+
 @dataclass
 class Pairing:
     column: str               # dataset column under test
@@ -124,8 +143,8 @@ def pair_rows(df: pd.DataFrame, dimension: str, base, head, engine: str | None =
     if col not in df.columns:
         raise DatasetError(f"dimension {col!r}", "is not a column of the data")
     dim = effective(df, col)
-    is_base = (dim == base).to_numpy(dtype=bool, na_value=False)
-    is_head = (dim == head).to_numpy(dtype=bool, na_value=False)
+    is_base = _side_mask(df, col, dim, base)
+    is_head = _side_mask(df, col, dim, head)
     for name, mask in (("base", is_base), ("head", is_head)):
         if not mask.any():
             have = sorted(map(str, pd.unique(dim.dropna())))

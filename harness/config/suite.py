@@ -105,6 +105,9 @@ class Suite:
     cores: tuple[str, ...] = ("all",)
     measure: Measure = field(default_factory=Measure)
     engine_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # (engine, version label) -> harness.builds.source.EngineSource for versions built from
+    # source; other versions are wheel versions (or "installed")
+    sources: dict = field(default_factory=dict)
 
 
 def _path(v: Table, key: str, base: Path, must_exist: bool = True) -> Path | None:
@@ -246,7 +249,9 @@ def _check_onnx_file(v: Table, key: str, path: Path) -> None:
         v.fail(key, "an ONNX model file", f"{path.name}, which is not ONNX")
 
 
-def _engines(v: Table) -> dict[str, tuple[str, ...]]:
+def _engines(v: Table, base: Path) -> tuple[dict[str, tuple[str, ...]], dict]:
+    """Engine -> version labels, and (engine, label) -> EngineSource for the versions given
+    as source (a table with ``source``) rather than as a wheel version string."""
     raw = v.t.get("engines")
     if raw is None:
         v.fail("engines", "a table such as engines = { mnn = \"installed\" }", "nothing")
@@ -254,13 +259,55 @@ def _engines(v: Table) -> dict[str, tuple[str, ...]]:
         raw = {e: "installed" for e in raw} if all(isinstance(e, str) for e in raw) else raw
     ev = v.sub("engines")
     ev.keys(known_engines())
-    out = {}
+    out, sources = {}, {}
     for e in ev.t:
-        vers = ev.str_list(e)
-        out[e] = vers
+        items = ev.t[e] if isinstance(ev.t[e], list) else [ev.t[e]]
+        labels = []
+        for i, item in enumerate(items):
+            if isinstance(item, dict):
+                src = _source(Table(ev.where, item, f"engines.{e}[{i}]"), e, base)
+                sources[(e, src.name)] = src
+                labels.append(src.name)
+            elif isinstance(item, str):
+                labels.append(item)
+            else:
+                ev.fail(e, "version strings or { source = ... } tables", repr(item))
+        if not labels:
+            ev.fail(e, "at least one version", "an empty list")
+        if len(set(labels)) < len(labels):
+            ev.fail(e, "distinct versions (give each source its own name = ...)",
+                    ", ".join(labels))
+        out[e] = tuple(labels)
     if not out:
         v.fail("engines", "at least one engine", "an empty table")
-    return out
+    return out, sources
+
+
+def _source(t: Table, engine: str, base: Path):
+    """An EngineSource from ``{ source = PATH, ref, name, backends, cmake }``."""
+    from ..builds.recipes import known as buildable
+    from ..builds.source import BUILD_BACKENDS, EngineSource, default_name
+    t.keys(("source", "ref", "name", "backends", "cmake"))
+    if engine not in buildable():
+        t.fail("source", f"an engine with a build recipe ({', '.join(buildable())})", engine)
+    raw = t.get("source", str, required=True)
+    p = Path(raw).expanduser()
+    p = (p if p.is_absolute() else base / p).resolve()
+    if not p.exists():
+        t.fail("source", "an existing source tarball or git checkout", f"{raw!r} (looked at {p})")
+    ref = t.get("ref", str)
+    if ref is not None and not p.is_dir():
+        t.fail("ref", "a ref only with a git checkout as source", repr(ref))
+    if p.is_dir() and not (p / ".git").exists():
+        t.fail("source", "a git checkout (a folder with .git) or a tarball", str(p))
+    backends = t.str_list("backends", choices=BUILD_BACKENDS, default=("cpu",))
+    cmake = t.str_list("cmake", default=())
+    for flag in cmake:
+        if not flag.startswith("-D"):
+            t.fail("cmake", "CMake cache flags such as \"-DMNN_AVX512=ON\"", repr(flag))
+    name = t.get("name", str) or default_name(str(p), ref)
+    return EngineSource(engine=engine, path=str(p), name=name, ref=ref,
+                        backends=tuple(dict.fromkeys(("cpu",) + backends)), cmake_args=cmake)
 
 
 def _check_matrix(v: Table, engines: dict, backends, precisions) -> None:
@@ -280,7 +327,7 @@ def parse_suite(data: dict, where: str, base: Path, path: Path | None = None) ->
     v = Table(where, data)
     v.keys(("name", "description", "engines", "backends", "precisions", "threads", "cores",
             "measure", "models", "engine_options"))
-    engines = _engines(v)
+    engines, sources = _engines(v, base)
     backends = v.str_list("backends", default=("cpu",))
     precisions = v.str_list("precisions", default=("fp32",))
     _check_matrix(v, engines, backends, precisions)
@@ -332,7 +379,7 @@ def parse_suite(data: dict, where: str, base: Path, path: Path | None = None) ->
         opts = {e: dict(ov.sub(e).t) for e in ov.t}
     return Suite(name=v.get("name", str, Path(where).stem), path=path, models=models,
                  engines=engines, backends=backends, precisions=precisions, threads=threads,
-                 cores=cores, measure=measure, engine_options=opts)
+                 cores=cores, measure=measure, engine_options=opts, sources=sources)
 
 
 def _cores(v: Table) -> tuple[str, ...]:

@@ -33,6 +33,11 @@ class NoRuntime(HarnessError):
     platform, or the install failed); the message says which."""
 
 
+class NoBuild(NoRuntime):
+    """The engine version asked for is a source that did not build for this device (the
+    compiler's words, or the toolchain or headers that are missing): status build_error."""
+
+
 @dataclass
 class AgentExit:
     """How one agent process ended, as the shell reports it.
@@ -131,6 +136,7 @@ def infra_result(e: Exception) -> dict:
     """The result for a job that never got to run because of the device or the connection."""
     status = (Status.HOST_BUSY if isinstance(e, HostBusy) else
               Status.HOST_ERROR if isinstance(e, HostIOError) else
+              Status.BUILD_ERROR if isinstance(e, NoBuild) else
               Status.UNSUPPORTED if isinstance(e, NoRuntime) else Status.UNREACHABLE)
     return {"status": status.value, "error": str(e), "started_at": time.time()}
 
@@ -149,10 +155,14 @@ class Executor(ABC):
     name: str = "device"
     local: bool = False
 
-    def __init__(self) -> None:
+    def __init__(self, sources: dict | None = None) -> None:
         self.transfers: list[dict] = []
         # (engine, version) -> the Python that runs it, or why there is none (asked once)
         self._runtimes: dict[tuple[str, str], str | NoRuntime] = {}
+        # (engine, version label) -> EngineSource: versions this executor builds from source
+        self.sources: dict = dict(sources or {})
+        # (engine, version label) -> the build's info (build.json) once built or found
+        self.builds: dict[tuple[str, str], dict] = {}
 
     # -- what implementations provide ---------------------------------------------------------
     @abstractmethod
@@ -178,6 +188,40 @@ class Executor(ABC):
     @abstractmethod
     def _find_runtime(self, engine: str, version: str) -> str:
         """runtime() without the memo: find or provision it. Raises NoRuntime."""
+
+    def build_target(self):
+        """The harness.builds BuildTarget of this device (its architecture, Python and the
+        headers to compile its Python modules against). Raises NoBuild."""
+        raise NoBuild(f"{self.name}: this device cannot have engines built for it")
+
+    def built_wheel(self, engine: str, version: str) -> Path:
+        """The wheel of the source build named ``version`` for this device, built now or found
+        in the build cache. Raises NoBuild (with the compiler's words)."""
+        from ..builds.build import BuildFailed, build
+        from ..builds.source import SourceError
+        source = self.sources[(engine, version)]
+        info = self.setup()
+        target_key = f"{info['arch']}-{info['python_tag']}"
+        try:
+            b = build(source, target_key, self.build_target)
+        except (BuildFailed, SourceError) as e:
+            raise NoBuild(str(e)) from None
+        self.builds[(engine, version)] = b.info
+        return b.wheel
+
+    def build_fields(self, engine: str, version: str) -> dict:
+        """The row's build columns for (engine, version): empty for wheels."""
+        source = self.sources.get((engine, version))
+        if source is None:
+            return {}
+        try:
+            identity = source.identity()
+        except HarnessError:
+            identity = None
+        b = self.builds.get((engine, version)) or {}
+        opts = dict(source.options(), target=b.get("target"), build_key=b.get("key"))
+        return {"engine_build": source.name, "engine_source": identity,
+                "engine_build_options": json.dumps(opts, sort_keys=True)}
 
     @abstractmethod
     def push(self, path: str | Path, kind: str) -> str:
@@ -251,8 +295,14 @@ class Executor(ABC):
         """Push the files of ``job`` (coordinator paths; see push_job) and run the agent.
 
         A file the agent finds damaged (status corrupt) is pushed again and the job rerun,
-        once. Returns what run_agent returns.
+        once. Returns what run_agent returns, with the build columns of a version built from
+        source (build_fields).
         """
+        res = self._submit(mode, job, timeout_s, also)
+        res.update(self.build_fields(job["engine"], job.get("version", "installed")))
+        return res
+
+    def _submit(self, mode: str, job: dict, timeout_s: float, also: Iterable[str]) -> dict:
         try:  # before any push: a device that cannot run the job gets no files
             self.runtime(job["engine"], job.get("version", "installed"))
         except INFRA_ERRORS as e:

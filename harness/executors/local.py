@@ -55,8 +55,9 @@ class LocalExecutor(Executor):
     local = True
 
     def __init__(self, python: str | None = None, owner: str | None = None,
-                 lock_ttl_s: float = 900.0, lock_wait_s: float = 60.0):
-        super().__init__()
+                 lock_ttl_s: float = 900.0, lock_wait_s: float = 60.0,
+                 sources: dict | None = None):
+        super().__init__(sources)
         self.python = python or sys.executable
         self.owner = owner
         self.lock_ttl_s, self.lock_wait_s = lock_ttl_s, lock_wait_s
@@ -98,6 +99,11 @@ class LocalExecutor(Executor):
         """This Python when it has ``version`` of the engine installed ("installed": any),
         else a virtual environment provisioned from the engine's wheel. Raises NoRuntime."""
         from ..engines import adapter_class
+        if (engine, version) in self.sources:
+            from ..cache import cache_root
+            wheel = self.built_wheel(engine, version)
+            return provision_venv(cache_root() / "envs" / self.builds[(engine, version)]["key"],
+                                  [wheel], f"{engine} {version}")
         dist = adapter_class(engine).PIP_PACKAGE
         try:
             installed = importlib.metadata.version(dist)
@@ -121,6 +127,10 @@ class LocalExecutor(Executor):
             raise NoRuntime(str(e)) from None
         return provision_venv(cache_root() / "envs" / f"{engine}-{version}-{tag}", [wheel],
                               f"{engine} {version}")
+
+    def build_target(self):
+        from ..builds.target import this_python_target
+        return this_python_target()
 
     # -- files ------------------------------------------------------------------------------------
     def push(self, path: str | Path, kind: str) -> str:

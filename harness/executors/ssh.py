@@ -23,7 +23,7 @@ from ..engines import adapter_class
 from ..fleet.inventory import HostSpec
 from ..fleet.transport import HostBusy, HostIOError, HostUnreachable, SshTransport
 from ..fleet.wheels import NoWheel, download
-from .base import AgentExit, Executor, NoRuntime, plain_cause
+from .base import AgentExit, Executor, NoBuild, NoRuntime, plain_cause
 from .lease import HostctlFailed, acquire, default_owner
 
 __all__ = ["SshExecutor", "HostctlFailed", "default_owner", "agent_tarball"]
@@ -103,8 +103,9 @@ class SshExecutor(Executor):
     """
 
     def __init__(self, spec: HostSpec, owner: str, trust_new_host_key: bool = False,
-                 lock_ttl_s: float = 900.0, lock_wait_s: float = 60.0):
-        super().__init__()
+                 lock_ttl_s: float = 900.0, lock_wait_s: float = 60.0,
+                 sources: dict | None = None):
+        super().__init__(sources)
         self.spec = spec
         self.name = spec.name
         self.owner = owner
@@ -293,25 +294,79 @@ class SshExecutor(Executor):
             raise NoRuntime(f"{engine} is not importable with {self.spec.python} on "
                             f"{self.name} ({have.get('error', 'not installed')}); name a version "
                             "to have the harness provision it")
-        if have.get("version") == version:
-            return self.spec.python
-        pkg = adapter_class(engine).PIP_PACKAGE
-        try:
-            wheel = download(pkg, version, info["python_tag"], info["arch"], info.get("glibc"))
-        except NoWheel as e:
-            raise NoRuntime(str(e)) from None
+        if (engine, version) in self.sources:
+            wheel = self.built_wheel(engine, version)
+            env_name = self.builds[(engine, version)]["key"]
+        else:
+            if have.get("version") == version:
+                return self.spec.python
+            pkg = adapter_class(engine).PIP_PACKAGE
+            try:
+                wheel = download(pkg, version, info["python_tag"], info["arch"],
+                                 info.get("glibc"))
+            except NoWheel as e:
+                raise NoRuntime(str(e)) from None
+            env_name = f"{engine}-{version}-{info['python_tag']}"
         remote_wheel = self.push(wheel, "wheel")
         # pip needs the real wheel file name to install it
         named = f"{self.work}/wheels/{wheel.name}"
         self._mkdir(f"{self.work}/wheels")
         self._must(["cp", "-f", remote_wheel, named], f"copying {remote_wheel} to {named}")
-        env_dir = f"{self.work}/envs/{engine}-{version}-{info['python_tag']}"
+        env_dir = f"{self.work}/envs/{env_name}"
         try:
             out = self._ctl("venv", env_dir, named, timeout=900)
         except HostctlFailed as e:
             raise NoRuntime(f"{engine} {version} could not be installed on {self.name}: "
                             f"{e}") from None
         return out["python"]
+
+    def build_target(self):
+        """This host's BuildTarget: this machine's own Python headers when the host's Python
+        is the same kind (architecture and version), else the host's headers, copied from it
+        (its ``Python.h``, ``pyconfig.h`` and numpy's headers). Raises NoBuild when the host
+        has none (a Python without its development files: Debian's python3-dev)."""
+        from ..builds.target import HEADERS_PROBE, BuildTarget, this_python_target
+        info = self.setup()
+        here = this_python_target()
+        if (info["arch"], info["python_tag"]) == (here.arch, here.python_tag):
+            return here
+        r = self._py(["-c", HEADERS_PROBE], timeout=60)
+        try:
+            paths = json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise NoBuild(f"{self.name}: could not ask {self.spec.python} where its headers are "
+                          f"(exit {r.rc}): {plain_cause(r.stderr)}") from None
+        dirs = [paths["include"], paths["platinclude"], paths.get("numpy")]
+        if not paths.get("numpy"):
+            raise NoBuild(f"{self.name}: numpy is not importable with {self.spec.python}; "
+                          "engines' Python modules are built against the host's numpy")
+        check = self.t.run(["test", "-f", f"{paths['include']}/Python.h"], timeout=30)
+        if check.rc != 0:
+            raise NoBuild(f"{self.name}: no {paths['include']}/Python.h on the host (install "
+                          f"Python's development files there, e.g. Debian's "
+                          f"libpython{paths['include'].rsplit('python', 1)[-1]}-dev)")
+        return BuildTarget(arch=info["arch"], python_tag=info["python_tag"],
+                           ext_suffix=paths["ext_suffix"] or ".so",
+                           include_dirs=self._copy_dirs([d for d in dirs if d]),
+                           glibc=info.get("glibc"))
+
+    def _copy_dirs(self, dirs: list[str]) -> tuple[str, ...]:
+        """Copy the host's directories ``dirs`` (absolute, symlinks followed) into this
+        machine's build cache; their paths here, in the same order."""
+        import tarfile
+        from ..cache import cache_root
+        remote = f"{self.work}/scratch/headers.tar"
+        self._mkdir(f"{self.work}/scratch")
+        self._must(["tar", "-chf", remote, "-C", "/"] + [d.lstrip("/") for d in dirs],
+                   f"packing {', '.join(dirs)}")
+        here = cache_root() / "builds" / "headers" / f"{self.name}-{self.info['python_tag']}"
+        here.mkdir(parents=True, exist_ok=True)
+        local = here / "headers.tar"
+        self.t.get(remote, local)
+        with tarfile.open(local) as tf:
+            tf.extractall(here, filter="data")
+        local.unlink()
+        return tuple(str(here / d.lstrip("/")) for d in dirs)
 
     # -- the agent process ---------------------------------------------------------------------
     def _failure(self, e: Exception) -> dict:

@@ -201,6 +201,20 @@ class SshTransport:
         except Exception as e:
             raise HostUnreachable(f"{self.spec.name}: copy to {remote} failed: {e}") from None
 
+    def get(self, remote: str, local: Path) -> None:
+        """Copy the host's file ``remote`` to ``local``. Raises HostIOError (no such file, not
+        readable), HostUnreachable."""
+        try:
+            self.conn.sftp().get_channel().settimeout(TRANSFER_TIMEOUT_S)
+            self.conn.get(remote, str(local))
+        except OSError as e:
+            if self._conn is not None and self._conn.is_connected:
+                raise HostIOError(f"{self.spec.name}: reading {remote} failed: "
+                                  f"{e.strerror or e}") from None
+            raise HostUnreachable(f"{self.spec.name}: copy from {remote} failed: {e}") from None
+        except Exception as e:
+            raise HostUnreachable(f"{self.spec.name}: copy from {remote} failed: {e}") from None
+
     def _why_write_failed(self, remote: str, size: int | None, why: str) -> str:
         """Why writing ``size`` bytes to ``remote`` failed, as the host sees it: the torn copy
         is removed (it must not keep the disk full), then a disk with less free space than the

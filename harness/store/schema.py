@@ -18,6 +18,9 @@ Version history:
      cool-down (`cooldown`, `cooldown_wait_s`, `cooldown_temp_{before,after}_c`,
      `cooldown_target_c`) and sustained runs (`sustained_s`, `throttle_ratio`,
      `throttle_window_s`); older rows ran on all cores without a cool-down
+  4  engines built from source: `engine_build` (the version label of a source build),
+     `engine_source` (sha256:<tarball digest> or git:<commit>), `engine_build_options`
+     (JSON: backends, extra CMake flags, target); older rows ran wheels, where all are null
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import pyarrow as pa
 
 from ..errors import InputError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 VERSION_KEY = b"harness.schema_version"
 
 S, I, F, B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
@@ -61,7 +64,8 @@ ROW_COLUMNS: tuple[Column, ...] = tuple(
     + _dims("kernel", "os", "python_version", "harness_version",
             "model", "model_sha256", "artifact_sha256", "converter", "input_shape", "input_key")
     + _cols(I, "model_weight_bytes", "model_activation_lower_bound_bytes")
-    + _dims("engine_version_requested", "engine_version", "backend_requested", "backend",
+    + _dims("engine_version_requested", "engine_version", "engine_build", "engine_source",
+            "engine_build_options", "backend_requested", "backend",
             "precision_requested", "precision")
     + _cols(I, "threads", "process") + _dims("cores_requested", "cpu_mask")
     + _cols(I, "cpu_mask_cores") + _cols(S, "core_hint")
@@ -197,7 +201,14 @@ def _v2_to_v3(table: pa.Table) -> pa.Table:
 
 
 # MIGRATIONS[n]: a row table in layout n -> the same rows in layout n + 1.
-MIGRATIONS: dict[int, Callable[[pa.Table], pa.Table]] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(table: pa.Table) -> pa.Table:
+    # Rows before source builds ran wheels (or whatever was installed): the build columns
+    # stay null, which is what a wheel row has.
+    return table
+
+
+MIGRATIONS: dict[int, Callable[[pa.Table], pa.Table]] = {1: _v1_to_v2, 2: _v2_to_v3,
+                                                         3: _v3_to_v4}
 
 
 def migrate(table: pa.Table, version: int) -> pa.Table:

@@ -24,6 +24,9 @@ from ..layers import tensor_stats
 _BACKENDS = {"cpu": "CPU", "vulkan": "VULKAN", "opencl": "OPENCL", "cuda": "CUDA", "metal": "METAL"}
 # fp32 asks for 'high' so that no backend may quietly drop to fp16; fp16 asks for 'low'.
 _PRECISIONS = {"fp32": "high", "fp16": "low"}
+# MNNForwardType (include/MNN/MNNForwardType.h) -> backend names
+# (13, CPU_EXTENSION: the CPU with its extension instruction sets)
+_FORWARD_TYPES = {0: "cpu", 1: "metal", 2: "cuda", 3: "opencl", 7: "vulkan", 13: "cpu"}
 _FALLBACK = re.compile(r"Can't Find type=(\d+) backend, use (\d+) instead")
 # MNN's Halide types the Python binding exposes, and the numpy dtype of each
 _HALIDE = (("Halide_Type_Float", "float32"), ("Halide_Type_Int", "int32"),
@@ -83,6 +86,15 @@ class Adapter(_Base):
         self.core_hint = "MNN power=%s" % power + (" (engine_options)" if "power" in options
                                                    else "")
 
+    def _session_backend(self):
+        """The session's first backend as MNN reports it (SessionInfoCode BACKENDS = 2, an
+        MNNForwardType), in this harness's names; None where MNN cannot say."""
+        try:
+            code = int(self.interp.getSessionInfo(self.session, 2))
+        except Exception:  # noqa: BLE001 - older bindings: the log line is the evidence
+            return None
+        return _FORWARD_TYPES.get(code)
+
     def load(self, files, backend, precision, threads, options, input_shapes):
         MNN = self.MNN
         if backend not in _BACKENDS:
@@ -102,6 +114,12 @@ class Adapter(_Base):
         self.effective_backend = "cpu" if (fell_back or backend == "cpu") else backend
         if fell_back:
             self.notes.append("MNN: %s" % fell_back.group(0))
+        ran_on = self._session_backend()
+        if ran_on is not None and ran_on != self.effective_backend:
+            # MNN's own answer (Interpreter::getSessionInfo BACKENDS) wins over its log
+            self.notes.append("MNN: the session's backend is %s (asked for %s)"
+                              % (ran_on, backend))
+            self.effective_backend = ran_on
         if self.effective_backend == "cpu" and precision == "fp16" and self.cpu_fp16 is False:
             # MNN accepts 'low' but this CPU has no fp16 arithmetic, so it computes in fp32.
             self.effective_precision = "fp32"

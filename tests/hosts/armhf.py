@@ -51,6 +51,8 @@ PACKAGES = (
     "python3-pip",
     "openssh-server",
     "python3-numpy",
+    # Python's headers, for cross-building engines' Python modules against this host
+    "libpython3.11-dev",
     "procps",
     "time",
 )

@@ -1,0 +1,72 @@
+"""ncnn from source: its Python module (pybind11, from PyPI, instead of the dropped git
+submodule) linked against a static ncnn, and ``benchncnn``, as ncnn's own ``setup.py`` and
+CMake build them (``NCNN_PYTHON=ON``). Vulkan uses Debian's glslang (``glslang-dev``) through
+``NCNN_SYSTEM_GLSLANG``; ncnn loads the Vulkan driver at run time.
+
+ncnn's version is a date (``1.0.YYYYMMDD``); CMake takes today's unless told, so it is read
+from the source: a date in the tarball's name or the ref, else the commit's date.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ..build import BuildContext, BuildFailed
+
+dist = "ncnn"
+
+
+def _date(ctx: BuildContext) -> str:
+    s = ctx.source
+    m = re.search(r"(20\d{6})", Path(s.path).name if not s.is_git else (s.ref or ""))
+    if m:
+        return m.group(1)
+    if s.is_git:
+        commit = s.identity().split(":", 1)[1]
+        r = subprocess.run(["git", "-C", s.path, "log", "-1", "--format=%cd",
+                            "--date=format:%Y%m%d", commit], capture_output=True, text=True)
+        if r.returncode == 0 and r.stdout.strip():
+            return r.stdout.strip()
+    raise BuildFailed(f"{s.path}: cannot tell ncnn's version (no YYYYMMDD date in the "
+                      "tarball's name; name it like ncnn-20260526.tar.xz)")
+
+
+def configure_args(ctx: BuildContext) -> list[str]:
+    if not ctx.target.native:
+        raise BuildFailed(f"ncnn {ctx.source.name}: its Python module builds for this "
+                          f"machine's architecture only (pybind11 finds the target Python "
+                          f"through CMake's FindPython); {ctx.target.arch} hosts run ncnn's "
+                          "PyPI wheels")
+    import pybind11
+    vulkan = "vulkan" in ctx.source.options()["backends"]
+    if "opencl" in ctx.source.options()["backends"]:
+        raise BuildFailed(f"ncnn {ctx.source.name}: ncnn has no OpenCL backend (cpu, vulkan)")
+    return ["-DNCNN_PYTHON=ON", "-DNCNN_SYSTEM_PYBIND11=ON",
+            f"-Dpybind11_DIR={pybind11.get_cmake_dir()}", f"-DPython_EXECUTABLE={sys.executable}",
+            "-DNCNN_BUILD_BENCHMARK=ON", "-DNCNN_BUILD_TOOLS=OFF", "-DNCNN_BUILD_EXAMPLES=OFF",
+            "-DNCNN_BUILD_TESTS=OFF", "-DNCNN_SHARED_LIB=OFF", f"-DNCNN_VERSION={_date(ctx)}",
+            f"-DNCNN_VULKAN={'ON' if vulkan else 'OFF'}",
+            f"-DNCNN_SYSTEM_GLSLANG={'ON' if vulkan else 'OFF'}"]
+
+
+def ninja_targets(ctx: BuildContext) -> list[str]:
+    return ["pyncnn", "benchncnn"]
+
+
+def finish(ctx: BuildContext) -> str:
+    built = sorted((ctx.build / "python" / "ncnn").glob("ncnn*.so"))
+    if not built:
+        raise BuildFailed(f"ncnn {ctx.source.name}: the build made no Python module "
+                          f"(python/ncnn/ncnn*.so)")
+    pkg = ctx.stage / "ncnn"
+    shutil.copytree(ctx.src / "python" / "ncnn", pkg,
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    shutil.copy2(built[0], pkg / built[0].name)
+    bench = ctx.build / "benchmark" / "benchncnn"
+    if bench.is_file():
+        shutil.copy2(bench, ctx.tools / "benchncnn")
+    return f"1.0.{_date(ctx)}"

@@ -1,0 +1,115 @@
+"""Engines built from source with real compilers, run through `harness run` on real hosts.
+
+The sources are the trimmed release tarballs of ../shared/engine-src/. Builds are cached
+(harness.builds: by source identity, options and target; objects in ccache), so only a cold
+machine compiles: MNN for armv7l (cross), MNN with Vulkan and OpenCL for x86_64, ncnn for
+x86_64.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import tarfile
+
+import pandas as pd
+import pytest
+
+from harness.config.suite import load_suite
+from harness.coordinator import run_suite
+from harness.fleet.inventory import load_inventory
+from tests.helpers import engine_src, write_inventory
+
+pytestmark = [pytest.mark.engines, pytest.mark.slow]
+
+
+def _harness(*args, timeout=900):
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _broken_copy(tmp_path, name="ncnn-20260526"):
+    """ncnn's tarball with one header that no compiler accepts."""
+    with tarfile.open(engine_src(f"{name}.tar.xz")) as tf:
+        tf.extractall(tmp_path / "x", filter="data")
+    mat = tmp_path / "x" / name / "src" / "mat.h"
+    mat.write_text("int broken_by_the_test = ;\n" + mat.read_text())
+    out = tmp_path / f"{name}-broken.tar.gz"
+    with tarfile.open(out, "w:gz", compresslevel=1) as tf:
+        tf.add(tmp_path / "x" / name, arcname=name)
+    return out
+
+
+def test_a_source_that_does_not_compile_is_build_error_for_that_version_only(tmp_path):
+    broken = _broken_copy(tmp_path)
+    (tmp_path / "s.toml").write_text(f"""
+name = "broken"
+engines = {{ ncnn = ["installed", {{ source = "{broken}", name = "broken" }}] }}
+[measure]
+warmup = 0
+min_iterations = 3
+processes = 1
+[[models]]
+name = "m"
+builtin = "reduction_sum_block"
+""")
+    r = _harness("run", str(tmp_path / "s.toml"), "--data", str(tmp_path / "res"))
+    assert r.returncode == 1, r.stderr[-2000:]  # a failed configuration, not a crash
+    assert "Traceback" not in r.stderr
+    df = pd.read_parquet(tmp_path / "res")
+    by = df.set_index("engine_version_requested")
+    assert by.loc["installed", "status"] == "ok"
+    bad = by.loc["broken"]
+    assert bad.status == "build_error"
+    assert "mat.h" in bad.error and "error:" in bad.error
+    assert bad.engine_build == "broken" and bad.engine_source.startswith("sha256:")
+    assert "build_error" in r.stdout
+
+
+@pytest.mark.hosts
+def test_mnn_built_for_armv7_finds_the_convtranspose_memory_fix(armv7_host, tmp_path, caplog):
+    inv = write_inventory(tmp_path / "inv.toml", [armv7_host.inventory_entry()])
+    (tmp_path / "s.toml").write_text(f"""
+name = "mnn-armv7"
+engines = {{ mnn = [ {{ source = "{engine_src('MNN-3.0.0.tar.xz')}" }},
+                     {{ source = "{engine_src('MNN-3.1.0.tar.xz')}" }} ] }}
+threads = [1, 2, 4]
+[measure]
+warmup = 0
+min_iterations = 2
+processes = 3
+timeout_s = 600
+[[models]]
+name = "upsampler"
+builtin = "convtranspose_upsampler"
+""")
+    suite = load_suite(tmp_path / "s.toml")
+    hosts = load_inventory(inv)
+    out = tmp_path / "res"
+    first = run_suite(suite, out, hosts=hosts, progress=False, placement="threads")
+    df = pd.DataFrame(first.rows)
+    assert (df.status == "ok").all(), df[["status", "error"]].to_string()
+    assert set(df.arch) == {"armv7l"} and set(df.engine_version) == {"3.0.0", "3.1.0"}
+    assert set(df.engine_build) == {"src:MNN-3.0.0", "src:MNN-3.1.0"}
+    opts = json.loads(df.engine_build_options.iloc[0])
+    assert opts["target"] == "armv7l-cp311" and opts["backends"] == ["cpu"]
+    assert df.engine_source.str.startswith("sha256:").all()
+    assert (df.verdict == "ok").all()  # outputs checked against onnxruntime on the coordinator
+
+    # a second run builds nothing and sends no engine
+    with caplog.at_level(logging.INFO, logger="harness.builds"):
+        second = run_suite(suite, out, hosts=hosts, progress=False, placement="threads")
+    assert sum("build cache hit" in m for m in caplog.messages) == 2
+    assert not any(m.startswith("building ") for m in caplog.messages)
+    assert sum(t["bytes"] for t in second.transfers if t["kind"] == "wheel") == 0
+    assert (pd.DataFrame(second.rows).status == "ok").all()
+
+    cmp_ = _harness("compare", "--data", str(out), "--engine", "mnn", "--base",
+                    "src:MNN-3.0.0", "--head", "src:MNN-3.1.0", "--json")
+    assert cmp_.returncode == 0, cmp_.stderr
+    by_t = {p["key"]["threads"]: p for p in json.loads(cmp_.stdout)["pairs"]}
+    assert sorted(by_t) == [1, 2, 4]
+    assert by_t[1]["memory"]["steady"]["verdict"] == "smaller"
+    assert by_t[1]["memory"]["steady"]["delta_kb"] < -32 * 1024  # the k*k*featuremap buffer
