@@ -113,3 +113,84 @@ builtin = "convtranspose_upsampler"
     assert sorted(by_t) == [1, 2, 4]
     assert by_t[1]["memory"]["steady"]["verdict"] == "smaller"
     assert by_t[1]["memory"]["steady"]["delta_kb"] < -32 * 1024  # the k*k*featuremap buffer
+
+
+GPU_SUITE = """
+name = "mnn-gpu"
+engines = {{ mnn = [ {{ source = "{src}", name = "3.1.0-gpu", backends = ["vulkan", "opencl"] }} ] }}
+backends = ["vulkan", "opencl"]
+[measure]
+warmup = 1
+min_iterations = 3
+processes = 1
+[[models]]
+name = "upsampler"
+builtin = "convtranspose_upsampler"
+[[models]]
+name = "reduction"
+builtin = "reduction_sum_block"
+"""
+
+
+@pytest.mark.hosts
+def test_mnn_built_with_vulkan_and_opencl_on_the_gpu_host(gpu_host, tmp_path):
+    inv = write_inventory(tmp_path / "inv.toml", [gpu_host.inventory_entry()])
+    (tmp_path / "s.toml").write_text(GPU_SUITE.format(src=engine_src("MNN-3.1.0.tar.xz")))
+    report = run_suite(load_suite(tmp_path / "s.toml"), tmp_path / "res",
+                       hosts=load_inventory(inv), progress=False, placement="threads")
+    df = pd.DataFrame(report.rows).set_index(["model", "backend_requested"])
+    for model in ("upsampler", "reduction"):
+        vk = df.loc[(model, "vulkan")]
+        # really on Vulkan (MNN's session reports its backend), outputs as onnxruntime's
+        assert vk.status == "ok" and vk.backend == "vulkan", vk.notes
+        assert vk.verdict == "ok" and vk.engine_version == "3.1.0"
+        # MNN's OpenCL runtime takes GPU-type devices only (OpenCLRuntime.cpp asks for
+        # CL_DEVICE_TYPE_GPU); pocl's device is a CPU: a fallback, said as MNN says it
+        cl = df.loc[(model, "opencl")]
+        assert cl.status == "fallback" and cl.backend == "cpu"
+        assert "Can't Find type=3 backend" in cl.notes
+    opts = json.loads(df.engine_build_options.iloc[0])
+    assert opts["backends"] == ["cpu", "opencl", "vulkan"]
+
+
+NCNN_SUITE = """
+name = "ncnn-src"
+engines = {{ ncnn = ["1.0.20260526", {{ source = "{src}", backends = ["vulkan"] }}] }}
+backends = ["cpu", "vulkan"]
+threads = [1, 2]
+[measure]
+warmup = 2
+min_iterations = 30
+processes = 2
+[[models]]
+name = "ppocr_cls"
+builtin = "ppocr_cls"
+[[models]]
+name = "reduction"
+builtin = "reduction_sum_block"
+"""
+
+
+def test_ncnn_source_build_and_the_wheel_of_the_same_release_agree(tmp_path):
+    (tmp_path / "s.toml").write_text(NCNN_SUITE.format(src=engine_src("ncnn-20260526.tar.xz")))
+    out = tmp_path / "res"
+    run = _harness("run", str(tmp_path / "s.toml"), "--data", str(out))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    df = pd.read_parquet(out)
+    assert set(df.engine_version) == {"1.0.20260526"}  # ncnn's own version string, both
+    assert (df.status == "ok").all() and (df.verdict == "ok").all()
+    src = df[df.engine_build.notna()]
+    assert set(src.engine_build) == {"src:ncnn-20260526"} and len(src) == len(df) // 2
+    assert set(df.backend) == {"cpu", "vulkan"}
+    cmp_ = _harness("compare", "--data", str(out), "--engine", "ncnn", "--base",
+                    "1.0.20260526", "--head", "src:ncnn-20260526", "--json")
+    assert cmp_.returncode == 0, cmp_.stderr
+    pairs = json.loads(cmp_.stdout)["pairs"]
+    assert len(pairs) == 2 * 2 * 2  # models x backends x threads
+    for p in pairs:
+        # the same release from the same source: outputs within fp32 tolerance of each other
+        assert p["correctness"]["verdict"] in ("identical", "ok"), p["correctness"]
+        assert p["latency"]["verdict"] in ("same", "faster", "slower", "unstable")
+    text = _harness("compare", "--data", str(out), "--engine", "ncnn", "--base",
+                    "1.0.20260526", "--head", "src:ncnn-20260526")
+    assert "latency:" in text.stdout and "correctness:" in text.stdout

@@ -161,3 +161,25 @@ def test_compare_pairs_a_wheel_with_a_source_build_of_the_same_release():
     assert len(pr.keys) == 1
     by_commit = pair_rows(df, "version", "3.1.0", "0123456")
     assert len(by_commit.keys) == 1
+
+
+def test_version_3_files_read_as_wheel_rows(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from harness.compare.synthetic import rows_for
+    from harness.results import load
+    from harness.store.schema import SCHEMA_VERSION, VERSION_KEY, to_table
+    assert SCHEMA_VERSION == 4
+    new = ["engine_build", "engine_source", "engine_build_options", "gpu_heap_budget_mb",
+           "engine_memory_mb"]
+    table = to_table(rows_for(processes=2, samples=5)).drop_columns(new)
+    table = table.set_column(table.column_names.index("schema_version"), "schema_version",
+                             pa.array([3, 3], type=pa.int64()))
+    table = table.replace_schema_metadata({VERSION_KEY: b"3"})
+    path = tmp_path / "date=2026-11-28" / "engine=mnn" / "part-old.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(table, path)
+    df = load(tmp_path)
+    assert len(df) == 2 and df["engine_build"].isna().all() and df["engine_source"].isna().all()
+    assert list(df["schema_version"]) == [3, 3]

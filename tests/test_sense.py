@@ -313,7 +313,7 @@ def test_version_2_files_migrate_to_unpinned_rows_without_cooldown(tmp_path):
     from harness.compare.synthetic import rows_for
     from harness.results import load
     from harness.store.schema import SCHEMA_VERSION, VERSION_KEY, to_table
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION >= 3  # version 2 files upgrade through every later layout
     rows = rows_for(processes=2, samples=5)
     new = {"cores_requested", "cpu_mask", "cpu_mask_cores", "core_hint", "cooldown",
            "cooldown_wait_s", "cooldown_temp_before_c", "cooldown_temp_after_c",

@@ -125,6 +125,25 @@ def relevant_lines(text: str, limit: int = 600) -> str:
     return " | ".join(picked)[:limit]
 
 
+def ccache_counts(env: dict) -> dict:
+    """ccache's counters for the build cache (``{"hits": n, "misses": n}``); empty when
+    ccache is missing or too old for ``--print-stats`` (ccache 4.x has it)."""
+    if not shutil.which("ccache"):
+        return {}
+    try:
+        p = subprocess.run(["ccache", "--print-stats"], capture_output=True, text=True, env=env,
+                           timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    stats = dict(ln.split("\t", 1) for ln in p.stdout.splitlines() if "\t" in ln)
+    try:
+        return {"hits": int(stats.get("direct_cache_hit", 0))
+                + int(stats.get("preprocessed_cache_hit", 0)),
+                "misses": int(stats.get("cache_miss", 0))}
+    except ValueError:
+        return {}
+
+
 def _unpack(source: EngineSource, work: Path) -> Path:
     """The source tree of ``source`` (unpacked or exported once per identity)."""
     src = work / "src"
@@ -192,6 +211,8 @@ def build(source: EngineSource, target_key: str, target: Callable[[], BuildTarge
     out = root / key
     with open(root / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second executor for this target waits here
+        for stale in root.glob(f"{key}.tmp-*"):  # a build killed before it finished
+            shutil.rmtree(stale, ignore_errors=True)
         found = _load(out)
         if found is not None:
             say(f"build cache hit: {source.engine} {source.name} for {target_key} ({key})")
@@ -242,6 +263,7 @@ def _build(source: EngineSource, target: BuildTarget, key: str, out: Path, recip
                CCACHE_NOHASHDIR="1", CCACHE_COMPILERCHECK="content")
     ctx = BuildContext(source=source, target=target, src=src, build=bdir, stage=tmp / "stage",
                        tools=tmp / "tools", log_path=log_path, env=env)
+    counts0 = ccache_counts(env)
     say(f"building {source.engine} {source.name} for {target.key()} "
         f"(backends {', '.join(source.options()['backends'])}); log: {out / 'build.log'}")
     cc, cxx = target.compilers()
@@ -269,17 +291,21 @@ def _build(source: EngineSource, target: BuildTarget, key: str, out: Path, recip
         shutil.rmtree(bdir, ignore_errors=True)
         raise BuildFailed(f"{e} (log: {failed_log})", failed_log) from None
     tools = {p.name: f"tools/{p.name}" for p in ctx.tools.iterdir()}
+    counts1 = ccache_counts(env)
+    ccache = ({k: counts1[k] - counts0.get(k, 0) for k in counts1} if counts1 else None)
     info = {"key": key, "engine": source.engine, "name": source.name,
             "identity": source.identity(), "options": source.options(),
             "target": target.key(), "arch": target.arch, "python_tag": target.python_tag,
             "engine_version": version, "wheel": wheel.name, "tools": tools,
             "seconds": round(time.monotonic() - t0, 1), "recipe": RECIPE_VERSION,
+            "ccache": ccache,  # compiler calls answered from ccache during this build
             "built_at": time.time()}
     (tmp / "build.json").write_text(json.dumps(info, indent=1, sort_keys=True))
     shutil.rmtree(tmp / "stage")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     shutil.rmtree(bdir, ignore_errors=True)  # ccache keeps the objects
-    say(f"built {source.engine} {source.name} for {target.key()} in {info['seconds']:.0f} s")
+    say(f"built {source.engine} {source.name} for {target.key()} in {info['seconds']:.0f} s"
+        + (f" (ccache: {ccache['hits']} hits, {ccache['misses']} misses)" if ccache else ""))
     return Build(key=key, wheel=out / wheel.name,
                  tools={k: out / v for k, v in tools.items()}, info=info, cache_hit=False)

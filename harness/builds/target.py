@@ -97,12 +97,19 @@ def this_python_target() -> BuildTarget:
                        glibc=platform.libc_ver()[1] or None)
 
 
-# The host's answer to this (run with the host's Python) says where its headers are.
+# The host's answer to this (run with the host's Python) says where its headers are: the
+# directories to put on the include path, and those to copy (Debian's pyconfig.h includes
+# <MULTIARCH/python3.X/pyconfig.h>, relative to the folder above Python's include folder).
 HEADERS_PROBE = (
-    "import json,sysconfig\n"
+    "import json,os,sysconfig\n"
     "p=sysconfig.get_paths()\n"
-    "try:\n import numpy; n=numpy.get_include()\n"
-    "except Exception: n=None\n"
-    "print(json.dumps({'include':p['include'],'platinclude':p['platinclude'],'numpy':n,"
-    "'ext_suffix':sysconfig.get_config_var('EXT_SUFFIX')}))\n"
+    "inc=[p['include'],p['platinclude']]\n"
+    "try:\n import numpy; inc.append(numpy.get_include())\n"
+    "except Exception: inc.append(None)\n"
+    "root=os.path.dirname(p['include'])\n"
+    "ma=sysconfig.get_config_var('MULTIARCH')\n"
+    "extra=os.path.join(root,ma,os.path.basename(p['include'])) if ma else None\n"
+    "copy=[d for d in inc+[extra] if d and os.path.isdir(d)]\n"
+    "print(json.dumps({'include':p['include'],'numpy':inc[2],'include_dirs':inc+[root],"
+    "'copy':sorted(set(copy)),'ext_suffix':sysconfig.get_config_var('EXT_SUFFIX')}))\n"
 )

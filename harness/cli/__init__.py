@@ -58,7 +58,20 @@ def build_parser() -> HarnessParser:
     return p
 
 
-_LOG_HANDLER = logging.StreamHandler()
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (main may run several times in one
+    process, each with its own stderr)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+_LOG_HANDLER = _StderrHandler()
 _LOG_HANDLER.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
                                             datefmt="%H:%M:%S"))
 
@@ -66,7 +79,6 @@ _LOG_HANDLER.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s:
 def _setup_logging(verbose: bool, debug: bool) -> None:
     """Log harness's own loggers (not paramiko's or Ray's chatter) to stderr. Engine builds
     from source take minutes: their progress is shown always."""
-    _LOG_HANDLER.setStream(sys.stderr)  # the current stderr, also when main runs again
     builds = logging.getLogger("harness.builds")
     builds.setLevel(logging.DEBUG if debug else logging.INFO)
     if _LOG_HANDLER not in builds.handlers:

@@ -336,7 +336,6 @@ class SshExecutor(Executor):
         except (ValueError, IndexError):
             raise NoBuild(f"{self.name}: could not ask {self.spec.python} where its headers are "
                           f"(exit {r.rc}): {plain_cause(r.stderr)}") from None
-        dirs = [paths["include"], paths["platinclude"], paths.get("numpy")]
         if not paths.get("numpy"):
             raise NoBuild(f"{self.name}: numpy is not importable with {self.spec.python}; "
                           "engines' Python modules are built against the host's numpy")
@@ -345,28 +344,33 @@ class SshExecutor(Executor):
             raise NoBuild(f"{self.name}: no {paths['include']}/Python.h on the host (install "
                           f"Python's development files there, e.g. Debian's "
                           f"libpython{paths['include'].rsplit('python', 1)[-1]}-dev)")
+        copied = self._copy_dirs(paths["copy"])
         return BuildTarget(arch=info["arch"], python_tag=info["python_tag"],
                            ext_suffix=paths["ext_suffix"] or ".so",
-                           include_dirs=self._copy_dirs([d for d in dirs if d]),
+                           include_dirs=tuple(str(copied / d.lstrip("/"))
+                                              for d in paths["include_dirs"] if d),
                            glibc=info.get("glibc"))
 
-    def _copy_dirs(self, dirs: list[str]) -> tuple[str, ...]:
+    def _copy_dirs(self, dirs: list[str]) -> Path:
         """Copy the host's directories ``dirs`` (absolute, symlinks followed) into this
-        machine's build cache; their paths here, in the same order."""
+        machine's build cache, under the folder returned (host paths keep their layout)."""
+        import shutil
         import tarfile
+
         from ..cache import cache_root
         remote = f"{self.work}/scratch/headers.tar"
         self._mkdir(f"{self.work}/scratch")
         self._must(["tar", "-chf", remote, "-C", "/"] + [d.lstrip("/") for d in dirs],
                    f"packing {', '.join(dirs)}")
         here = cache_root() / "builds" / "headers" / f"{self.name}-{self.info['python_tag']}"
-        here.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(here, ignore_errors=True)
+        here.mkdir(parents=True)
         local = here / "headers.tar"
         self.t.get(remote, local)
         with tarfile.open(local) as tf:
             tf.extractall(here, filter="data")
         local.unlink()
-        return tuple(str(here / d.lstrip("/")) for d in dirs)
+        return here
 
     # -- the agent process ---------------------------------------------------------------------
     def _failure(self, e: Exception) -> dict:

@@ -20,7 +20,9 @@ Version history:
      `throttle_window_s`); older rows ran on all cores without a cool-down
   4  engines built from source: `engine_build` (the version label of a source build),
      `engine_source` (sha256:<tarball digest> or git:<commit>), `engine_build_options`
-     (JSON: backends, extra CMake flags, target); older rows ran wheels, where all are null
+     (JSON: backends, extra CMake flags, target); older rows ran wheels, where all are null.
+     GPU memory where the engine's API tells it: `gpu_heap_budget_mb` (ncnn's Vulkan heap
+     budget) and `engine_memory_mb` (MNN's count of its session's memory)
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ ROW_COLUMNS: tuple[Column, ...] = tuple(
             "precision_requested", "precision")
     + _cols(I, "threads", "process") + _dims("cores_requested", "cpu_mask")
     + _cols(I, "cpu_mask_cores") + _cols(S, "core_hint")
-    + _dims("gpu_device", "gpu_type", "engine_options", "status")
+    + _dims("gpu_device", "gpu_type") + _cols(F, "gpu_heap_budget_mb", "engine_memory_mb")
+    + _dims("engine_options", "status")
     + _cols(S, "error") + _dims("phase") + _cols(S, "notes")
     + _cols(I, "warmup_iterations", "min_iterations") + _cols(F, "min_seconds")
     + _cols(F, "load_ms", "first_ms", "warmup_ms") + [Column("latency_ms", pa.list_(F))]

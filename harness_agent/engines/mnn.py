@@ -132,6 +132,11 @@ class Adapter(_Base):
         for name, shape in zip(self.input_names, input_shapes):
             self.interp.resizeTensor(inputs[name], tuple(shape))
         self.interp.resizeSession(self.session)
+        try:  # MNN's own count of the session's memory (SessionInfoCode MEMORY = 0), in MB:
+            # on a GPU backend it includes the device buffers RSS does not see
+            self.details["engine_memory_mb"] = float(self.interp.getSessionInfo(self.session, 0))
+        except Exception:  # noqa: BLE001
+            pass
         self.inputs = [inputs[n] for n in self.input_names]
         # Each input is fed in the dtype of MNN's own tensor (MNN keeps int64 ONNX inputs as
         # int32 tensors and refuses an int64 host tensor), each output read into a host tensor

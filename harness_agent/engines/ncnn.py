@@ -156,6 +156,11 @@ class Adapter(_Base):
             # type 3 is VK_PHYSICAL_DEVICE_TYPE_CPU: a software rasterizer such as lavapipe.
             self.details["gpu_type"] = {0: "other", 1: "integrated", 2: "discrete",
                                         3: "cpu", 4: "virtual"}.get(info.type(), str(info.type()))
+            try:  # VulkanDevice::get_heap_budget: VK_EXT_memory_budget's budget, else the heap
+                self.details["gpu_heap_budget_mb"] = float(
+                    ncnn.get_gpu_device(ncnn.get_default_gpu_index()).get_heap_budget())
+            except Exception:  # noqa: BLE001 - older bindings do not expose it
+                pass
             # load_param sanitizes net.opt by what the device supports: read back what is on
             o = net.opt
             if o.use_fp16_arithmetic:
