@@ -183,3 +183,26 @@ def test_version_3_files_read_as_wheel_rows(tmp_path):
     df = load(tmp_path)
     assert len(df) == 2 and df["engine_build"].isna().all() and df["engine_source"].isna().all()
     assert list(df["schema_version"]) == [3, 3]
+
+
+def test_compare_reads_source_builds_by_label_and_by_digest(tmp_path):
+    from harness.compare.core import compare
+    from harness.compare.load import load_sides
+    from harness.compare.synthetic import rows_for
+    from harness.store.schema import to_table
+    import pyarrow.parquet as pq
+    rows = []
+    for label, source in ((None, None), ("src:MNN-3.1.0", "sha256:" + "ab" * 32)):
+        for r in rows_for(processes=3, samples=30):
+            r.update(engine_version="3.1.0", engine_build=label, engine_source=source,
+                     engine_version_requested=label or "3.1.0")
+            rows.append(r)
+    path = tmp_path / "date=2026-12-01" / "engine=mnn" / "part-x.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(to_table(rows), path)
+    for head in ("src:MNN-3.1.0", "abababa"):
+        df = load_sides(tmp_path, "version", "3.1.0", head, {})
+        res = compare(df, "version", "3.1.0", head)
+        assert len(res.pairs) >= 1, head
+    with pytest.raises(Exception, match="has no rows"):
+        load_sides(tmp_path, "version", "3.1.0", "cdcdcdc", {})

@@ -3,13 +3,18 @@ a comparison only the rows of its two sides."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..results import DatasetError, load
 from .pairing import SERIES_KEY, dimension_column, key_columns
+
+
+_HEX = re.compile(r"[0-9a-fA-F]{7,64}")
 
 
 def compare_columns(dimension: str) -> list[str]:
@@ -17,6 +22,7 @@ def compare_columns(dimension: str) -> list[str]:
     col = dimension_column(dimension)
     cols = set(key_columns(dimension)) | {col, "engine", "status", "latency_ms",
                                           "engine_version", "engine_version_requested",
+                                          "engine_build", "engine_source",
                                           "backend_requested", "precision_requested",
                                           "governor_start", "governor_end", "temp_max_c_start",
                                           "temp_max_c_end", "notes", "extra_json", "out_sha256",
@@ -38,6 +44,12 @@ def load_sides(data: str | Path, dimension: str, base: str, head: str,
     where = pc.field(col).isin([base, head])
     if col in ("engine_version", "backend", "precision"):
         where = where | pc.field(f"{col}_requested").isin([base, head])
+    prefixes = [v.lower() for v in (base, head) if _HEX.fullmatch(v)]
+    if col == "engine_version" and prefixes:
+        for v in prefixes:  # a source build named by its commit or tarball digest
+            for kind in ("git:", "sha256:"):
+                source = pc.field("engine_source").cast(pa.string())  # stored dictionary-coded
+                where = where | pc.starts_with(source, kind + v)
     try:
         df = load(data, columns=compare_columns(dimension), where=where, **filters)
     except DatasetError as e:
@@ -49,6 +61,9 @@ def load_sides(data: str | Path, dimension: str, base: str, head: str,
     have = set(df[col].dropna().astype(str))
     if col in ("engine_version", "backend", "precision"):
         have |= set(df[f"{col}_requested"].dropna().astype(str))
+    if col == "engine_version" and "engine_source" in df:
+        ids = [str(x).split(":", 1)[-1] for x in df["engine_source"].dropna()]
+        have |= {v for v in prefixes if any(i.startswith(v) for i in ids)}
     for side, value in (("base", base), ("head", head)):
         if value not in have:  # name every value the dataset holds, not the other side's
             values = sorted(map(str, load(data, columns=[col])[col].dropna().unique()))

@@ -1,6 +1,7 @@
 """ncnn from source: its Python module (pybind11, from PyPI, instead of the dropped git
-submodule) linked against a static ncnn, and ``benchncnn``, as ncnn's own ``setup.py`` and
-CMake build them (``NCNN_PYTHON=ON``). Vulkan uses Debian's glslang (``glslang-dev``) through
+submodule) linked against a static ncnn, ``benchncnn``, and the int8 tools ``ncnn2table`` and
+``ncnn2int8`` (not in the wheel), as ncnn's own ``setup.py`` and CMake build them
+(``NCNN_PYTHON=ON``, ``NCNN_BUILD_TOOLS=ON``; only the named targets are compiled). Vulkan uses Debian's glslang (``glslang-dev``) through
 ``NCNN_SYSTEM_GLSLANG``; ncnn loads the Vulkan driver at run time.
 
 ncnn's version is a date (``1.0.YYYYMMDD``); CMake takes today's unless told, so it is read
@@ -47,14 +48,14 @@ def configure_args(ctx: BuildContext) -> list[str]:
         raise BuildFailed(f"ncnn {ctx.source.name}: ncnn has no OpenCL backend (cpu, vulkan)")
     return ["-DNCNN_PYTHON=ON", "-DNCNN_SYSTEM_PYBIND11=ON",
             f"-Dpybind11_DIR={pybind11.get_cmake_dir()}", f"-DPython_EXECUTABLE={sys.executable}",
-            "-DNCNN_BUILD_BENCHMARK=ON", "-DNCNN_BUILD_TOOLS=OFF", "-DNCNN_BUILD_EXAMPLES=OFF",
+            "-DNCNN_BUILD_BENCHMARK=ON", "-DNCNN_BUILD_TOOLS=ON", "-DNCNN_BUILD_EXAMPLES=OFF",
             "-DNCNN_BUILD_TESTS=OFF", "-DNCNN_SHARED_LIB=OFF", f"-DNCNN_VERSION={_date(ctx)}",
             f"-DNCNN_VULKAN={'ON' if vulkan else 'OFF'}",
             f"-DNCNN_SYSTEM_GLSLANG={'ON' if vulkan else 'OFF'}"]
 
 
 def ninja_targets(ctx: BuildContext) -> list[str]:
-    return ["pyncnn", "benchncnn"]
+    return ["pyncnn", "benchncnn", "ncnn2table", "ncnn2int8"]
 
 
 def finish(ctx: BuildContext) -> str:
@@ -66,7 +67,7 @@ def finish(ctx: BuildContext) -> str:
     shutil.copytree(ctx.src / "python" / "ncnn", pkg,
                     ignore=shutil.ignore_patterns("*.so", "__pycache__"))
     shutil.copy2(built[0], pkg / built[0].name)
-    bench = ctx.build / "benchmark" / "benchncnn"
-    if bench.is_file():
-        shutil.copy2(bench, ctx.tools / "benchncnn")
+    for tool in ("benchmark/benchncnn", "tools/quantize/ncnn2table", "tools/quantize/ncnn2int8"):
+        if (ctx.build / tool).is_file():
+            shutil.copy2(ctx.build / tool, ctx.tools / Path(tool).name)
     return f"1.0.{_date(ctx)}"
