@@ -120,7 +120,7 @@ def relevant_lines(text: str, limit: int = 600) -> str:
     """The compiler's own words about a failure: the first lines that say error (at most
     four, joined by " | "), else the last line of the log; at most ``limit`` characters."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    errs = [ln for ln in lines if _ERROR.search(ln) and not ln.startswith("$ ")]
+    errs = list(dict.fromkeys(ln for ln in lines if _ERROR.search(ln) and not ln.startswith("$ ")))
     picked = errs[:4] if errs else lines[-1:]
     return " | ".join(picked)[:limit]
 
@@ -265,7 +265,7 @@ def _build(source: EngineSource, target: BuildTarget, key: str, out: Path, recip
                        tools=tmp / "tools", log_path=log_path, env=env)
     counts0 = ccache_counts(env)
     say(f"building {source.engine} {source.name} for {target.key()} "
-        f"(backends {', '.join(source.options()['backends'])}); log: {out / 'build.log'}")
+        f"(backends {', '.join(source.options()['backends'])}) from {source.identity()}")
     cc, cxx = target.compilers()
     launcher = (["-DCMAKE_C_COMPILER_LAUNCHER=ccache", "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"]
                 if shutil.which("ccache") else [])

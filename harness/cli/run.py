@@ -130,6 +130,13 @@ def run_footer(report, data) -> int:
     if len(by_host) > 1 or bad:
         for h, c in sorted(by_host.items()):
             print(f"host {h}: " + ", ".join(f"{n} {s}" for s, n in sorted(c.items())))
+    builds = {}
+    for r in report.rows:  # one line per failed build: its rows all carry the same words
+        if r["status"] == "build_error":
+            builds.setdefault((r["host"], r["engine"], r.get("engine_version_requested")),
+                              r.get("error"))
+    for (h, engine, version), error in sorted(builds.items(), key=str):
+        print(f"build_error on {h}: {error}")
     print(f"\nrun {report.run_id}: {len(report.rows)} rows in {report.wall_s:.1f} s -> "
           f"{data} ({len(report.files)} file(s)); {len(bad)} failed")
     if any(r["status"] in RETRY for r in report.rows):

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ..build import BuildContext, BuildFailed
@@ -22,6 +23,9 @@ dist = "ncnn"
 
 
 def _date(ctx: BuildContext) -> str:
+    """ncnn's release date for its version: a YYYYMMDD in the tarball's name or the ref, else
+    the commit's date, else the newest file time in the tarball's sources (release archives
+    keep the commit's time)."""
     s = ctx.source
     m = re.search(r"(20\d{6})", Path(s.path).name if not s.is_git else (s.ref or ""))
     if m:
@@ -32,8 +36,10 @@ def _date(ctx: BuildContext) -> str:
                             "--date=format:%Y%m%d", commit], capture_output=True, text=True)
         if r.returncode == 0 and r.stdout.strip():
             return r.stdout.strip()
-    raise BuildFailed(f"{s.path}: cannot tell ncnn's version (no YYYYMMDD date in the "
-                      "tarball's name; name it like ncnn-20260526.tar.xz)")
+    newest = max((p.stat().st_mtime for p in (ctx.src / "src").glob("*.cpp")), default=None)
+    if newest is None:
+        raise BuildFailed(f"{s.path}: no src/*.cpp: not an ncnn source tree")
+    return time.strftime("%Y%m%d", time.gmtime(newest))
 
 
 def configure_args(ctx: BuildContext) -> list[str]:
