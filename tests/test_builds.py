@@ -158,14 +158,14 @@ NCNN_SUITE = """
 name = "ncnn-src"
 engines = {{ ncnn = ["1.0.20260526", {{ source = "{src}", backends = ["vulkan"] }}] }}
 backends = ["cpu", "vulkan"]
-threads = [1, 2]
+threads = [1]
 [measure]
 warmup = 2
 min_iterations = 30
-processes = 2
+processes = 3
 [[models]]
-name = "ppocr_cls"
-builtin = "ppocr_cls"
+name = "upsampler"
+builtin = "convtranspose_upsampler"
 [[models]]
 name = "reduction"
 builtin = "reduction_sum_block"
@@ -187,7 +187,7 @@ def test_ncnn_source_build_and_the_wheel_of_the_same_release_agree(tmp_path):
                     "1.0.20260526", "--head", "src:ncnn-20260526", "--json")
     assert cmp_.returncode == 0, cmp_.stderr
     pairs = json.loads(cmp_.stdout)["pairs"]
-    assert len(pairs) == 2 * 2 * 2  # models x backends x threads
+    assert len(pairs) == 2 * 2  # models x backends
     for p in pairs:
         # the same release from the same source: outputs within fp32 tolerance of each other
         assert p["correctness"]["verdict"] in ("identical", "ok"), p["correctness"]

@@ -1,7 +1,8 @@
 """ncnn from source: its Python module (pybind11, from PyPI, instead of the dropped git
-submodule) linked against a static ncnn, ``benchncnn``, and the int8 tools ``ncnn2table`` and
-``ncnn2int8`` (not in the wheel), as ncnn's own ``setup.py`` and CMake build them
-(``NCNN_PYTHON=ON``, ``NCNN_BUILD_TOOLS=ON``; only the named targets are compiled). Vulkan uses Debian's glslang (``glslang-dev``) through
+submodule) linked against a static ncnn, ``benchncnn``, and, where the tree has what they
+include (``tests/prng.h``, through ``tools/modelwriter.h``), the int8 tools ``ncnn2table``
+and ``ncnn2int8`` (not in the wheel), as ncnn's own ``setup.py`` and CMake build them
+(``NCNN_PYTHON=ON``, ``NCNN_BUILD_TOOLS``; only the named targets are compiled). Vulkan uses Debian's glslang (``glslang-dev``) through
 ``NCNN_SYSTEM_GLSLANG``; ncnn loads the Vulkan driver at run time.
 
 ncnn's version is a date (``1.0.YYYYMMDD``); CMake takes today's unless told, so it is read
@@ -54,14 +55,22 @@ def configure_args(ctx: BuildContext) -> list[str]:
         raise BuildFailed(f"ncnn {ctx.source.name}: ncnn has no OpenCL backend (cpu, vulkan)")
     return ["-DNCNN_PYTHON=ON", "-DNCNN_SYSTEM_PYBIND11=ON",
             f"-Dpybind11_DIR={pybind11.get_cmake_dir()}", f"-DPython_EXECUTABLE={sys.executable}",
-            "-DNCNN_BUILD_BENCHMARK=ON", "-DNCNN_BUILD_TOOLS=ON", "-DNCNN_BUILD_EXAMPLES=OFF",
+            "-DNCNN_BUILD_BENCHMARK=ON",
+            f"-DNCNN_BUILD_TOOLS={'ON' if _has_int8_tools(ctx) else 'OFF'}", "-DNCNN_BUILD_EXAMPLES=OFF",
             "-DNCNN_BUILD_TESTS=OFF", "-DNCNN_SHARED_LIB=OFF", f"-DNCNN_VERSION={_date(ctx)}",
             f"-DNCNN_VULKAN={'ON' if vulkan else 'OFF'}",
             f"-DNCNN_SYSTEM_GLSLANG={'ON' if vulkan else 'OFF'}"]
 
 
 def ninja_targets(ctx: BuildContext) -> list[str]:
-    return ["pyncnn", "benchncnn", "ncnn2table", "ncnn2int8"]
+    return ["pyncnn", "benchncnn"] + (["ncnn2table", "ncnn2int8"] if _has_int8_tools(ctx)
+                                      else [])
+
+
+def _has_int8_tools(ctx: BuildContext) -> bool:
+    """Whether the tree can build ncnn2table/ncnn2int8: a source trimmed of ``tests/`` lacks
+    the ``prng.h`` they include."""
+    return (ctx.src / "tests" / "prng.h").is_file() and (ctx.src / "tools" / "quantize").is_dir()
 
 
 def finish(ctx: BuildContext) -> str:
