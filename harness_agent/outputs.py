@@ -125,11 +125,40 @@ def compare(out: np.ndarray, ref: np.ndarray) -> Dict[str, object]:
     return {"max_abs_err": max_abs, "rel_err": rel, "cosine": _num(cos)}
 
 
+def classifier_like(ref: np.ndarray) -> bool:
+    """Whether an output reads as class scores along its last axis: a float [N, C] (C >= 2),
+    or any float output of rank >= 2 whose rows along the last axis are probabilities
+    (non-negative, summing to 1 within 1e-3: a softmax)."""
+    if ref.dtype.kind != "f" or ref.ndim < 2 or ref.shape[-1] < 2 or ref.size == 0:
+        return False
+    if ref.ndim == 2:
+        return True
+    rows = ref.reshape(-1, ref.shape[-1]).astype(np.float64)
+    return bool((rows >= 0).all() and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3))
+
+
+def top1_agreement(out: np.ndarray, ref: np.ndarray) -> Optional[float]:
+    """Fraction (0..1) of rows along the last axis whose argmax is the reference's, for a
+    classifier-like reference (classifier_like); None for other outputs or other shapes."""
+    if out.size != ref.size or not classifier_like(ref):
+        return None
+    c = ref.shape[-1]
+    o = np.asarray(out, dtype=np.float64).reshape(-1, c)
+    r = np.asarray(ref, dtype=np.float64).reshape(-1, c)
+    return float(np.mean(o.argmax(axis=1) == r.argmax(axis=1)))
+
+
 def check_output(arr: np.ndarray, ref: np.ndarray) -> Dict[str, object]:
-    """compare() of a final output, or ``{"mismatch": why}`` when it cannot stand for its
-    reference (output_mismatch)."""
+    """compare() of a final output (with ``top1_agree`` for a classifier-like one), or
+    ``{"mismatch": why}`` when it cannot stand for its reference (output_mismatch)."""
     why = output_mismatch(arr, ref)
-    return {"mismatch": why} if why else compare(arr, ref)
+    if why:
+        return {"mismatch": why}
+    res = compare(arr, ref)
+    top1 = top1_agreement(arr, ref)
+    if top1 is not None:
+        res["top1_agree"] = top1
+    return res
 
 
 def summarize(outputs: List[Dict[str, object]], n_references: int = 0) -> Dict[str, object]:
@@ -153,6 +182,9 @@ def summarize(outputs: List[Dict[str, object]], n_references: int = 0) -> Dict[s
         "out_rel_err": max((float(o["rel_err"]) for o in errs), default=None),
         # A NaN cosine (zero or non-finite vectors) is the worst case, not a missing value.
         "out_cosine": (min((c if c is not None else -1.0) for c in cos) if cos else None),
+        # worst over the classifier-like outputs; None when there is none
+        "out_top1_agree": min((float(o["top1_agree"]) for o in errs if "top1_agree" in o),
+                              default=None),
         # a reference exists; whether it matches is out_mismatch (a mismatch is never no-ref)
         "has_reference": n_references > 0,
         "out_mismatch": "; ".join(why) or None,
