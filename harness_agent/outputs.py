@@ -125,26 +125,36 @@ def compare(out: np.ndarray, ref: np.ndarray) -> Dict[str, object]:
     return {"max_abs_err": max_abs, "rel_err": rel, "cosine": _num(cos)}
 
 
+def _class_axis(shape) -> Optional[int]:
+    """The class axis of an output: its last axis of size > 1 (a [1, 1000, 1, 1] softmax has
+    its classes on axis 1); None when there is none."""
+    axes = [i for i, d in enumerate(shape) if d > 1]
+    return axes[-1] if axes else None
+
+
 def classifier_like(ref: np.ndarray) -> bool:
-    """Whether an output reads as class scores along its last axis: a float [N, C] (C >= 2),
-    or any float output of rank >= 2 whose rows along the last axis are probabilities
-    (non-negative, summing to 1 within 1e-3: a softmax)."""
-    if ref.dtype.kind != "f" or ref.ndim < 2 or ref.shape[-1] < 2 or ref.size == 0:
+    """Whether an output reads as class scores: a float [N, C] (C >= 2), or a float output
+    whose rows along its class axis (_class_axis) are probabilities (non-negative, summing to
+    1 within 1e-3: a softmax)."""
+    ax = _class_axis(ref.shape)
+    if ref.dtype.kind != "f" or ax is None or ref.size == 0:
         return False
-    if ref.ndim == 2:
+    if ref.ndim == 2 and ax == 1:
         return True
-    rows = ref.reshape(-1, ref.shape[-1]).astype(np.float64)
+    rows = np.moveaxis(ref, ax, -1).reshape(-1, ref.shape[ax]).astype(np.float64)
     return bool((rows >= 0).all() and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3))
 
 
 def top1_agreement(out: np.ndarray, ref: np.ndarray) -> Optional[float]:
-    """Fraction (0..1) of rows along the last axis whose argmax is the reference's, for a
-    classifier-like reference (classifier_like); None for other outputs or other shapes."""
+    """Fraction (0..1) of rows whose argmax along the class axis is the reference's, for a
+    classifier-like reference (classifier_like); None for other outputs or other sizes."""
     if out.size != ref.size or not classifier_like(ref):
         return None
-    c = ref.shape[-1]
-    o = np.asarray(out, dtype=np.float64).reshape(-1, c)
-    r = np.asarray(ref, dtype=np.float64).reshape(-1, c)
+    ax = _class_axis(ref.shape)
+    c = ref.shape[ax]
+    r = np.moveaxis(np.asarray(ref, dtype=np.float64), ax, -1).reshape(-1, c)
+    # the engine's output may have dropped or added unit axes: same element order
+    o = np.moveaxis(np.asarray(out, dtype=np.float64).reshape(ref.shape), ax, -1).reshape(-1, c)
     return float(np.mean(o.argmax(axis=1) == r.argmax(axis=1)))
 
 

@@ -97,6 +97,9 @@ def prepare_model(spec: ModelSpec, engines: list[str],
                                          list(inputs.shapes))
             except ConvertError as e:
                 art = ConversionFailed(fmt, str(e))
+            except Exception as e:  # noqa: BLE001 - a quantizer's own failure is one row
+                art = ConversionFailed(fmt, f"quantizing {fmt} for {precision} failed: "
+                                            f"{type(e).__name__}: {str(e)[:300]}")
             pm.artifacts[artifact_key(fmt, precision)] = art
     return pm
 

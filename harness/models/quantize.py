@@ -183,7 +183,10 @@ def mnn_int8(float_art: Artifact, cal: Calibration, shapes) -> Artifact:
             sd = root / f"s{i:05d}"
             sd.mkdir(parents=True)
             for name, p, shape in zip(names, sample, shapes):
-                np.savetxt(sd / f"{name}.txt", np.load(p).reshape(1, -1), fmt="%.9g")
+                # the tool opens DIR/NAME.txt: a name with "/" (gpu_0/data_0) is a subfolder
+                txt = sd / f"{name}.txt"
+                txt.parent.mkdir(parents=True, exist_ok=True)
+                np.savetxt(txt, np.load(p).reshape(1, -1), fmt="%.9g")
             (sd / "input.json").write_text(json.dumps(
                 {"inputs": [{"name": n, "shape": list(s)} for n, s in zip(names, shapes)]}))
         # the tool joins "path" and each entry's name without a separator
