@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .engines import adapter_class
 from .errors import DiskFull, InputError, is_disk_full
 from .evidence import fp32_by_output
 from .executors.base import plain_cause

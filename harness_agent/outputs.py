@@ -39,7 +39,8 @@ def describe(arr: np.ndarray) -> Dict[str, object]:
             count += c.size
     mean = total / count if count else None
     return {
-        "sha256": hashlib.sha256(memoryview(a).cast("B")).hexdigest(),
+        # an empty output (a zero in its shape) has no buffer memoryview can cast
+        "sha256": hashlib.sha256(memoryview(a).cast("B") if a.size else b"").hexdigest(),
         "shape": list(a.shape),
         "dtype": str(a.dtype),
         "nan": nan,

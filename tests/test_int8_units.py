@@ -197,3 +197,11 @@ def test_no_top1_for_outputs_that_are_not_class_scores():
     worse[1] = -worse[1]
     outs.append({"sha256": "b", "nan": 0, "inf": 0, **check_output(worse, logits)})
     assert summarize(outs, 2)["out_top1_agree"] == 0.5
+
+
+def test_an_empty_output_is_described_not_a_crash():
+    """MNN's model of a QDQ squeezenet gave a 0x0x0x0 output: the row says it mismatches."""
+    from harness_agent.outputs import describe
+    d = describe(np.zeros((0, 0, 0, 0), np.float32))
+    assert d["shape"] == [0, 0, 0, 0] and d["min"] is None and len(d["sha256"]) == 64
+    assert "mismatch" in check_output(np.zeros((0,), np.float32), np.ones((1, 10), np.float32))

@@ -237,10 +237,13 @@ def mnn_int8_weight(src: Path) -> Artifact:
                     quantizer=quantizer, calibration="none (weights only)")
 
 
-# onnxruntime.quantization's static QDQ defaults, spelled out so the row says them;
-# pre_process: its quant_pre_process first (shape inference and graph optimization, which folds
-# BatchNormalization into Conv: without it PP-OCR cls kept a third of its ops in float)
-ORT_SETTINGS = {"quant_format": "QDQ", "activation_type": "QInt8", "weight_type": "QInt8",
+# onnxruntime.quantization's static QDQ settings, spelled out so the row says them. uint8
+# activations with int8 weights (U8S8), as onnxruntime advises for x86-64: with its default
+# int8 activations (S8S8) squeezenet ran at 5.9 ms against 3.9 ms in fp32 here (AVX512-VNNI),
+# with U8S8 at 1.4 ms. pre_process: quant_pre_process first (shape inference and graph
+# optimization, which folds BatchNormalization into Conv: without it PP-OCR cls kept a third
+# of its ops in float)
+ORT_SETTINGS = {"quant_format": "QDQ", "activation_type": "QUInt8", "weight_type": "QInt8",
                 "calibrate_method": "MinMax", "per_channel": False, "pre_process": True}
 
 
@@ -284,7 +287,7 @@ def ort_int8(src: Path, cal: Calibration) -> Artifact:
                 q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
                 q.quantize_static(
                     str(pre), str(out), Reader(),
-                    quant_format=q.QuantFormat.QDQ, activation_type=q.QuantType.QInt8,
+                    quant_format=q.QuantFormat.QDQ, activation_type=q.QuantType.QUInt8,
                     weight_type=q.QuantType.QInt8, calibrate_method=q.CalibrationMethod.MinMax,
                     per_channel=False)
         except Exception as e:  # noqa: BLE001 - the quantizer's own words, one line
