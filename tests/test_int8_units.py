@@ -205,3 +205,18 @@ def test_an_empty_output_is_described_not_a_crash():
     d = describe(np.zeros((0, 0, 0, 0), np.float32))
     assert d["shape"] == [0, 0, 0, 0] and d["min"] is None and len(d["sha256"]) == 64
     assert "mismatch" in check_output(np.zeros((0,), np.float32), np.ones((1, 10), np.float32))
+
+
+def test_calibration_flag_is_a_folder_or_a_count(tmp_path):
+    from harness.config.flags import SuiteFlags, suite_from_flags
+    suite, data = suite_from_flags(SuiteFlags(model="ppocr_cls", engine="mnn",
+                                              precision="fp32,int8", calibration="4"))
+    assert suite.precisions == ("fp32", "int8")
+    assert suite.models[0].calibration_samples == 4 and suite.models[0].calibration is None
+    (tmp_path / "cal").mkdir()
+    suite, data = suite_from_flags(SuiteFlags(model="ppocr_cls", engine="mnn",
+                                              calibration=str(tmp_path / "cal")))
+    assert suite.models[0].calibration == (tmp_path / "cal").resolve()
+    assert data["models"][0]["calibration"] == str((tmp_path / "cal").resolve())
+    with pytest.raises(InputError, match="calibration"):
+        suite_from_flags(SuiteFlags(model="ppocr_cls", calibration=str(tmp_path / "nope")))

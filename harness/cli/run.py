@@ -58,6 +58,9 @@ def add_arguments(subparsers) -> None:
     a.add_argument("--warmup", type=int, help=f"warmup iterations (default {d.warmup})")
     a.add_argument("--timeout", type=float,
                    help=f"per-measurement timeout (s, default {d.timeout_s:g})")
+    a.add_argument("--calibration", metavar="DIR|N",
+                   help="int8 calibration: a folder of .npy/.npz samples (one per file), or "
+                        "a number of seeded random samples (default 16)")
     a.add_argument("--save-suite", metavar="FILE", help="also write these flags as a suite file")
     add_target_flags(r)
     r.set_defaults(func=run)
