@@ -169,8 +169,8 @@ class Adapter(_Base):
 
     def inspect(self) -> None:
         """For an int8 request, the ops MNN really ran in int8: one run with per-op callbacks
-        (after the timed loop), counting the ops whose type MNN marks ``[ DT_INT8 ]``. None
-        means the session runs the model in float (no int8 kernel for it here)."""
+        (after the timed loop), counting the ops whose type MNN marks ``[ DT_INT8 ]``. No
+        such op: the session ran the model in float (no int8 kernel for it here)."""
         precision = str(self.job.get("precision"))
         if precision not in QUANTIZED:
             return
