@@ -93,7 +93,7 @@ def prepare_calibration(spec, onnx: Path | None, inputs) -> Calibration:
     are). Written once into the cache by content. ConvertError when the folder's data does not
     fit the model (it becomes the int8 rows' convert_error)."""
     names, shapes, dtypes = list(inputs.names), list(inputs.shapes), list(inputs.dtypes)
-    folder = getattr(spec, "calibration", None)
+    folder = spec.calibration
     if folder is not None:
         files = calibration_files(folder)
         if not files:
@@ -107,19 +107,15 @@ def prepare_calibration(spec, onnx: Path | None, inputs) -> Calibration:
                 yield _sample_arrays(p, names, shapes, dtypes)
         n = len(files)
     else:
-        n = int(getattr(spec, "calibration_samples", None) or DEFAULT_SAMPLES)
-        model = onnx_inputs(onnx) if onnx is not None else None
-        bound = bind_inputs(spec.name, model, spec.inputs) if model is not None else None
+        if onnx is None:  # only ONNX sources are quantized here (native files run as given)
+            raise ConvertError(f"model {spec.name}: random calibration needs the ONNX source")
+        n = spec.calibration_samples or DEFAULT_SAMPLES
+        bound = bind_inputs(spec.name, onnx_inputs(onnx), spec.inputs)
         key = sha256_text("calib-random", str(n), inputs.key)[:24]
         describe = f"random {n} seed+1.. sha256:{key[:12]}"
 
         def samples():
             for i in range(n):
-                if bound is None:
-                    rng = np.random.default_rng(1 + i)
-                    yield [np.asarray(rng.standard_normal(s), d) if np.dtype(d).kind == "f"
-                           else np.zeros(s, d) for s, d in zip(shapes, dtypes)]
-                    continue
                 arrs = []
                 for s, m in bound:
                     if s.npy is None and s.value is None:
