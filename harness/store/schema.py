@@ -24,10 +24,11 @@ Version history:
      GPU memory where the engine's API tells it: `gpu_heap_budget_mb` (ncnn's Vulkan heap
      budget) and `engine_memory_mb` (MNN's count of its session's memory).
      int8: `quantizer` (the tool and settings that quantized the model, empty for a model
-     used as given), `calibration` (what calibrated it: `random N seed S`, or `npy DIR N
-     files`, with its digest), `int8_ops`/`ops_total` (ops the engine ran in int8, or the
-     quantized graph's Q/DQ-wrapped ops, and all ops), `out_top1_agree` (top-1 agreement
-     with the reference for classifier-like outputs); older rows are null
+     used as given), `calibration` (what calibrated it: `random N seed+1.. sha256:…`,
+     `npy DIR N files sha256:…`, `none (weights only)`), `int8_ops`/`ops_total` (ops MNN ran
+     in int8 by its own op types, or the ONNX graph's ops between Q/DQ nodes, and all ops),
+     `out_top1_agree` (top-1 agreement with the reference for classifier-like outputs);
+     older rows have them null
 """
 
 from __future__ import annotations
