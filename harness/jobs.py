@@ -40,8 +40,10 @@ def build_job(suite: Suite, cfg: Config, pm: PreparedModel,
         "output_dtypes": list(pm.inputs.output_dtypes),
         "output_names": list(art.output_names),
         "feed": dict(art.feed),
-        # the quantized ops the coordinator counted in the model ({} where it did not)
-        "quant": dict(art.quant),
+        # the quantized ops the coordinator counted in the model ({} where it did not), and
+        # whether the file runs as given (neither converted nor quantized here: it may
+        # arrive quantized, which the engine's adapter then reads)
+        "quant": {**art.quant, "as_given": not (art.converter or art.quantizer)},
         "backend": cfg.backend,
         "precision": cfg.precision,
         "threads": cfg.threads,

@@ -151,6 +151,37 @@ shape = [1, 3, 48, 192]
     assert i8.artifact_sha256 == f32.artifact_sha256  # the same file, as given
 
 
+def test_quantized_mnn_file_runs_as_given(tmp_path, cache):
+    """An int8 .mnn file (made here with MNN's quantization tool) is recorded as int8 whatever
+    precision is asked for: MNN's own op types say so."""
+    from harness.config.suite import parse_suite
+    from harness.models.converters import to_mnn
+    from harness.models.quantize import mnn_int8
+    from harness.models.registry import builtin_onnx
+    src = builtin_onnx("ppocr_cls")
+    spec = parse_suite({"engines": {"mnn": "installed"}, "models": [
+        {"name": "cls", "builtin": "ppocr_cls", "calibration_samples": 4}]}, "t", tmp_path
+    ).models[0]
+    inputs = prepare_inputs("cls", src, spec.inputs, "sha-cls")
+    art = mnn_int8(to_mnn(src), prepare_calibration(spec, src, inputs), inputs.shapes)
+    shutil.copy(art.files["mnn"], tmp_path / "cls_int8.mnn")
+    df = _run(tmp_path, """
+name = "mnn-int8-file"
+engines = { mnn = "installed" }
+precisions = ["fp32", "int8"]
+""" + MEASURE.format(iters=3, procs=1) + """
+[[models]]
+name = "cls_int8"
+mnn = "cls_int8.mnn"
+shape = [1, 3, 48, 192]
+""")
+    for p in ("fp32", "int8"):
+        r = _row(df, "cls_int8", "mnn", p)
+        assert r.precision == "int8" and r.int8_ops > 0 and pd.isna(r.quantizer), r.notes
+        assert r.status == ("ok" if p == "int8" else "fallback")
+    assert "arrived quantized" in _row(df, "cls_int8", "mnn", "fp32").notes
+
+
 def test_compare_precision_prints_speed_and_accuracy(tmp_path, cache):
     df = _run(tmp_path, """
 name = "cmp"

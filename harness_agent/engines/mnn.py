@@ -168,11 +168,13 @@ class Adapter(_Base):
         self.details["threads_effective"] = threads
 
     def inspect(self) -> None:
-        """For an int8 request, the ops MNN really ran in int8: one run with per-op callbacks
-        (after the timed loop), counting the ops whose type MNN marks ``[ DT_INT8 ]``. No
-        such op: the session ran the model in float (no int8 kernel for it here)."""
+        """For an int8 request or a model file run as given (it may arrive quantized), the
+        ops MNN really ran in int8: one run with per-op callbacks (after the timed loop),
+        counting the ops whose type MNN marks ``[ DT_INT8 ]``. No such op for an int8
+        request: the session ran the model in float (no int8 kernel for it here)."""
         precision = str(self.job.get("precision"))
-        if precision not in QUANTIZED:
+        as_given = bool((self.job.get("quant") or {}).get("as_given"))
+        if precision not in QUANTIZED and not as_given:
             return
         types: List[str] = []
 
@@ -195,6 +197,9 @@ class Adapter(_Base):
         n = sum(1 for t in types if _INT8_OP in t)
         self.details.update(int8_ops=n, ops_total=len(types))
         if n > 0:
+            if precision not in QUANTIZED:
+                self.notes.append("MNN: the model arrived quantized (%d of %d ops ran in "
+                                  "int8): it runs as given" % (n, len(types)))
             self.effective_precision = "int8"
         elif precision == "int8":
             self.effective_precision = "fp32"
