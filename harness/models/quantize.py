@@ -246,14 +246,17 @@ ORT_SETTINGS = {"quant_format": "QDQ", "activation_type": "QUInt8", "weight_type
 @contextlib.contextmanager
 def _logged(path: Path):
     """Route the root logger (onnxruntime.quantization warns through it, one line per
-    tensor) into ``path`` while quantizing, instead of the user's terminal."""
+    tensor) and Python warnings (numpy's, over NaN calibration data) into ``path`` while
+    quantizing, instead of the user's terminal."""
     root = logging.getLogger()
     handler = logging.FileHandler(path)
     saved = root.handlers[:]
     root.handlers = [handler]
+    logging.captureWarnings(True)
     try:
         yield
     finally:
+        logging.captureWarnings(False)
         root.handlers = saved
         handler.close()
 
