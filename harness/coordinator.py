@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .engines import adapter_class
 from .errors import DiskFull, InputError, is_disk_full
 from .evidence import fp32_by_output
 from .executors.base import plain_cause
@@ -67,7 +66,11 @@ def _host_fields(info: dict) -> dict:
 
 def _static_row_fields(pm: PreparedModel, art) -> dict:
     st = pm.stats or {}
+    quant = art if isinstance(art, Artifact) else None
     return dict(model_sha256=pm.source_sha, input_shape=pm.inputs.shape_text,
+                quantizer=quant.quantizer if quant else "",
+                calibration=quant.calibration if quant else "",
+                artifact_notes=list(quant.notes) if quant else [],
                 model_weight_bytes=st.get("weight_bytes"),
                 model_activation_lower_bound_bytes=st.get("activation_lower_bound_bytes"),
                 input_key=pm.inputs.key,
@@ -259,7 +262,7 @@ def _measure_all(suite: Suite, out_dir: Path, workers, factories: dict, ctx: Run
             bars.update(cfg, "skipped")
             continue
         pm = prepared[cfg.model]
-        art = pm.artifacts.get(adapter_class(cfg.engine).MODEL_FORMAT)
+        art = pm.artifact_or_failure(cfg.engine, cfg.precision)
         static = _static_row_fields(pm, art)
         early = None
         if cfg.host in workers.no_route:

@@ -23,7 +23,7 @@ def build_job(suite: Suite, cfg: Config, pm: PreparedModel,
     """The measurement job of ``cfg``, with coordinator paths (the executor pushes the files
     and maps the paths to what the agent sees). ``start_temp_c``: the host's hottest thermal
     zone at the sweep's start (its probe), what ``cooldown_to_c`` is relative to."""
-    art = pm.artifact(adapter_class(cfg.engine).MODEL_FORMAT)
+    art = pm.artifact(adapter_class(cfg.engine).MODEL_FORMAT, cfg.precision)
     m = suite.measure
     files = [*art.files.values(), *pm.inputs.inputs, *pm.inputs.references]
     return {
@@ -40,6 +40,10 @@ def build_job(suite: Suite, cfg: Config, pm: PreparedModel,
         "output_dtypes": list(pm.inputs.output_dtypes),
         "output_names": list(art.output_names),
         "feed": dict(art.feed),
+        # the quantized ops the coordinator counted in the model ({} where it did not), and
+        # whether the file runs as given (neither converted nor quantized here: it may
+        # arrive quantized, which the engine's adapter then reads)
+        "quant": {**art.quant, "as_given": not (art.converter or art.quantizer)},
         "backend": cfg.backend,
         "precision": cfg.precision,
         "threads": cfg.threads,

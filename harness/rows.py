@@ -30,7 +30,8 @@ class RunContext:
 def make_row(ctx: RunContext, cfg: Config, result: dict, *, model_sha256: str = "",
              artifact_sha256: str = "", converter: str = "", input_shape: str = "",
              input_key: str = "", measure=None, model_weight_bytes: int | None = None,
-             model_activation_lower_bound_bytes: int | None = None) -> dict:
+             model_activation_lower_bound_bytes: int | None = None, quantizer: str = "",
+             calibration: str = "", artifact_notes: list | None = None) -> dict:
     started = result.get("started_at") or time.time()
     row = {
         "run_id": ctx.run_id, "sweep_kind": ctx.sweep_kind, "sweep_tag": ctx.sweep_tag,
@@ -38,7 +39,8 @@ def make_row(ctx: RunContext, cfg: Config, result: dict, *, model_sha256: str = 
         "date": datetime.fromtimestamp(started, timezone.utc).strftime("%Y-%m-%d"),
         "engine": cfg.engine, "host": cfg.host, "harness_version": __version__,
         "model": cfg.model, "model_sha256": model_sha256, "artifact_sha256": artifact_sha256,
-        "converter": converter, "input_shape": input_shape, "input_key": input_key,
+        "converter": converter, "quantizer": quantizer or None,
+        "calibration": calibration or None, "input_shape": input_shape, "input_key": input_key,
         "model_weight_bytes": model_weight_bytes,
         "model_activation_lower_bound_bytes": model_activation_lower_bound_bytes,
         "engine_version_requested": cfg.version, "backend_requested": cfg.backend,
@@ -59,7 +61,8 @@ def make_row(ctx: RunContext, cfg: Config, result: dict, *, model_sha256: str = 
             extra[k] = v
     if "governor_end" in result:
         row["governor_end"] = result["governor_end"]
-    notes = list(result.get("notes") or [])
+    # the model's own notes (a quantizer's warning) first, then the engine's and agent's
+    notes = list(artifact_notes or []) + list(result.get("notes") or [])
     if result.get("out_mismatch"):  # the reason for a `wrong` verdict, where people look
         notes.insert(0, "outputs do not match the reference: " + result["out_mismatch"])
     if notes:

@@ -39,7 +39,8 @@ def describe(arr: np.ndarray) -> Dict[str, object]:
             count += c.size
     mean = total / count if count else None
     return {
-        "sha256": hashlib.sha256(memoryview(a).cast("B")).hexdigest(),
+        # an empty output (a zero in its shape) has no buffer memoryview can cast
+        "sha256": hashlib.sha256(memoryview(a).cast("B") if a.size else b"").hexdigest(),
         "shape": list(a.shape),
         "dtype": str(a.dtype),
         "nan": nan,
@@ -125,11 +126,50 @@ def compare(out: np.ndarray, ref: np.ndarray) -> Dict[str, object]:
     return {"max_abs_err": max_abs, "rel_err": rel, "cosine": _num(cos)}
 
 
+def _class_axis(shape) -> Optional[int]:
+    """The class axis of an output: its last axis of size > 1 (a [1, 1000, 1, 1] softmax has
+    its classes on axis 1); None when there is none."""
+    axes = [i for i, d in enumerate(shape) if d > 1]
+    return axes[-1] if axes else None
+
+
+def classifier_like(ref: np.ndarray) -> bool:
+    """Whether an output reads as class scores: a float [N, C] (C >= 2), or a float output
+    whose rows along its class axis (_class_axis) are probabilities (non-negative, summing to
+    1 within 1e-3: a softmax)."""
+    ax = _class_axis(ref.shape)
+    if ref.dtype.kind != "f" or ax is None or ref.size == 0:
+        return False
+    if ref.ndim == 2 and ax == 1:
+        return True
+    rows = np.moveaxis(ref, ax, -1).reshape(-1, ref.shape[ax]).astype(np.float64)
+    return bool((rows >= 0).all() and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3))
+
+
+def top1_agreement(out: np.ndarray, ref: np.ndarray) -> Optional[float]:
+    """Fraction (0..1) of rows whose argmax along the class axis is the reference's, for a
+    classifier-like reference (classifier_like); None for other outputs or other sizes."""
+    if out.size != ref.size or not classifier_like(ref):
+        return None
+    ax = _class_axis(ref.shape)
+    c = ref.shape[ax]
+    r = np.moveaxis(np.asarray(ref, dtype=np.float64), ax, -1).reshape(-1, c)
+    # the engine's output may have dropped or added unit axes: same element order
+    o = np.moveaxis(np.asarray(out, dtype=np.float64).reshape(ref.shape), ax, -1).reshape(-1, c)
+    return float(np.mean(o.argmax(axis=1) == r.argmax(axis=1)))
+
+
 def check_output(arr: np.ndarray, ref: np.ndarray) -> Dict[str, object]:
-    """compare() of a final output, or ``{"mismatch": why}`` when it cannot stand for its
-    reference (output_mismatch)."""
+    """compare() of a final output (with ``top1_agree`` for a classifier-like one), or
+    ``{"mismatch": why}`` when it cannot stand for its reference (output_mismatch)."""
     why = output_mismatch(arr, ref)
-    return {"mismatch": why} if why else compare(arr, ref)
+    if why:
+        return {"mismatch": why}
+    res = compare(arr, ref)
+    top1 = top1_agreement(arr, ref)
+    if top1 is not None:
+        res["top1_agree"] = top1
+    return res
 
 
 def summarize(outputs: List[Dict[str, object]], n_references: int = 0) -> Dict[str, object]:
@@ -153,6 +193,9 @@ def summarize(outputs: List[Dict[str, object]], n_references: int = 0) -> Dict[s
         "out_rel_err": max((float(o["rel_err"]) for o in errs), default=None),
         # A NaN cosine (zero or non-finite vectors) is the worst case, not a missing value.
         "out_cosine": (min((c if c is not None else -1.0) for c in cos) if cos else None),
+        # worst over the classifier-like outputs; None when there is none
+        "out_top1_agree": min((float(o["top1_agree"]) for o in errs if "top1_agree" in o),
+                              default=None),
         # a reference exists; whether it matches is out_mismatch (a mismatch is never no-ref)
         "has_reference": n_references > 0,
         "out_mismatch": "; ".join(why) or None,

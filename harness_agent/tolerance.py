@@ -40,6 +40,7 @@ TOLERANCES = {
     "fp16-storage": Tolerance(1e-2, 0.999),
     "bf16": Tolerance(1e-2, 0.999),
     "int8": Tolerance(None, 0.99),
+    "int8-weight": Tolerance(None, 0.99),
 }
 
 

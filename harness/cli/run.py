@@ -40,7 +40,7 @@ def add_arguments(subparsers) -> None:
                    "dtype may follow each (ids:1x16:int64), else the model's is used")
     a.add_argument("--engine", help="engines, optionally pinned: mnn,ncnn or mnn==3.6.1")
     a.add_argument("--threads", help="thread counts, e.g. 1,2,4")
-    a.add_argument("--precision", help="precisions, e.g. fp32,fp16")
+    a.add_argument("--precision", help="precisions, e.g. fp32,fp16,int8,int8-weight")
     a.add_argument("--backend", help="backends, e.g. cpu,vulkan")
     a.add_argument("--cores", action="append",
                    help="cores to pin to: all (default), big, little or a CPU list such as 0-3 "
@@ -58,6 +58,9 @@ def add_arguments(subparsers) -> None:
     a.add_argument("--warmup", type=int, help=f"warmup iterations (default {d.warmup})")
     a.add_argument("--timeout", type=float,
                    help=f"per-measurement timeout (s, default {d.timeout_s:g})")
+    a.add_argument("--calibration", metavar="DIR|N",
+                   help="int8 calibration: a folder of .npy/.npz samples (one per file), or "
+                        "a number of seeded random samples (default 16)")
     a.add_argument("--save-suite", metavar="FILE", help="also write these flags as a suite file")
     add_target_flags(r)
     r.set_defaults(func=run)

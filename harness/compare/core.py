@@ -271,12 +271,17 @@ def compare(df: pd.DataFrame, dimension: str = "engine_version", base=None, head
     frame["rel"] = np.where(has_ref, np.where(np.isnan(rel), np.inf, rel), np.nan)
     frame["cos"] = np.where(has_ref, np.where(np.isnan(cos), -np.inf, cos), np.nan)
     frame["ref"] = has_ref.astype(np.int64)
+    # accuracy beside speed (a precision comparison): worst max abs error and top-1 agreement
+    mabs = _num(rows, "out_max_abs_err").to_numpy()
+    frame["mabs"] = np.where(has_ref, np.where(np.isnan(mabs), np.inf, mabs), np.nan)
+    frame["top1"] = np.where(has_ref, _num(rows, "out_top1_agree").to_numpy(), np.nan)
     frame["naninf"] = (_num(rows, "out_nan").fillna(0) + _num(rows, "out_inf").fillna(0)).to_numpy()
     sha = _text(rows, "out_sha256")
     frame["sha"] = sha.to_numpy(dtype=object)
     frame["sha_n"] = sha.notna().to_numpy(dtype=np.int64)
     frame["fallback"] = (rows["status"].astype(object) == "fallback").to_numpy(dtype=np.int64)
     spec.update(rel=("rel", "max"), cos=("cos", "min"), ref=("ref", "sum"),
+                mabs=("mabs", "max"), top1=("top1", "min"),
                 naninf=("naninf", "max"), sha_n=("sha_n", "sum"),
                 fallback=("fallback", "sum"))
     agg = _side_agg(frame, n_pairs, spec)
@@ -334,13 +339,16 @@ def compare(df: pd.DataFrame, dimension: str = "engine_version", base=None, head
     ref = np.nan_to_num(agg["ref"]).astype(np.int64)
     corr, cnotes = correctness_verdict(
         precision, identical, np.nan_to_num(agg["naninf"][0]), np.nan_to_num(agg["naninf"][1]),
-        ref[0], ref[1], agg["rel"][0], agg["rel"][1], agg["cos"][0], agg["cos"][1], th)
+        ref[0], ref[1], agg["rel"][0], agg["rel"][1], agg["cos"][0], agg["cos"][1], th,
+        drift=pr.column != "precision")
     for sd, name in ((0, "base"), (1, "head")):
         # inf stays inf (an output that is all wrong, or NaN against the reference): the
         # report labels it; NaN means no reference to compare with
         out[f"rel_err_{name}"] = agg["rel"][sd]
         out[f"cosine_{name}"] = np.where(np.isinf(agg["cos"][sd]), np.nan, agg["cos"][sd])
         out[f"nan_inf_{name}"] = np.nan_to_num(agg["naninf"][sd]).astype(np.int64)
+        out[f"max_abs_err_{name}"] = agg["mabs"][sd]
+        out[f"top1_{name}"] = agg["top1"][sd]
     out["correctness"] = corr
     out["correctness_note"] = cnotes
 

@@ -27,6 +27,7 @@ def compare_columns(dimension: str) -> list[str]:
                                           "governor_start", "governor_end", "temp_max_c_start",
                                           "temp_max_c_end", "notes", "extra_json", "out_sha256",
                                           "out_nan", "out_inf", "out_rel_err", "out_cosine",
+                                          "out_max_abs_err", "out_top1_agree",
                                           "has_reference", "median_ms", "model_weight_bytes",
                                           "model_activation_lower_bound_bytes"}
     cols |= {f"rss_{ph}_peak_kb" for ph in ("load", "first", "steady")}

@@ -135,6 +135,15 @@ def display_frame(res, max_rows: int | None = None) -> tuple[pd.DataFrame, dict,
     show["steady MiB Δ"] = [fmt_mib_delta(v) for v in p["rss_steady_delta_kb"]]
     show["memory"] = list(p["memory"])
     show["correctness"] = list(p["correctness"])
+    if res.dimension == "precision":
+        # accuracy beside speed: the head's errors against the fp32 reference
+        h = res.head
+        def acc(values, digits=3):  # NaN: no reference (or no classifier output) -> "-"
+            return ["-" if isinstance(v, float) and math.isnan(v) else fmt_g(v, digits)
+                    for v in values]
+        show[f"{h} cosine"] = acc(p["cosine_head"], 6)
+        show[f"{h} max abs"] = acc(p["max_abs_err_head"])
+        show[f"{h} top-1"] = acc(p["top1_head"])
     notes = []
     for ln, cn, ph in zip(p["latency_note"], p["correctness_note"],
                           zip(*[p[f"rss_{x}"] for x in PHASES])):
@@ -250,10 +259,10 @@ def to_dict(res, gate=None) -> dict:
                                   "delta_kb": _num(r[f"rss_{ph}_delta_kb"])}
         item["correctness"] = {
             "verdict": r["correctness"], "note": r["correctness_note"],
-            "base": {"rel_err": _num(r["rel_err_base"]), "cosine": _num(r["cosine_base"]),
-                     "nan_inf": _num(r["nan_inf_base"])},
-            "head": {"rel_err": _num(r["rel_err_head"]), "cosine": _num(r["cosine_head"]),
-                     "nan_inf": _num(r["nan_inf_head"])},
+            **{side: {"rel_err": _num(r[f"rel_err_{side}"]), "cosine": _num(r[f"cosine_{side}"]),
+                      "max_abs_err": _num(r.get(f"max_abs_err_{side}")),
+                      "top1_agree": _num(r.get(f"top1_{side}")),
+                      "nan_inf": _num(r[f"nan_inf_{side}"])} for side in ("base", "head")},
         }
         pairs.append(item)
     missing = [{"key": {c: _num(r[c]) for c in res.key if c in res.missing.columns},

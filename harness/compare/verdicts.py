@@ -177,10 +177,12 @@ def memory_verdict(n_base, n_head, min_base, max_base, min_head, max_head, med_b
 
 
 def correctness_verdict(precision, identical, nan_inf_base, nan_inf_head, ref_base, ref_head,
-                        rel_base, rel_head, cos_base, cos_head, th: Thresholds):
+                        rel_base, rel_head, cos_base, cos_head, th: Thresholds,
+                        drift: bool = True):
     """Arrays per pair: precision (head's), identical (bool), nan_inf_* (max NaN+Inf count),
-    ref_* (rows with a reference), rel_* (worst rel_err), cos_* (worst cosine).
-    Returns (verdicts, notes)."""
+    ref_* (rows with a reference), rel_* (worst rel_err), cos_* (worst cosine). ``drift``
+    False: no `drift` verdict (a precision comparison, where the head loses accuracy on
+    purpose and its own tolerance is the judge). Returns (verdicts, notes)."""
     n = len(identical)
     out = np.full(n, "ok", dtype=object)
     notes = np.full(n, "", dtype=object)
@@ -195,7 +197,7 @@ def correctness_verdict(precision, identical, nan_inf_base, nan_inf_head, ref_ba
     base_out = (ref_base > 0) & outside(rel_base, cos_base)
     with np.errstate(invalid="ignore"):
         err_b, err_h = 1.0 - cos_base, 1.0 - cos_head
-        both_ref = has_ref & (ref_base > 0)
+        both_ref = has_ref & (ref_base > 0) & drift
         drift_cos = both_ref & (err_h > th.drift_factor * np.maximum(err_b, 0.0)) & (
             err_h - err_b > th.drift_cos_abs)
         drift_rel = both_ref & (rel_head > th.drift_factor * rel_base) & (

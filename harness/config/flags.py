@@ -20,7 +20,8 @@ class SuiteFlags:
     'NAME:1x3x224x224,...'; engine: 'mnn,ncnn' or 'mnn==3.6.1'; threads, precision, backend:
     comma-separated lists; cores: a list of cores values (all, big, little, "0-3"; the flag
     repeats, since a CPU list has commas); iterations, seconds (s), processes, warmup,
-    timeout (s): numbers."""
+    timeout (s): numbers; calibration: int8 calibration, a folder of .npy/.npz samples or a
+    count of seeded random samples."""
 
     model: str
     shape: str | None = None
@@ -34,6 +35,7 @@ class SuiteFlags:
     processes: int | None = None
     warmup: int | None = None
     timeout: float | None = None
+    calibration: str | None = None
 
 
 def _csv(text: str | None) -> list[str] | None:
@@ -63,6 +65,12 @@ def suite_dict(flags: SuiteFlags) -> dict:
         name, _, ver = e.partition("==")
         engines.setdefault(name.strip(), []).append(ver.strip() or "installed")
     model = model_entry(flags.model, flags.shape)
+    if flags.calibration is not None:
+        text = flags.calibration.strip()
+        if text.isdigit():  # a count of random samples; the suite check wants it >= 1
+            model["calibration_samples"] = int(text)
+        else:
+            model["calibration"] = str(Path(text).expanduser().resolve())
     data: dict = {"name": "adhoc", "engines": engines, "models": [model]}
     for key, val in (("threads", _ints("--threads", flags.threads)),
                      ("precisions", _csv(flags.precision)), ("backends", _csv(flags.backend))):

@@ -64,6 +64,10 @@ class ModelSpec:
     backends: tuple[str, ...] | None = None
     precisions: tuple[str, ...] | None = None
     threads: tuple[int, ...] | None = None
+    # int8 calibration (harness.models.quantize): a folder of .npy/.npz files, one sample
+    # each; without one, this many seeded random inputs
+    calibration: Path | None = None
+    calibration_samples: int | None = None
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,8 @@ def _model(v: Table, base: Path, engines: list[str]) -> ModelSpec:
     from ..models.registry import builtin_names
     groups = native_suite_keys()
     v.keys(("name", "builtin", "onnx", *(k for g in groups for k in g), "inputs", "shape",
-            "engines", "backends", "precisions", "threads"))
+            "engines", "backends", "precisions", "threads", "calibration",
+            "calibration_samples"))
     name = v.get("name", str, required=True)
     builtin = v.get("builtin", str)
     if builtin is not None and builtin not in builtin_names():
@@ -201,11 +206,32 @@ def _model(v: Table, base: Path, engines: list[str]) -> ModelSpec:
         inputs = _native_declared(ModelSpec(name=name, native=native))
         if inputs is None:
             v.fail("inputs", "input shapes (shape = [...] or [[models.inputs]])", "nothing")
+    calibration, samples = _calibration(v, base)
     return ModelSpec(
         name=name, builtin=builtin, onnx=onnx, native=native,
         inputs=inputs, engines=v.str_list("engines", engines),
         backends=v.str_list("backends"), precisions=v.str_list("precisions"),
-        threads=v.int_list("threads"))
+        threads=v.int_list("threads"), calibration=calibration,
+        calibration_samples=samples)
+
+
+def _calibration(v: Table, base: Path) -> tuple[Path | None, int | None]:
+    """A model's calibration folder (it must exist) and random sample count (>= 1)."""
+    raw = v.get("calibration", str)
+    folder = None
+    if raw is not None:
+        p = Path(raw).expanduser()
+        folder = (p if p.is_absolute() else base / p).resolve()
+        if not folder.is_dir():
+            v.fail("calibration", "an existing folder of .npy/.npz calibration samples",
+                   f"{raw!r} (looked at {folder})")
+    samples = v.get("calibration_samples", int)
+    if samples is not None and samples < 1:
+        v.fail("calibration_samples", "a value >= 1", repr(samples))
+    if samples is not None and folder is not None:
+        v.fail("calibration_samples", "either calibration (a folder) or calibration_samples",
+               "both")
+    return folder, samples
 
 
 def _declared_inputs(v: Table, path: Path) -> tuple[InputSpec, ...]:

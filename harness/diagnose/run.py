@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from harness_agent import PROTOCOL
+from harness_agent.engines.base import QUANTIZED
 from harness_agent.protocol import OUTPUT_PREFIX
 from ..cache import cache_root
 from ..engines import adapter_class, engines_with
@@ -175,9 +176,14 @@ def _check_config(engine: str, cfg: Config, where: str) -> None:
     cls = adapter_class(engine)
     if cfg.backend not in cls.BACKENDS:
         raise InputError(where, f"backend {cfg.backend!r}", "one of " + ", ".join(cls.BACKENDS))
-    if cfg.precision not in cls.PRECISIONS:
-        raise InputError(where, f"precision {cfg.precision!r}",
-                         "one of " + ", ".join(cls.PRECISIONS))
+    # the quantized precisions load another model (harness.models.quantize), which the
+    # layer-by-layer comparison does not prepare
+    floats = [p for p in cls.PRECISIONS if p not in QUANTIZED]
+    if cfg.precision not in floats:
+        raise InputError(where, f"precision {cfg.precision!r}"
+                         + (" (quantized models are not diagnosed)"
+                            if cfg.precision in QUANTIZED else ""),
+                         "one of " + ", ".join(floats))
     if cfg.threads < 1:
         raise InputError(where, f"threads {cfg.threads}", "at least 1")
 

@@ -47,6 +47,13 @@ class Artifact:
     feed: dict = field(default_factory=dict)
     # the ONNX input names input_names stand for, in the same order (empty: same names)
     source_input_names: tuple[str, ...] = ()
+    # a quantized model (harness.models.quantize): the tool and its settings, what calibrated
+    # it, notes for the row (random calibration), and its op counts where the coordinator
+    # reads them ({"int8_ops": n, "ops_total": m}, passed in the job as "quant")
+    quantizer: str = ""
+    calibration: str = ""
+    notes: tuple[str, ...] = ()
+    quant: dict = field(default_factory=dict)
 
     def blobs_for(self, names) -> list[str]:
         """The engine's input names for model input ``names`` (matched by name, in the order
@@ -276,9 +283,13 @@ def _pnnx_input_dtypes(script: Path) -> dict:
 
 def as_onnx(src: Path, input_shapes: list[tuple[int, ...]] | None = None,
             input_dtypes: list[str] | None = None) -> Artifact:
-    """The ONNX file itself, for engines that load ONNX (no conversion)."""
+    """The ONNX file itself, for engines that load ONNX (no conversion), with its count of
+    quantized ops (a QDQ model runs as given, in int8)."""
+    from .quantize import onnx_quant_ops
     ins, outs = onnx_io_names(src)
-    return Artifact("onnx", {"onnx": src}, "", ins, outs, sha256_file(src))
+    n, total = onnx_quant_ops(src)
+    return Artifact("onnx", {"onnx": src}, "", ins, outs, sha256_file(src),
+                    quant={"int8_ops": n, "ops_total": total})
 
 
 def mnn_inputs(art: Artifact) -> list | None:

@@ -11,6 +11,7 @@ from ..config.suite import ModelSpec, Suite
 from .converters import (Artifact, ArtifactOrFailure, ConversionFailed, ConvertError,
                          artifact_for, native_files, native_inputs)
 from .inputs import InputSet, prepare_inputs
+from .quantize import QUANTIZED, artifact_key, prepare_calibration, quantized_artifact
 from .registry import builtin_onnx
 
 
@@ -21,14 +22,23 @@ class PreparedModel:
     source_sha: str
     onnx: Path | None
     inputs: InputSet
-    # model format -> artifact, or why there is none
+    # artifact key (quantize.artifact_key: the format, or format@precision for a quantized
+    # precision) -> artifact, or why there is none
     artifacts: dict[str, ArtifactOrFailure] = field(default_factory=dict)
     # static analysis (harness.analysis models-table row) for ONNX sources; None otherwise
     stats: dict | None = None
 
-    def artifact(self, fmt: str) -> Artifact:
-        """The artifact in ``fmt``; ConvertError with the reason when there is none."""
-        art = self.artifacts.get(fmt)
+    def artifact_or_failure(self, engine: str, precision: str = "fp32"):
+        """The artifact an engine loads at ``precision`` (the float one where that precision
+        needs no quantized model), ConversionFailed, or None when it was not prepared."""
+        fmt = adapter_class(engine).MODEL_FORMAT
+        art = self.artifacts.get(artifact_key(fmt, precision))
+        return art if art is not None else self.artifacts.get(fmt)
+
+    def artifact(self, fmt: str, precision: str = "fp32") -> Artifact:
+        """The artifact in ``fmt`` at ``precision``; ConvertError with the reason when there
+        is none."""
+        art = self.artifacts.get(artifact_key(fmt, precision)) or self.artifacts.get(fmt)
         if isinstance(art, Artifact):
             return art
         reason = art.reason if isinstance(art, ConversionFailed) else f"{fmt} was not prepared"
@@ -44,11 +54,14 @@ def _static_stats(onnx: Path, inputs: InputSet) -> dict:
         return {"error": str(e)[:300]}
 
 
-def prepare_model(spec: ModelSpec, engines: list[str]) -> PreparedModel:
-    """Inputs, references and an artifact for the model format of each engine.
+def prepare_model(spec: ModelSpec, engines: list[str],
+                  precisions: tuple[str, ...] = ("fp32",)) -> PreparedModel:
+    """Inputs, references and an artifact for the model format of each engine, and for each
+    quantized precision asked for, the quantized artifact of each format that has a quantizer
+    (harness.models.quantize).
 
-    Raises InputError when the inputs do not fit the model; a failed conversion is recorded as
-    a ConversionFailed value in ``artifacts`` instead."""
+    Raises InputError when the inputs do not fit the model; a failed conversion or
+    quantization is recorded as a ConversionFailed value in ``artifacts`` instead."""
     onnx = builtin_onnx(spec.builtin) if spec.builtin else spec.onnx
     if onnx is not None:
         source_sha = sha256_file(onnx)
@@ -59,9 +72,35 @@ def prepare_model(spec: ModelSpec, engines: list[str]) -> PreparedModel:
     pm = PreparedModel(spec, source_sha, onnx, inputs)
     if onnx is not None:
         pm.stats = _static_stats(onnx, inputs)
+    cal: dict = {}
+
+    def calibration():
+        # made once per model, on the first quantizer that reads it; a failure is every
+        # calibrated artifact's ConversionFailed
+        if "set" not in cal:
+            try:
+                cal["set"] = prepare_calibration(spec, onnx, inputs)
+            except ConvertError as e:
+                cal["set"] = e
+        if isinstance(cal["set"], ConvertError):
+            raise cal["set"]
+        return cal["set"]
+
     for fmt in sorted({adapter_class(e).MODEL_FORMAT for e in engines}):
         pm.artifacts[fmt] = artifact_for(spec, onnx, fmt, list(inputs.shapes),
                                          list(inputs.dtypes))
+        for precision in precisions:
+            if precision not in QUANTIZED:
+                continue
+            try:
+                art = quantized_artifact(fmt, precision, onnx, pm.artifacts[fmt], calibration,
+                                         list(inputs.shapes))
+            except ConvertError as e:
+                art = ConversionFailed(fmt, str(e))
+            except Exception as e:  # noqa: BLE001 - a quantizer's own failure is one row
+                art = ConversionFailed(fmt, f"quantizing {fmt} for {precision} failed: "
+                                            f"{type(e).__name__}: {str(e)[:300]}")
+            pm.artifacts[artifact_key(fmt, precision)] = art
     return pm
 
 
@@ -69,5 +108,5 @@ def prepare_suite(suite: Suite) -> dict[str, PreparedModel]:
     out = {}
     for spec in suite.models:
         engines = list(spec.engines or suite.engines)
-        out[spec.name] = prepare_model(spec, engines)
+        out[spec.name] = prepare_model(spec, engines, tuple(spec.precisions or suite.precisions))
     return out

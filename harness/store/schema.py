@@ -22,7 +22,13 @@ Version history:
      `engine_source` (sha256:<tarball digest> or git:<commit>), `engine_build_options`
      (JSON: backends, extra CMake flags, target); older rows ran wheels, where all are null.
      GPU memory where the engine's API tells it: `gpu_heap_budget_mb` (ncnn's Vulkan heap
-     budget) and `engine_memory_mb` (MNN's count of its session's memory)
+     budget) and `engine_memory_mb` (MNN's count of its session's memory).
+     int8: `quantizer` (the tool and settings that quantized the model, empty for a model
+     used as given), `calibration` (what calibrated it: `random N seed+1.. sha256:…`,
+     `npy DIR N files sha256:…`, `none (weights only)`), `int8_ops`/`ops_total` (ops MNN ran
+     in int8 by its own op types, or the ONNX graph's ops between Q/DQ nodes, and all ops),
+     `out_top1_agree` (top-1 agreement with the reference for classifier-like outputs);
+     older rows have them null
 """
 
 from __future__ import annotations
@@ -64,7 +70,8 @@ ROW_COLUMNS: tuple[Column, ...] = tuple(
     + _dims("host", "device_id", "hostname", "arch", "cpu_model")
     + _cols(I, "cores", "mem_total_kb")
     + _dims("kernel", "os", "python_version", "harness_version",
-            "model", "model_sha256", "artifact_sha256", "converter", "input_shape", "input_key")
+            "model", "model_sha256", "artifact_sha256", "converter", "quantizer",
+            "calibration", "input_shape", "input_key")
     + _cols(I, "model_weight_bytes", "model_activation_lower_bound_bytes")
     + _dims("engine_version_requested", "engine_version", "engine_build", "engine_source",
             "engine_build_options", "backend_requested", "backend",
@@ -81,7 +88,8 @@ ROW_COLUMNS: tuple[Column, ...] = tuple(
     + _cols(I, *(f"rss_{ph}_{k}_kb" for ph in ("load", "first", "steady")
                  for k in ("peak", "rss", "anon", "file")))
     + _cols(S, "out_sha256") + _cols(I, "out_nan", "out_inf")
-    + _cols(F, "out_max_abs_err", "out_rel_err", "out_cosine")
+    + _cols(F, "out_max_abs_err", "out_rel_err", "out_cosine", "out_top1_agree")
+    + _cols(I, "int8_ops", "ops_total")
     + _cols(B, "has_reference", "out_deterministic") + _cols(S, "out_mismatch", "outputs_json")
     + _dims("verdict", "governor_start", "governor_end")
     + _cols(F, "temp_max_c_start", "temp_max_c_end", "freq_cur_mhz_min_start",

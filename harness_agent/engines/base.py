@@ -14,6 +14,12 @@ import numpy as np
 Sink = Callable[[str, np.ndarray], Dict[str, object]]
 
 
+# Precisions that run a quantized model: "int8" = weights and activations in int8 (calibrated,
+# the engine's own full-quantization tool), "int8-weight" = int8 weights only (dequantized to
+# float when the model loads). The coordinator quantizes for them (harness.models.quantize).
+QUANTIZED = ("int8", "int8-weight")
+
+
 class Unsupported(Exception):
     """The engine cannot run this configuration here (recorded as status 'unsupported')."""
 
@@ -104,6 +110,11 @@ class Adapter:
              options: Dict[str, object], input_shapes: List[List[int]]) -> None:
         """Load the model and prepare everything needed to run it (sessions, pipelines)."""
         raise NotImplementedError
+
+    def inspect(self) -> None:
+        """After the timed loop: read what really ran where reading it would disturb the
+        measurement (an extra run with per-op callbacks); may update effective_precision,
+        details and notes. Nothing by default."""
 
     def run(self, inputs: List[np.ndarray]) -> List[np.ndarray]:
         """One inference: feed inputs, run, and copy every output back to host memory.

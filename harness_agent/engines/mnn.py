@@ -18,12 +18,16 @@ import numpy as np
 
 from ..fdcapture import capture_native_output
 from .base import Adapter as _Base
-from .base import Unsupported, match_names
+from .base import QUANTIZED, Unsupported, match_names
 from ..layers import tensor_stats
 
 _BACKENDS = {"cpu": "CPU", "vulkan": "VULKAN", "opencl": "OPENCL", "cuda": "CUDA", "metal": "METAL"}
 # fp32 asks for 'high' so that no backend may quietly drop to fp16; fp16 asks for 'low'.
-_PRECISIONS = {"fp32": "high", "fp16": "low"}
+# The int8 precisions load a quantized model (harness.models.quantize) and ask for 'high' too:
+# the float ops between the int8 ones stay fp32.
+_PRECISIONS = {"fp32": "high", "fp16": "low", "int8": "high", "int8-weight": "high"}
+# MNN's per-op callback names an op that runs on int8 tensors "Convolution [ DT_INT8 ] "
+_INT8_OP = "DT_INT8"
 # MNNForwardType (include/MNN/MNNForwardType.h) -> backend names
 # (13, CPU_EXTENSION: the CPU with its extension instruction sets)
 _FORWARD_TYPES = {0: "cpu", 1: "metal", 2: "cuda", 3: "opencl", 7: "vulkan", 13: "cpu"}
@@ -162,6 +166,46 @@ class Adapter(_Base):
                                                         [d for _, d in self.in_types])),
                                      "outputs": dict(zip(self.output_names, out_types))}
         self.details["threads_effective"] = threads
+
+    def inspect(self) -> None:
+        """For an int8 request or a model file run as given (it may arrive quantized), the
+        ops MNN really ran in int8: one run with per-op callbacks (after the timed loop),
+        counting the ops whose type MNN marks ``[ DT_INT8 ]``. No such op for an int8
+        request: the session ran the model in float (no int8 kernel for it here)."""
+        precision = str(self.job.get("precision"))
+        as_given = bool((self.job.get("quant") or {}).get("as_given"))
+        if precision not in QUANTIZED and not as_given:
+            return
+        types: List[str] = []
+
+        def before(tensors, info):
+            return True
+
+        def after(tensors, info):
+            try:
+                types.append(str(info.getType()))
+            except Exception:  # noqa: BLE001 - an exception must not cross into C++
+                pass
+            return True
+
+        try:
+            with capture_native_output(echo_fd=-1):
+                self.interp.runSessionWithCallBackInfo(self.session, before, after)
+        except Exception as e:  # noqa: BLE001 - the measurement stands; say what is unknown
+            self.notes.append("MNN: op types not readable (%s): precision as requested" % e)
+            return
+        n = sum(1 for t in types if _INT8_OP in t)
+        self.details.update(int8_ops=n, ops_total=len(types))
+        if n > 0:
+            if precision not in QUANTIZED:
+                self.notes.append("MNN: the model arrived quantized (%d of %d ops ran in "
+                                  "int8): it runs as given" % (n, len(types)))
+            self.effective_precision = "int8"
+        elif precision == "int8":
+            self.effective_precision = "fp32"
+            self.notes.append("MNN: no op ran in int8 (of %d): the model ran in float"
+                              % len(types))
+        # int8-weight: weights stored in int8, dequantized at load; every op computes in float
 
     def _type_of(self, t):
         """(Halide type, numpy dtype name) of an MNN tensor; ValueError for a type the Python

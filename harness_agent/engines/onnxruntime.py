@@ -16,7 +16,9 @@ _ORT_TYPES = {"float": "float32", "double": "float64"}
 class Adapter(_Base):
     name = "onnxruntime"
     BACKENDS = ("cpu",)
-    PRECISIONS = ("fp32",)
+    # int8: the model the coordinator quantized with onnxruntime.quantization (static QDQ),
+    # or a QDQ model as given
+    PRECISIONS = ("fp32", "int8")
     MODEL_FORMAT = "onnx"
     MODULE = "onnxruntime"
     PIP_PACKAGE = "onnxruntime"
@@ -38,13 +40,15 @@ class Adapter(_Base):
     def load(self, files, backend, precision, threads, options, input_shapes):
         if backend != "cpu":
             raise Unsupported("onnxruntime runs here with the CPU provider only")
-        if precision != "fp32":
-            raise Unsupported("onnxruntime engine runs fp32 only in this harness")
+        if precision not in self.PRECISIONS:
+            raise Unsupported("onnxruntime runs fp32 and int8 (static QDQ) in this harness, "
+                              "not %s" % precision)
         so = self.ort.SessionOptions()
         so.intra_op_num_threads = int(threads)
         so.inter_op_num_threads = 1
         self.sess = self.ort.InferenceSession(files["onnx"], so, providers=["CPUExecutionProvider"])
-        self.effective_backend, self.effective_precision = "cpu", "fp32"
+        self.effective_backend = "cpu"
+        self.effective_precision = self._precision_of(precision)
         declared = {i.name: i.type for i in self.sess.get_inputs()}
         self.input_names = match_names(self.job.get("input_names"), list(declared), self.notes)
         # fed in the model's own dtypes (a suite may have made an input file in another one)
@@ -57,6 +61,24 @@ class Adapter(_Base):
         self.output_names = list(self.job.get("output_names") or
                                  [o.name for o in self.sess.get_outputs()])
         self.details["engine_options"] = {"intra_op_num_threads": int(threads)}
+
+    def _precision_of(self, precision: str) -> str:
+        """What the model runs in, from the coordinator's count of its quantized ops (the job's
+        "quant": onnxruntime says nothing of which kernels ran): int8 when the graph has
+        QuantizeLinear/DequantizeLinear-wrapped ops, else fp32."""
+        quant = self.job.get("quant") or {}
+        n, total = quant.get("int8_ops"), quant.get("ops_total")
+        if n is None:
+            return "fp32"
+        self.details.update(int8_ops=int(n), ops_total=int(total or 0))
+        if n > 0:
+            if precision == "fp32":
+                self.notes.append("onnxruntime: the model arrived quantized (%d of %d ops "
+                                  "between Q/DQ nodes): it runs as given, in int8" % (n, total))
+            return "int8"
+        if precision == "int8":
+            self.notes.append("onnxruntime: the model has no quantized op: it runs in fp32")
+        return "fp32"
 
     def run(self, inputs: List[np.ndarray]) -> List[np.ndarray]:
         feed = {n: (x if d is None else x.astype(d, copy=False))
