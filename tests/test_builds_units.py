@@ -206,3 +206,11 @@ def test_compare_reads_source_builds_by_label_and_by_digest(tmp_path):
         assert len(res.pairs) >= 1, head
     with pytest.raises(Exception, match="has no rows"):
         load_sides(tmp_path, "version", "3.1.0", "cdcdcdc", {})
+
+
+def test_engines_as_a_list_of_names_means_installed(tmp_path):
+    s = _suite(tmp_path, ["mnn", "ncnn"])
+    assert s.engines == {"mnn": ("installed",), "ncnn": ("installed",)}
+    with pytest.raises(InputError) as e:
+        _suite(tmp_path, [1])
+    assert "engines: got a list (expected a table" in str(e.value)

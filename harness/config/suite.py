@@ -281,9 +281,9 @@ def _engines(v: Table, base: Path) -> tuple[dict[str, tuple[str, ...]], dict]:
     raw = v.t.get("engines")
     if raw is None:
         v.fail("engines", "a table such as engines = { mnn = \"installed\" }", "nothing")
-    if isinstance(raw, list):
-        raw = {e: "installed" for e in raw} if all(isinstance(e, str) for e in raw) else raw
-    ev = v.sub("engines")
+    if isinstance(raw, list) and all(isinstance(e, str) for e in raw):
+        raw = {e: "installed" for e in raw}  # engines = ["mnn", "ncnn"]: what is installed
+    ev = Table(v.where, raw, "engines")
     ev.keys(known_engines())
     out, sources = {}, {}
     for e in ev.t:

@@ -33,7 +33,7 @@ class Table:
     def __init__(self, where: str, table: Any, path: str = ""):
         self.where, self.path = where, path
         if not isinstance(table, dict):
-            self.fail("", "expected a table", type_name(table))
+            self.fail("", "a table", type_name(table))
         self.t = table
 
     def __contains__(self, key: str) -> bool:
