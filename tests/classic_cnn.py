@@ -16,40 +16,19 @@ from onnx import numpy_helper
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 
 
-def materialize(name: str, out: Path, seed: int = 0, conv_scale: float = 1.0,
-                opset: int | None = None) -> Path:
-    """``light_NAME.onnx`` with real weights, written to ``out/NAME.onnx``. ``conv_scale``
-    multiplies the He scale of every weight (a deep BatchNorm'd net such as shufflenet needs
-    about 0.5, or its softmax turns one-hot and a cosine of 1 says nothing); ``opset``:
-    converted to that opset (the files are opset 9, whose Softmax over axis 1 of a
-    [1, 1000, 1, 1] output MNN 3.6.1 turns into all ones: squeezenet's outputs were 1.0)."""
-    model = onnx.load(str(LIGHT / f"light_{name}.onnx"))
+def replace_weights(model: onnx.ModelProto, value) -> list:
+    """Replace each ``ConstantOfShape`` weight of ``model`` (the ``light`` files store only
+    the weight's shape) by an initializer ``value(output_name, dims)`` (a numpy array); the
+    initializers added, in graph order. The model is changed in place (IR 8: initializers need
+    not be listed as inputs)."""
     g = model.graph
     stored = {t.name: t for t in g.initializer}
-    rng = np.random.default_rng(seed)
-    # BatchNormalization's scale, bias, mean and variance: near the identity (a random
-    # variance can be negative: NaN)
-    bn = {}
-    for node in g.node:
-        if node.op_type == "BatchNormalization":
-            for role, tensor in zip(("scale", "bias", "mean", "var"), node.input[1:5]):
-                bn[tensor] = role
     nodes, weights, dropped = [], [], set()
     for node in g.node:
         if node.op_type == "ConstantOfShape" and node.input[0] in stored:
             dims = [int(d) for d in numpy_helper.to_array(stored[node.input[0]]).tolist()]
-            role = bn.get(node.output[0])
-            if role is not None:
-                base = {"scale": 1.0, "var": 1.0}.get(role, 0.0)
-                w = base + rng.standard_normal(dims) * 0.05
-                if role == "var":
-                    w = np.abs(w)
-            elif len(dims) > 1:  # a weight: He scale over its fan-in
-                fan_in = int(np.prod(dims[1:]))
-                w = rng.standard_normal(dims) * np.sqrt(2.0 / fan_in) * conv_scale
-            else:  # a bias
-                w = rng.standard_normal(dims) * 0.01
-            weights.append(numpy_helper.from_array(w.astype(np.float32), node.output[0]))
+            w = np.asarray(value(node.output[0], dims), dtype=np.float32)
+            weights.append(numpy_helper.from_array(w, node.output[0]))
             dropped.add(node.input[0])
         else:
             nodes.append(node)
@@ -60,7 +39,37 @@ def materialize(name: str, out: Path, seed: int = 0, conv_scale: float = 1.0,
     g.node.extend(nodes)
     g.initializer.extend(kept)
     g.input.extend(inputs)
-    model.ir_version = 8  # initializers need not be listed as inputs any more
+    model.ir_version = 8
+    return weights
+
+
+def materialize(name: str, out: Path, seed: int = 0, conv_scale: float = 1.0,
+                opset: int | None = None) -> Path:
+    """``light_NAME.onnx`` with real weights, written to ``out/NAME.onnx``. ``conv_scale``
+    multiplies the He scale of every weight (a deep BatchNorm'd net such as shufflenet needs
+    about 0.5, or its softmax turns one-hot and a cosine of 1 says nothing); ``opset``:
+    converted to that opset (the files are opset 9, whose Softmax over axis 1 of a
+    [1, 1000, 1, 1] output MNN 3.6.1 turns into all ones: squeezenet's outputs were 1.0)."""
+    model = onnx.load(str(LIGHT / f"light_{name}.onnx"))
+    rng = np.random.default_rng(seed)
+    # BatchNormalization's scale, bias, mean and variance: near the identity (a random
+    # variance can be negative: NaN)
+    bn = {}
+    for node in model.graph.node:
+        if node.op_type == "BatchNormalization":
+            for role, tensor in zip(("scale", "bias", "mean", "var"), node.input[1:5]):
+                bn[tensor] = role
+
+    def value(output: str, dims: list[int]):
+        role = bn.get(output)
+        if role is not None:
+            w = {"scale": 1.0, "var": 1.0}.get(role, 0.0) + rng.standard_normal(dims) * 0.05
+            return np.abs(w) if role == "var" else w
+        if len(dims) > 1:  # a weight: He scale over its fan-in
+            return rng.standard_normal(dims) * np.sqrt(2.0 / int(np.prod(dims[1:]))) * conv_scale
+        return rng.standard_normal(dims) * 0.01  # a bias
+
+    replace_weights(model, value)
     if opset is not None:
         from onnx import version_converter
         model = version_converter.convert_version(model, opset)

@@ -159,27 +159,11 @@ def _materialize(name: str, out: Path, seed: int = 0) -> tuple[Path, int]:
     """The structure onnx ships as light_<name>.onnx, with seeded random weights: its weights
     are ConstantOfShape nodes of stored shapes, each replaced by an initializer of that shape.
     Returns the model's path and the number of weight elements added."""
+    from tests.classic_cnn import replace_weights
     model = onnx.load(str(LIGHT / f"light_{name}.onnx"))
-    g = model.graph
-    stored = {t.name: t for t in g.initializer}
     rng = np.random.default_rng(seed)
-    nodes, weights, dropped = [], [], set()
-    for node in g.node:
-        if node.op_type == "ConstantOfShape" and node.input[0] in stored:
-            dims = numpy_helper.to_array(stored[node.input[0]]).tolist()
-            weights.append(numpy_helper.from_array(
-                rng.standard_normal(dims, dtype=np.float32) * np.float32(0.01), node.output[0]))
-            dropped.add(node.input[0])
-        else:
-            nodes.append(node)
-    kept = [t for t in g.initializer if t.name not in dropped] + weights
-    names = {t.name for t in kept}
-    inputs = [i for i in g.input if i.name not in names and i.name not in dropped]
-    del g.node[:], g.initializer[:], g.input[:]
-    g.node.extend(nodes)
-    g.initializer.extend(kept)
-    g.input.extend(inputs)
-    model.ir_version = 8  # initializers need not be listed as inputs any more
+    weights = replace_weights(
+        model, lambda _, dims: rng.standard_normal(dims, dtype=np.float32) * np.float32(0.01))
     path = out / f"{name}.onnx"
     onnx.save(model, str(path))
     return path, sum(int(np.prod(t.dims)) for t in weights)

@@ -11,7 +11,6 @@ is, whatever its path: ``sha256:<hex>`` of a tarball or ``git:<commit>`` of a ch
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import subprocess
@@ -108,7 +107,3 @@ def looks_like_tarball(path: str) -> bool:
 def short_identity(identity: str) -> str:
     """``sha256:ab12…`` → ``ab12cd34ef56``; ``git:…`` → the first 12 hex digits."""
     return identity.split(":", 1)[-1][:12]
-
-
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()

@@ -136,10 +136,12 @@ _MNNCONVERT = "import sys, _tools; _tools.mnnconvert(sys.argv)"
 
 
 def to_mnn(src: Path, input_shapes: list[tuple[int, ...]] | None = None,
-           input_dtypes: list[str] | None = None) -> Artifact:
-    """ONNX -> .mnn with MNN's converter (input shapes stay as the ONNX file has them)."""
+           input_dtypes: list[str] | None = None, extra_args: tuple[str, ...] = ()) -> Artifact:
+    """ONNX -> .mnn with MNN's converter (input shapes stay as the ONNX file has them);
+    ``extra_args``: more converter flags (``--weightQuantBits 8``), part of the cache key and
+    of the ``converter`` text."""
     ver = _version("MNN")
-    converter = f"mnnconvert {ver}"
+    converter = " ".join((f"mnnconvert {ver}",) + tuple(extra_args))
     sha = sha256_file(src)
     key = sha256_text(sha, "mnn", converter)[:24]
 
@@ -148,9 +150,10 @@ def to_mnn(src: Path, input_shapes: list[tuple[int, ...]] | None = None,
         # usage telemetry and, when its logging SDK is missing, runs `pip install` of it, which
         # downgrades protobuf under onnx.
         out = _run([sys.executable, "-c", _MNNCONVERT, "mnnconvert", "-f", "ONNX", "--modelFile",
-                    str(src), "--MNNModel", str(d / "model.mnn"), "--bizCode", "harness"], d)
+                    str(src), "--MNNModel", str(d / "model.mnn"), "--bizCode", "harness",
+                    *extra_args], d)
         if "Converted Success" not in out or not (d / "model.mnn").exists():
-            raise ConvertError(f"mnnconvert did not convert: {_tail(out)}")
+            raise ConvertError(f"{converter} did not convert: {_tail(out)}")
         (d / "convert.log").write_text(out)
         (d / "meta.json").write_text(json.dumps({"converter": converter, "source": sha}))
 

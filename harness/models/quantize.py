@@ -211,26 +211,10 @@ def mnn_int8(float_art: Artifact, cal: Calibration, shapes) -> Artifact:
 
 def mnn_int8_weight(src: Path) -> Artifact:
     """ONNX -> .mnn with int8 weights (MNN's converter, ``--weightQuantBits 8``)."""
-    ver = _version("MNN")
-    quantizer = f"mnnconvert {ver} --weightQuantBits 8"
-    sha = sha256_file(src)
-    key = sha256_text(sha, "mnn-int8-weight", quantizer)[:24]
-
-    def build(d: Path) -> None:
-        from .converters import _MNNCONVERT
-        out = _run([sys.executable, "-c", _MNNCONVERT, "mnnconvert", "-f", "ONNX", "--modelFile",
-                    str(src), "--MNNModel", str(d / "model.mnn"), "--bizCode", "harness",
-                    "--weightQuantBits", "8"], d)
-        if "Converted Success" not in out or not (d / "model.mnn").exists():
-            raise ConvertError(f"mnnconvert --weightQuantBits 8 did not convert: {_tail(out)}")
-        (d / "convert.log").write_text(out)
-        (d / "meta.json").write_text(json.dumps({"quantizer": quantizer, "source": sha}))
-
-    d = _cached(key, build)
-    ins, outs = onnx_io_names(src)
-    f = d / "model.mnn"
-    return Artifact("mnn", {"mnn": f}, f"mnnconvert {ver}", ins, outs, sha256_file(f),
-                    quantizer=quantizer, calibration="none (weights only)")
+    from .converters import to_mnn
+    art = to_mnn(src, extra_args=("--weightQuantBits", "8"))
+    return dataclasses.replace(art, converter=f"mnnconvert {_version('MNN')}",
+                               quantizer=art.converter, calibration="none (weights only)")
 
 
 # onnxruntime.quantization's static QDQ settings, spelled out so the row says them. uint8
