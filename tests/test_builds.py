@@ -116,6 +116,15 @@ builtin = "convtranspose_upsampler"
     assert by_t[1]["memory"]["steady"]["delta_kb"] < -32 * 1024  # the k*k*featuremap buffer
 
 
+# the two micro-models of the seed cases: ConvTranspose (memory) and Reduction (fp16 overflow)
+MICRO_MODELS = """[[models]]
+name = "upsampler"
+builtin = "convtranspose_upsampler"
+[[models]]
+name = "reduction"
+builtin = "reduction_sum_block"
+"""
+
 GPU_SUITE = """
 name = "mnn-gpu"
 engines = {{ mnn = [ {{ source = "{src}", name = "3.1.0-gpu", backends = ["vulkan", "opencl"] }} ] }}
@@ -124,19 +133,14 @@ backends = ["vulkan", "opencl"]
 warmup = 1
 min_iterations = 3
 processes = 1
-[[models]]
-name = "upsampler"
-builtin = "convtranspose_upsampler"
-[[models]]
-name = "reduction"
-builtin = "reduction_sum_block"
-"""
+{models}"""
 
 
 @pytest.mark.hosts
 def test_mnn_built_with_vulkan_and_opencl_on_the_gpu_host(gpu_host, tmp_path):
     inv = write_inventory(tmp_path / "inv.toml", [gpu_host.inventory_entry()])
-    (tmp_path / "s.toml").write_text(GPU_SUITE.format(src=engine_src("MNN-3.1.0.tar.xz")))
+    (tmp_path / "s.toml").write_text(GPU_SUITE.format(src=engine_src("MNN-3.1.0.tar.xz"),
+                                                         models=MICRO_MODELS))
     report = run_suite(load_suite(tmp_path / "s.toml"), tmp_path / "res",
                        hosts=load_inventory(inv), progress=False, placement="threads")
     df = pd.DataFrame(report.rows).set_index(["model", "backend_requested"])
@@ -163,17 +167,12 @@ threads = [1]
 warmup = 2
 min_iterations = 30
 processes = 3
-[[models]]
-name = "upsampler"
-builtin = "convtranspose_upsampler"
-[[models]]
-name = "reduction"
-builtin = "reduction_sum_block"
-"""
+{models}"""
 
 
 def test_ncnn_source_build_and_the_wheel_of_the_same_release_agree(tmp_path):
-    (tmp_path / "s.toml").write_text(NCNN_SUITE.format(src=engine_src("ncnn-20260526.tar.xz")))
+    (tmp_path / "s.toml").write_text(NCNN_SUITE.format(src=engine_src("ncnn-20260526.tar.xz"),
+                                                           models=MICRO_MODELS))
     out = tmp_path / "res"
     run = _harness("run", str(tmp_path / "s.toml"), "--data", str(out))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
