@@ -27,8 +27,12 @@ def _suite(tmp_path: Path, engines: dict):
 
 
 def _tarball(tmp_path: Path, name: str = "MNN-3.1.0.tar.xz") -> Path:
+    """A real (tiny) tar archive: only its digest matters here."""
+    import tarfile
     p = tmp_path / name
-    p.write_bytes(b"not really a tarball, only its digest matters here")
+    (tmp_path / "CMakeLists.txt").write_text("project(x)\n")
+    with tarfile.open(p, "w:xz") as tf:
+        tf.add(tmp_path / "CMakeLists.txt", arcname="MNN-3.1.0/CMakeLists.txt")
     return p
 
 
@@ -61,6 +65,7 @@ def test_named_source_and_the_key_changes_with_options(tmp_path):
     ({"source": "MNN-3.1.0.tar.xz", "backends": ["cuda"]}, "one of cpu, vulkan, opencl"),
     ({"source": "MNN-3.1.0.tar.xz", "cmake": ["MNN_AVX512=ON"]}, "CMake cache flags"),
     ({"ref": "main"}, "source: got nothing"),
+    ({"source": "MNN-3.1.0.tar.xz", "name": "installed"}, "other than \"installed\""),
 ])
 def test_bad_source_entries_are_one_line(tmp_path, entry, says):
     _tarball(tmp_path)
@@ -68,6 +73,17 @@ def test_bad_source_entries_are_one_line(tmp_path, entry, says):
         _suite(tmp_path, {"mnn": [entry]})
     assert says in str(e.value) and "engines.mnn[0]" in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_backends_a_recipe_cannot_build_and_files_that_are_not_tarballs(tmp_path):
+    tb = _tarball(tmp_path, "ncnn-20260526.tar.xz")
+    with pytest.raises(InputError, match="one of cpu, vulkan"):
+        _suite(tmp_path, {"ncnn": [{"source": tb.name, "backends": ["opencl"]}]})
+    (tmp_path / "README.md").write_text("# not a tarball\n")
+    with pytest.raises(InputError, match="which is not a tar archive"):
+        _suite(tmp_path, {"ncnn": [{"source": "README.md"}]})
+    with pytest.raises(InputError, match=r"a source goes in \{ source"):
+        _suite(tmp_path, {"mnn": [str(tb)]})
 
 
 def test_two_entries_with_one_name_are_refused(tmp_path):
@@ -200,7 +216,7 @@ def test_compare_reads_source_builds_by_label_and_by_digest(tmp_path):
     path = tmp_path / "date=2026-12-01" / "engine=mnn" / "part-x.parquet"
     path.parent.mkdir(parents=True)
     pq.write_table(to_table(rows), path)
-    for head in ("src:MNN-3.1.0", "abababa"):
+    for head in ("src:MNN-3.1.0", "abababa", "ABABABAB", "sha256:abababa"):
         df = load_sides(tmp_path, "version", "3.1.0", head, {})
         res = compare(df, "version", "3.1.0", head)
         assert len(res.pairs) >= 1, head
@@ -214,3 +230,11 @@ def test_engines_as_a_list_of_names_means_installed(tmp_path):
     with pytest.raises(InputError) as e:
         _suite(tmp_path, [1])
     assert "engines: got a list (expected a table" in str(e.value)
+
+
+def test_a_digest_prefix_of_two_builds_is_refused():
+    from harness.compare.pairing import pair_rows
+    df = _rows(engine_version=["3.1.0"] * 3, engine_build=[None, "a", "b"],
+               engine_source=[None, "sha256:" + "ab" * 32, "sha256:" + "ab" * 32])
+    with pytest.raises(InputError, match="matches the builds a, b"):
+        pair_rows(df, "version", "3.1.0", "abababab")

@@ -247,3 +247,26 @@ calibration = "cal"
         assert _row(df, "cls", "mnn", "int8").status == "convert_error"
     for engine in ("mnn", "onnxruntime"):
         assert _row(df, "cls", engine, "fp32").status == "ok"
+
+
+def test_older_mnn_that_cannot_say_its_op_types_is_not_called_float(tmp_path, cache):
+    """MNN before 3.3 names op types without a data type: its int8 run cannot be verified,
+    which is not evidence that it ran in float (the trial saw 3.0.0 and 3.1.0 give the same
+    output bytes as 3.4.0's verified int8 run, yet get called fp32 and `wrong`)."""
+    df = _run(tmp_path, """
+name = "old-mnn-int8"
+engines = { mnn = ["3.1.0"] }
+precisions = ["int8"]
+[measure]
+warmup = 0
+min_iterations = 3
+processes = 1
+[[models]]
+name = "cls"
+builtin = "ppocr_cls"
+calibration_samples = 4
+""")
+    r = df.iloc[0]
+    assert r.status == "ok" and r.precision == "int8", (r.status, r.precision, r.notes)
+    assert "does not mark its ops' data types: int8 not verified" in r.notes
+    assert r.verdict != "wrong" and r.out_cosine > 0.99

@@ -20,8 +20,6 @@ from pathlib import Path
 from ..cache import sha256_file, sha256_text
 from ..errors import HarnessError
 
-# what a build can be asked to contain besides the CPU backend
-BUILD_BACKENDS = ("cpu", "vulkan", "opencl")
 _TARBALL = re.compile(r"\.(tar\.(xz|gz|bz2|zst)|tgz|tar)$")
 
 

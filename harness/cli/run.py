@@ -122,6 +122,11 @@ def run(args: argparse.Namespace) -> int:
     return run_footer(report, args.data)
 
 
+# statuses whose rows share one reason per version or model (a build, a conversion, a host
+# that cannot run the engine): printed once each at the end of a run
+_SAID_ONCE = ("build_error", "convert_error", "unsupported")
+
+
 def run_footer(report, data) -> int:
     """Print per-host counts and where the rows went; the exit code: 1 when any configuration
     failed (a failed status, or outputs judged wrong or NaN/Inf), else 0."""
@@ -133,13 +138,12 @@ def run_footer(report, data) -> int:
     if len(by_host) > 1 or bad:
         for h, c in sorted(by_host.items()):
             print(f"host {h}: " + ", ".join(f"{n} {s}" for s, n in sorted(c.items())))
-    builds = {}
-    for r in report.rows:  # one line per failed build: its rows all carry the same words
-        if r["status"] == "build_error":
-            builds.setdefault((r["host"], r["engine"], r.get("engine_version_requested")),
-                              r.get("error"))
-    for (h, engine, version), error in sorted(builds.items(), key=str):
-        print(f"build_error on {h}: {error}")
+    reasons: dict = {}
+    for r in report.rows:  # why a version or model never ran: one line per distinct reason
+        if r["status"] in _SAID_ONCE and r.get("error"):
+            reasons.setdefault((r["status"], r["host"], str(r["error"])), None)
+    for status, h, error in sorted(reasons):
+        print(f"{status} on {h}: {error}")
     print(f"\nrun {report.run_id}: {len(report.rows)} rows in {report.wall_s:.1f} s -> "
           f"{data} ({len(report.files)} file(s)); {len(bad)} failed")
     if any(r["status"] in RETRY for r in report.rows):

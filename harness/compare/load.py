@@ -3,7 +3,6 @@ a comparison only the rows of its two sides."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -11,10 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..results import DatasetError, load
-from .pairing import SERIES_KEY, dimension_column, key_columns
-
-
-_HEX = re.compile(r"[0-9a-fA-F]{7,64}")
+from .pairing import SERIES_KEY, dimension_column, key_columns, source_prefix
 
 
 def compare_columns(dimension: str) -> list[str]:
@@ -45,7 +41,7 @@ def load_sides(data: str | Path, dimension: str, base: str, head: str,
     where = pc.field(col).isin([base, head])
     if col in ("engine_version", "backend", "precision"):
         where = where | pc.field(f"{col}_requested").isin([base, head])
-    prefixes = [v.lower() for v in (base, head) if _HEX.fullmatch(v)]
+    prefixes = [p for p in map(source_prefix, (base, head)) if p]
     if col == "engine_version" and prefixes:
         for v in prefixes:  # a source build named by its commit or tarball digest
             for kind in ("git:", "sha256:"):
@@ -64,7 +60,8 @@ def load_sides(data: str | Path, dimension: str, base: str, head: str,
         have |= set(df[f"{col}_requested"].dropna().astype(str))
     if col == "engine_version" and "engine_source" in df:
         ids = [str(x).split(":", 1)[-1] for x in df["engine_source"].dropna()]
-        have |= {v for v in prefixes if any(i.startswith(v) for i in ids)}
+        have |= {v for v in (base, head)
+                 if source_prefix(v) and any(i.startswith(source_prefix(v)) for i in ids)}
     for side, value in (("base", base), ("head", head)):
         if value not in have:  # name every value the dataset holds, not the other side's
             values = sorted(map(str, load(data, columns=[col])[col].dropna().unique()))

@@ -103,16 +103,32 @@ def _fmt_counts(pairs) -> str:
     return " ".join(f"{k}×{v}" for k, v in pairs) if pairs else "absent"
 
 
+def source_prefix(value: str) -> str | None:
+    """The hex prefix a --base/--head value names a source build by ("225a6e44",
+    "sha256:225A6E44", "git:0123abc"), lower case; None when it is not one (7+ hex digits)."""
+    v = value.strip().lower()
+    for kind in ("sha256:", "git:"):
+        v = v.removeprefix(kind)
+    return v if len(v) >= 7 and all(c in "0123456789abcdef" for c in v) else None
+
+
 def _side_mask(df: pd.DataFrame, col: str, dim: pd.Series, value: str) -> np.ndarray:
     """Rows whose ``dim`` is ``value``; for versions, else rows whose source identity starts
-    with ``value`` (a commit id or tarball digest, 7 characters at least)."""
+    with ``value`` (a commit id or tarball digest, 7 characters at least). Raises InputError
+    when the prefix matches builds of more than one label (one tarball, other options)."""
     mask = (dim == value).to_numpy(dtype=bool, na_value=False)
+    prefix = source_prefix(value)
     if mask.any() or col != "engine_version" or "engine_source" not in df.columns \
-            or len(value) < 7:
+            or prefix is None:
         return mask
     ident = df["engine_source"].astype(object).map(
         lambda x: x.split(":", 1)[-1] if isinstance(x, str) else "")
-    return ident.str.startswith(value.lower()).to_numpy(dtype=bool, na_value=False)
+    mask = ident.str.startswith(prefix).to_numpy(dtype=bool, na_value=False)
+    labels = sorted(set(dim[mask].dropna().astype(str)))
+    if len(labels) > 1:
+        raise InputError(f"--base/--head {value!r}", f"matches the builds {', '.join(labels)}",
+                         "one of those labels")
+    return mask
 
 
 @dataclass

@@ -278,6 +278,7 @@ def _check_onnx_file(v: Table, key: str, path: Path) -> None:
 def _engines(v: Table, base: Path) -> tuple[dict[str, tuple[str, ...]], dict]:
     """Engine -> version labels, and (engine, label) -> EngineSource for the versions given
     as source (a table with ``source``) rather than as a wheel version string."""
+    from ..builds.source import looks_like_tarball
     raw = v.t.get("engines")
     if raw is None:
         v.fail("engines", "a table such as engines = { mnn = \"installed\" }", "nothing")
@@ -295,6 +296,9 @@ def _engines(v: Table, base: Path) -> tuple[dict[str, tuple[str, ...]], dict]:
                 sources[(e, src.name)] = src
                 labels.append(src.name)
             elif isinstance(item, str):
+                if "/" in item or looks_like_tarball(item):
+                    ev.fail(e, "a wheel version; a source goes in { source = \"...\" }",
+                            repr(item))
                 labels.append(item)
             else:
                 ev.fail(e, "version strings or { source = ... } tables", repr(item))
@@ -311,8 +315,10 @@ def _engines(v: Table, base: Path) -> tuple[dict[str, tuple[str, ...]], dict]:
 
 def _source(t: Table, engine: str, base: Path):
     """An EngineSource from ``{ source = PATH, ref, name, backends, cmake }``."""
-    from ..builds.recipes import known as buildable
-    from ..builds.source import BUILD_BACKENDS, EngineSource, default_name
+    import tarfile
+
+    from ..builds.recipes import known as buildable, recipe_for
+    from ..builds.source import EngineSource, default_name
     t.keys(("source", "ref", "name", "backends", "cmake"))
     if engine not in buildable():
         t.fail("source", f"an engine with a build recipe ({', '.join(buildable())})", engine)
@@ -326,12 +332,18 @@ def _source(t: Table, engine: str, base: Path):
         t.fail("ref", "a ref only with a git checkout as source", repr(ref))
     if p.is_dir() and not (p / ".git").exists():
         t.fail("source", "a git checkout (a folder with .git) or a tarball", str(p))
-    backends = t.str_list("backends", choices=BUILD_BACKENDS, default=("cpu",))
+    if p.is_file() and not tarfile.is_tarfile(p):
+        t.fail("source", "a source tarball (.tar.xz, .tar.gz, .tgz, .tar) or a git checkout",
+               f"{raw!r}, which is not a tar archive")
+    backends = t.str_list("backends", choices=recipe_for(engine).BACKENDS, default=("cpu",))
     cmake = t.str_list("cmake", default=())
     for flag in cmake:
         if not flag.startswith("-D"):
             t.fail("cmake", "CMake cache flags such as \"-DMNN_AVX512=ON\"", repr(flag))
     name = t.get("name", str) or default_name(str(p), ref)
+    if name == "installed":
+        t.fail("name", "a label other than \"installed\" (it means the host's own engine)",
+               repr(name))
     return EngineSource(engine=engine, path=str(p), name=name, ref=ref,
                         backends=tuple(dict.fromkeys(("cpu",) + backends)), cmake_args=cmake)
 

@@ -197,11 +197,16 @@ class Executor(ABC):
     def built_wheel(self, engine: str, version: str) -> Path:
         """The wheel of the source build named ``version`` for this device, built now or found
         in the build cache. Raises NoBuild (with the compiler's words)."""
-        from ..builds.build import BuildFailed, build
+        from ..builds.build import BuildFailed, build, build_key
         from ..builds.source import SourceError
         source = self.sources[(engine, version)]
         info = self.setup()
         target_key = f"{info['arch']}-{info['python_tag']}"
+        try:  # what a failed build's rows say of it too
+            self.builds[(engine, version)] = {"target": target_key,
+                                              "key": build_key(source, target_key)}
+        except SourceError as e:
+            raise NoBuild(str(e)) from None
         try:
             b = build(source, target_key, self.build_target)
         except (BuildFailed, SourceError) as e:

@@ -28,6 +28,14 @@ _BACKENDS = {"cpu": "CPU", "vulkan": "VULKAN", "opencl": "OPENCL", "cuda": "CUDA
 _PRECISIONS = {"fp32": "high", "fp16": "low", "int8": "high", "int8-weight": "high"}
 # MNN's per-op callback names an op that runs on int8 tensors "Convolution [ DT_INT8 ] "
 _INT8_OP = "DT_INT8"
+
+
+def _version_tuple(v) -> tuple:
+    """"3.1.0" -> (3, 1, 0); what cannot be read counts as new."""
+    try:
+        return tuple(int(x) for x in str(v).split(".")[:3])
+    except ValueError:
+        return (99,)
 # MNNForwardType (include/MNN/MNNForwardType.h) -> backend names
 # (13, CPU_EXTENSION: the CPU with its extension instruction sets)
 _FORWARD_TYPES = {0: "cpu", 1: "metal", 2: "cuda", 3: "opencl", 7: "vulkan", 13: "cpu"}
@@ -193,6 +201,13 @@ class Adapter(_Base):
                 self.interp.runSessionWithCallBackInfo(self.session, before, after)
         except Exception as e:  # noqa: BLE001 - the measurement stands; say what is unknown
             self.notes.append("MNN: op types not readable (%s): precision as requested" % e)
+            return
+        if _version_tuple(self.version()) < (3, 3):
+            # MNN marks a quantized op's type "[ DT_INT8 ]" from 3.3.0 on (Pipeline.cpp,
+            # quantAttr); before, op types carry no data type: nothing to count
+            self.details.update(ops_total=len(types))
+            self.notes.append("MNN %s does not mark its ops' data types: int8 not verified, "
+                              "precision as requested" % self.version())
             return
         n = sum(1 for t in types if _INT8_OP in t)
         self.details.update(int8_ops=n, ops_total=len(types))

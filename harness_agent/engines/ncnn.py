@@ -120,10 +120,10 @@ class Adapter(_Base):
         if backend not in ("cpu", "vulkan"):
             raise Unsupported("ncnn has no backend %r in this harness" % backend)
         if precision in QUANTIZED:
-            # ncnn's int8 models come from ncnn2table + ncnn2int8, tools of a source build
-            # that the harness does not drive yet
-            raise Unsupported("ncnn %s needs ncnn2table/ncnn2int8 from an ncnn source build, "
-                              "which this harness does not run yet" % precision)
+            # ncnn's int8 models come from ncnn2table + ncnn2int8 (not in the wheel; a source
+            # build of a full ncnn tree has them), which the harness does not drive yet
+            raise Unsupported("ncnn %s: the harness does not quantize for ncnn yet "
+                              "(ncnn2table/ncnn2int8)" % precision)
         if precision not in ("fp32", "fp16"):
             raise Unsupported("no ncnn path for precision %r in this harness" % precision)
         self._powersave(options)

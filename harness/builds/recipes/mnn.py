@@ -17,6 +17,7 @@ import shutil
 from ..build import BuildContext, BuildFailed
 
 dist = "MNN"
+BACKENDS = ("cpu", "vulkan", "opencl")  # what a build can contain
 
 # MNN's CMake switch per backend the suite may ask for
 _BACKEND_FLAGS = {"vulkan": "MNN_VULKAN", "opencl": "MNN_OPENCL"}
