@@ -23,6 +23,10 @@ from harness.fleet.inventory import load_inventory
 from tests.helpers import engine_src, write_inventory
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow]
+# On a cold machine a test compiles its engines first (MNN for armv7l: about 3.5 min a
+# version on 2 cores; MNN with Vulkan and OpenCL: about 5 min): more than the suite's
+# 600 s per test
+COLD_BUILDS = pytest.mark.timeout(2400)
 
 
 def _harness(*args, timeout=900):
@@ -42,6 +46,7 @@ def _broken_copy(tmp_path, name="ncnn-20260526"):
     return out
 
 
+@COLD_BUILDS
 def test_a_source_that_does_not_compile_is_build_error_for_that_version_only(tmp_path):
     broken = _broken_copy(tmp_path)
     (tmp_path / "s.toml").write_text(f"""
@@ -68,6 +73,7 @@ builtin = "reduction_sum_block"
     assert "build_error" in r.stdout
 
 
+@COLD_BUILDS
 @pytest.mark.hosts
 def test_mnn_built_for_armv7_finds_the_convtranspose_memory_fix(armv7_host, tmp_path, caplog):
     inv = write_inventory(tmp_path / "inv.toml", [armv7_host.inventory_entry()])
@@ -136,6 +142,7 @@ processes = 1
 {models}"""
 
 
+@COLD_BUILDS
 @pytest.mark.hosts
 def test_mnn_built_with_vulkan_and_opencl_on_the_gpu_host(gpu_host, tmp_path):
     inv = write_inventory(tmp_path / "inv.toml", [gpu_host.inventory_entry()])
@@ -170,6 +177,7 @@ processes = 3
 {models}"""
 
 
+@COLD_BUILDS
 def test_ncnn_source_build_and_the_wheel_of_the_same_release_agree(tmp_path):
     (tmp_path / "s.toml").write_text(NCNN_SUITE.format(src=engine_src("ncnn-20260526.tar.xz"),
                                                            models=MICRO_MODELS))
