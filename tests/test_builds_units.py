@@ -238,3 +238,12 @@ def test_a_digest_prefix_of_two_builds_is_refused():
                engine_source=[None, "sha256:" + "ab" * 32, "sha256:" + "ab" * 32])
     with pytest.raises(InputError, match="matches the builds a, b"):
         pair_rows(df, "version", "3.1.0", "abababab")
+
+
+def test_an_int8_request_that_ran_in_float_stays_on_the_int8_side():
+    from harness.compare.pairing import pair_rows
+    df = _rows(engine_version=["3.6.1"] * 3, precision=["fp32", "fp32", "int8"],
+               precision_requested=["fp32", "int8", "int8"])
+    pr = pair_rows(df, "precision", "fp32", "int8")
+    sides = pr.rows.set_index("precision_requested")["_side"]
+    assert sides.loc["fp32"] == 0 and set(sides.loc["int8"]) == {1}

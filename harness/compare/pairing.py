@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from harness_agent.engines.base import QUANTIZED
 
 from ..errors import InputError
 from ..results import DatasetError
@@ -64,13 +65,18 @@ def key_columns(dimension: str) -> list[str]:
 
 def effective(df: pd.DataFrame, name: str) -> pd.Series:
     """Column `name`, with nulls filled from its *_requested column where there is one; for
-    engine_version, a source build's label (engine_build) where there is one."""
+    engine_version, a source build's label (engine_build) where there is one; for precision,
+    the request where it was a quantized one (int8, int8-weight: another model file, which
+    stays apart from the float model's rows even where it ran in float)."""
     if name not in df.columns:
         return pd.Series([np.nan] * len(df), index=df.index, dtype=object)
     s = df[name]
     if name == "engine_version" and "engine_build" in df.columns and df["engine_build"].notna().any():
         built = df["engine_build"].astype(object)
         s = built.where(built.notna(), s.astype(object))
+    if name == "precision" and "precision_requested" in df.columns:
+        asked = df["precision_requested"].astype(object)
+        s = s.astype(object).where(~asked.isin(QUANTIZED), asked)
     fb = FALLBACK.get(name)
     if fb is None or fb not in df.columns or not s.isna().any():
         return s
