@@ -186,8 +186,12 @@ def build_root() -> Path:
 
 
 def build_key(source: EngineSource, target_key: str) -> str:
-    """``mnn-<identity 12>-<options 8>-armv7l-cp311``."""
-    return f"{source.engine}-{short_identity(source.identity())}-{source.key()[:8]}-{target_key}"
+    """``mnn-<identity 12>-<options and recipe 8>-armv7l-cp311``: a changed recipe (its file,
+    or RECIPE_VERSION of this driver) is another build."""
+    from ..cache import sha256_text
+    from .recipes import recipe_text
+    how = sha256_text(source.key(), str(RECIPE_VERSION), recipe_text(source.engine))[:8]
+    return f"{source.engine}-{short_identity(source.identity())}-{how}-{target_key}"
 
 
 _FAILED: dict[str, BuildFailed] = {}  # this process's failed builds: asked once per run

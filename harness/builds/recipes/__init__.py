@@ -20,3 +20,10 @@ def recipe_for(engine: str):
 def known() -> list[str]:
     import pkgutil
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
+
+def recipe_text(engine: str) -> str:
+    """The source text of ``engine``'s recipe ('' when it has none): part of a build's key."""
+    from pathlib import Path
+    p = Path(__file__).with_name(f"{engine}.py")
+    return p.read_text() if p.is_file() else ""
