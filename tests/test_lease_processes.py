@@ -89,8 +89,12 @@ def test_interrupted_coordinator_stops_its_remote_measurement(tmp_path, sig, fau
             time.sleep(1.0)  # into the measurement
             os.kill(p.pid, sig)  # the coordinator alone, as `kill` does
             t0 = time.monotonic()
-            _wait_for(lambda: not _agents(TOKEN_ENV, host.token) or None, STOP_WITHIN_S,
-                      "end of the agent after the signal")
+            try:
+                _wait_for(lambda: not _agents(TOKEN_ENV, host.token) or None, STOP_WITHIN_S,
+                          "end of the agent after the signal")
+            except AssertionError as e:  # say what the coordinator was doing
+                p.kill()
+                raise AssertionError(f"{e}; coordinator: {p.communicate()[1][-3000:]}") from None
             stopped_s = time.monotonic() - t0
             _, err = p.communicate(timeout=60)
         finally:

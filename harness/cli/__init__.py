@@ -81,11 +81,14 @@ def _setup_logging(verbose: bool, debug: bool) -> None:
     from source take minutes: their progress is shown always."""
     builds = logging.getLogger("harness.builds")
     builds.setLevel(logging.DEBUG if debug else logging.INFO)
+    if verbose or debug:  # the "harness" logger's handler shows them
+        builds.removeHandler(_LOG_HANDLER)
+        return _verbose(debug)
     if _LOG_HANDLER not in builds.handlers:
         builds.addHandler(_LOG_HANDLER)
-        builds.propagate = False  # shown once, also with -v
-    if not (verbose or debug):
-        return
+
+
+def _verbose(debug: bool) -> None:
     for name in ("harness", "harness_agent"):
         logger = logging.getLogger(name)
         logger.setLevel(logging.DEBUG if debug else logging.INFO)
