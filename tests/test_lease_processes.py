@@ -40,10 +40,17 @@ def _suite(path: Path, secs: float, procs_: int = 1) -> Path:
     return path
 
 
+def _interruptible() -> None:
+    # A shell's background job (`cmd &` without job control) starts with SIGINT ignored, and
+    # Python then leaves it ignored: Ctrl-C reaches a foreground coordinator, so the test's
+    # coordinator gets SIGINT's default whatever the test run was started from.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _harness(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "harness", "run", *args, "--no-progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, start_new_session=True, **kw)
+                            env=env, start_new_session=True, preexec_fn=_interruptible, **kw)
 
 
 def _agents(name: str, value: str) -> set[int]:
