@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,10 @@ def run_logged(argv, what, cwd, env, log_path: Path, progress: Progress | None, 
                              stderr=subprocess.STDOUT, text=True, errors="replace")
         last_tenth = -1
         assert p.stdout is not None
+        # the deadline holds for a step that prints nothing too
+        watchdog = threading.Timer(BUILD_TIMEOUT_S, p.kill)
+        watchdog.daemon = True
+        watchdog.start()
         for line in p.stdout:
             logf.write(line)
             m = _NINJA.match(line)
@@ -104,9 +109,8 @@ def run_logged(argv, what, cwd, env, log_path: Path, progress: Progress | None, 
                     last_tenth = tenth
                     progress(f"building {label}: {what} {done}/{total} "
                              f"({time.monotonic() - t0:.0f} s)")
-            if time.monotonic() - t0 > BUILD_TIMEOUT_S:
-                p.kill()
         rc = p.wait()
+        watchdog.cancel()
     if rc != 0:
         raise BuildFailed(f"{label}: {what} failed (exit {rc}): "
                           f"{relevant_lines(log_path.read_text(errors='replace'))}", log_path)
