@@ -14,6 +14,7 @@ from typing import Dict, List
 
 from . import cores, sustained
 from .cooldown import cool_down
+from .cpuload import CpuLoad
 from .memory import PhaseMeter
 from .protocol import Channel
 from .status import Status
@@ -83,7 +84,9 @@ def _steady(job: Dict[str, object], adapter, inputs, meter: PhaseMeter,
     min_ns = int(float(job.get("min_seconds", 0.0)) * 1e9)
     max_iters = int(job.get("max_iterations", 100000))
     samples: List[int] = []
+    load = CpuLoad(int(job["threads"]))
     meter.start()
+    load.start()
     perf = time.perf_counter_ns
     loop_start = perf()
     last = first
@@ -95,6 +98,7 @@ def _steady(job: Dict[str, object], adapter, inputs, meter: PhaseMeter,
         if len(samples) >= min_iters and t1 - loop_start >= min_ns:
             break
     timed_ns = perf() - loop_start
+    res.update(load.end())
     _phase(res, "steady", meter.end())
     res["latency_ms"] = [_ms(s) for s in samples]
     res["iterations"] = len(samples)
@@ -109,8 +113,11 @@ def _sustained(job: Dict[str, object], adapter, inputs, meter: PhaseMeter,
     and frequency, ``throttle_ratio`` the last minute's median over the first's (first and
     last quarter under 120 s). The last output."""
     seconds = float(job["sustained_s"])
+    load = CpuLoad(int(job["threads"]))
     meter.start()
+    load.start()
     windows, total, last, elapsed = sustained.run(lambda: adapter.run(inputs), seconds)
+    res.update(load.end())
     _phase(res, "steady", meter.end())
     res["latency_ms"] = [float(w["latency_ms"]) for w in windows]
     res["iterations"] = total

@@ -50,6 +50,11 @@ def test_smoke_runs_measure_every_configuration(smoke_twice):
     for rep in (first, second):
         assert rep.rows and all(r["status"] == "ok" for r in rep.rows), \
             [(r["model"], r["engine"], r["status"], r.get("error")) for r in rep.rows]
+        # the background load beside every timed loop long enough to count it (0.2 s of
+        # clock ticks): what lets compare tell a busy machine from a slower engine
+        timed = [r for r in rep.rows if r["timed_s"] >= 0.25]
+        assert timed and all(r["cpu_other_load"] is not None and r["cpu_contention"] >= 0
+                             for r in timed), [(r["model"], r["timed_s"]) for r in timed]
 
 
 def test_aa_gives_verdicts_and_no_false_alarm(smoke_twice, aa_result):

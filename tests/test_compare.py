@@ -118,15 +118,26 @@ def test_few_processes_are_insufficient():
     ("governor_end", "performance", "powersave", "governor changed"),
     ("temp_max_c_end", 50.0, 75.0, "temp rose"),
     ("notes", None, "cpu throttled at 80C", "throttled"),
+    # the head's processes shared their CPUs with other work: 12 % of the threads' demand
+    ("cpu_contention", 0.0, 0.12, "cpu contention > 5%"),
 ])
 def test_environment_changes_are_unstable(field, base_val, head_val, note):
     rng = np.random.default_rng(5)
     start = {"governor_end": {"governor_start": "performance"},
-             "temp_max_c_end": {"temp_max_c_start": 50.0}, "notes": {}}[field]
+             "temp_max_c_end": {"temp_max_c_start": 50.0}, "notes": {},
+             "cpu_contention": {}}[field]
     rows = both("env", rng, head_factor=1.10,
                 base_kw={**start, field: base_val}, head_kw={**start, field: head_val})
     res = run(rows)
     assert verdict(res, "env") == "unstable" and note in res.pairs["latency_note"].iloc[0]
+
+
+def test_background_load_below_the_threshold_leaves_a_real_change_standing():
+    rng = np.random.default_rng(15)
+    rows = both("busy", rng, head_factor=1.10, base_kw={"cpu_contention": 0.01},
+                head_kw={"cpu_contention": 0.04})
+    assert verdict(run(rows), "busy") == "slower"
+    assert verdict(run(rows, max_contention=0.03), "busy") == "unstable"
 
 
 def test_only_measured_rows_count():

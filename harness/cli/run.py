@@ -144,6 +144,16 @@ def run_footer(report, data) -> int:
             reasons.setdefault((r["status"], r["host"], str(r["error"])), None)
     for status, h, error in sorted(reasons):
         print(f"{status} on {h}: {error}")
+    from ..compare.verdicts import Thresholds
+    said = Thresholds().max_contention  # above it, compare calls the latency unstable
+    busy = [r for r in report.rows if (r.get("cpu_contention") or 0.0) > said]
+    if busy:  # said here, not only in a later compare: the user can rerun on a quiet machine
+        worst = max(busy, key=lambda r: r["cpu_contention"])
+        print(f"{len(busy)} of {len(report.rows)} rows shared their CPUs with other work "
+              f"(CPU contention > {100 * said:g}%, worst "
+              f"{100 * worst['cpu_contention']:.0f}%: {worst['model']} {worst['engine']} "
+              f"{worst['threads']} threads on {worst['host']}); compare calls their latency "
+              "unstable")
     print(f"\nrun {report.run_id}: {len(report.rows)} rows in {report.wall_s:.1f} s -> "
           f"{data} ({len(report.files)} file(s)); {len(bad)} failed")
     if any(r["status"] in RETRY for r in report.rows):

@@ -73,8 +73,9 @@ def _text(frame: pd.DataFrame, name: str) -> pd.Series:
     return frame[name].astype(object)
 
 
-def _env_flags(rows: pd.DataFrame, th: Thresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row: governor changed, temperature rose > temp_rise_c, throttling recorded."""
+def _env_flags(rows: pd.DataFrame, th: Thresholds) -> tuple[np.ndarray, ...]:
+    """Per row: governor changed, temperature rose > temp_rise_c, throttling recorded, CPU
+    contention > max_contention."""
     gs, ge = _text(rows, "governor_start"), _text(rows, "governor_end")
     gov = (gs.notna() & ge.notna() & (gs.astype(str) != ge.astype(str))).to_numpy(dtype=bool)
     rise = (_num(rows, "temp_max_c_end") - _num(rows, "temp_max_c_start")).to_numpy()
@@ -91,7 +92,9 @@ def _env_flags(rows: pd.DataFrame, th: Thresholds) -> tuple[np.ndarray, np.ndarr
                 if c == "extra_json":  # a recorded "throttled": false is not throttling
                     hit &= ~txt.str.contains('"throttled": false', regex=False)
                 thr[nn] = hit.to_numpy(dtype=bool)
-    return gov, hot, thr
+    with np.errstate(invalid="ignore"):
+        busy = _num(rows, "cpu_contention").to_numpy() > th.max_contention
+    return gov, hot, thr, busy
 
 
 def _groups_by_pair_side(pair: np.ndarray, side: np.ndarray, values: np.ndarray,
@@ -184,11 +187,12 @@ def compare(df: pd.DataFrame, dimension: str = "engine_version", base=None, head
         ratio = lat.median[1] / lat.median[0]
     rows_n = np.vstack([np.bincount(pair_r[side_r == sd], minlength=n_pairs) for sd in (0, 1)])
 
-    gov, hot, thr = _env_flags(rows, th)
+    gov, hot, thr, busy = _env_flags(rows, th)
     env = np.zeros(n_pairs, dtype=bool)
     notes: list[list[str]] = [[] for _ in range(n_pairs)]
     for flag, what in ((gov, "governor changed"), (hot, f"temp rose > {th.temp_rise_c:g}°C"),
-                       (thr, "throttled")):
+                       (thr, "throttled"),
+                       (busy, f"cpu contention > {100 * th.max_contention:g}%")):
         if flag.any():
             for sd, name in ((0, "base"), (1, "head")):
                 cnt = np.bincount(pair_r[flag & (side_r == sd)], minlength=n_pairs)

@@ -28,7 +28,10 @@ Version history:
      `npy DIR N files sha256:…`, `none (weights only)`), `int8_ops`/`ops_total` (ops MNN ran
      in int8 by its own op types, or the ONNX graph's ops between Q/DQ nodes, and all ops),
      `out_top1_agree` (top-1 agreement with the reference for classifier-like outputs);
-     older rows have them null
+     older rows have them null.
+     Background load during the timed loop: `cpu_other_load` (cores of CPU time others took
+     on the measuring CPUs) and `cpu_contention` (the part of the threads' demand it took;
+     harness_agent.cpuload); older rows have them null
 """
 
 from __future__ import annotations
@@ -98,6 +101,7 @@ ROW_COLUMNS: tuple[Column, ...] = tuple(
     + _dims("cooldown")
     + _cols(F, "cooldown_wait_s", "cooldown_temp_before_c", "cooldown_temp_after_c",
             "cooldown_target_c", "sustained_s", "throttle_ratio", "throttle_window_s")
+    + _cols(F, "cpu_other_load", "cpu_contention")
     + _cols(S, "extra_json") + _cols(I, "schema_version")
 )
 COLUMNS: list[tuple[str, pa.DataType]] = [(c.name, c.type) for c in ROW_COLUMNS]
