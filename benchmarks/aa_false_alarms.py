@@ -1,6 +1,7 @@
 """A/A false alarms: how often `harness compare` calls a change between identical runs.
 
     python benchmarks/aa_false_alarms.py [--suite suites/smoke.toml] [--repeats 3] [--out DIR]
+                                         [--background-load DUTY]
 
 Runs the suite repeats + 1 times back to back on this machine (the local executor, real
 engines), compares each run with the one before it (`compare(..., "run_id", ...)`, every
@@ -8,11 +9,17 @@ configuration held equal) and prints, per aspect and verdict, how many pairs got
 rate per pair. Any slower/faster, larger/smaller, wrong/drift is a false alarm: nothing
 changed between the runs. Also prints the wall time per run and the gate's exit code
 (slower,larger,wrong) per comparison. Asserts nothing.
+
+--background-load DUTY (0..1) runs a busy process beside every second run (runs 1, 3, ...),
+busy DUTY of each 20 ms, as another job on a shared machine would: the latency verdicts are
+then counted twice, with compare's CPU-contention rule (Thresholds.max_contention) and without
+it (max_contention = inf), to show what the rule turns from a false `slower` into `unstable`.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -24,6 +31,10 @@ sys.path.insert(0, str(ROOT))
 FALSE_ALARMS = {"latency": ("slower", "faster"), "memory": ("larger", "smaller"),
                 "correctness": ("wrong", "drift")}
 GATE = "slower,larger,wrong"
+# busy `duty` of every 20 ms period, sleeping the rest
+HOG = ("import sys, time\nduty = float(sys.argv[1])\nwhile True:\n    t = time.perf_counter()\n"
+       "    while time.perf_counter() - t < 0.02 * duty: pass\n"
+       "    time.sleep(0.02 * (1 - duty))\n")
 
 
 def main(argv=None) -> int:
@@ -36,23 +47,39 @@ def main(argv=None) -> int:
     ap.add_argument("--suite", default=str(ROOT / "suites" / "smoke.toml"))
     ap.add_argument("--repeats", type=int, default=3, help="A/A comparisons (runs - 1)")
     ap.add_argument("--data", default=None, help="dataset directory (default: a temporary one)")
+    ap.add_argument("--background-load", type=float, default=0.0, metavar="DUTY",
+                    help="a busy process beside every second run, busy DUTY (0..1) of the time")
     args = ap.parse_args(argv)
 
     suite = load_suite(args.suite)
     out = Path(args.data or tempfile.mkdtemp(prefix="aa-"))
     run_ids, walls = [], []
     for i in range(args.repeats + 1):
-        rep = run_suite(suite, out, progress=False)
+        hog = (subprocess.Popen([sys.executable, "-c", HOG, str(args.background_load)])
+               if args.background_load > 0 and i % 2 else None)
+        try:
+            rep = run_suite(suite, out, progress=False)
+        finally:
+            if hog is not None:
+                hog.kill()
+                hog.wait()
         run_ids.append(rep.run_id)
         walls.append(rep.wall_s)
-        print(f"run {i}: {rep.run_id} {len(rep.rows)} rows in {rep.wall_s:.1f} s", flush=True)
+        busy = [r["cpu_contention"] for r in rep.rows if r.get("cpu_contention") is not None]
+        print(f"run {i}: {rep.run_id} {len(rep.rows)} rows in {rep.wall_s:.1f} s"
+              f"{' beside a busy process' if hog is not None else ''}; CPU contention "
+              f"max {100 * max(busy, default=0):.1f} %", flush=True)
 
     counts = {a: Counter() for a in FALSE_ALARMS}
     phase_counts = Counter()
     pairs_total = 0
     gates = []
+    blind = Counter()  # latency verdicts without the contention rule
     for base, head in zip(run_ids, run_ids[1:]):
-        res = compare(load(out, run_id=[base, head]), "run_id", base, head)
+        df = load(out, run_id=[base, head])
+        res = compare(df, "run_id", base, head)
+        blind.update(compare(df, "run_id", base, head, max_contention=float("inf"))
+                     .pairs["latency"].astype(str))
         pairs_total += len(res.pairs)
         gates.append(res.exit_code(GATE))
         for a in FALSE_ALARMS:
@@ -74,6 +101,8 @@ def main(argv=None) -> int:
         for v in alarms:
             print(f"  {v:10s} {counts[a][v]:4d} / {pairs_total}  = "
                   f"{100 * counts[a][v] / max(pairs_total, 1):5.1f} %")
+    print("latency without the CPU-contention rule: "
+          + ", ".join(f"{v} {n}" for v, n in blind.most_common()))
     print("memory per phase: " + ", ".join(f"{k} {n}" for k, n in sorted(phase_counts.items())))
     print(f"gate --fail-on {GATE}: exit codes {gates}")
     return 0

@@ -88,16 +88,24 @@ def test_ncnn_cpu_rows_never_create_the_vulkan_instance(smoke_twice):
 
 
 def test_identical_processes_peak_within_a_few_mib(smoke_twice):
-    """Per configuration and run, its 3 processes: each phase's peak RSS within 4 MiB (16 MiB
-    steps, up to 96 MiB, before ncnn CPU runs stopped creating the Vulkan instance). Between
-    runs a heap may level off elsewhere (ncnn ConvTranspose at 4 threads: 561 or 593 MiB), which
-    the memory rule cannot tell from a change: see benchmarks/aa_false_alarms.py."""
+    """Per configuration and run, its 3 processes: each phase's peak RSS of at least two within
+    4 MiB (16 MiB steps, up to 96 MiB, in every process before ncnn CPU runs stopped creating
+    the Vulkan instance). One process of three may level its heap off a buffer higher: seen
+    here, ncnn ConvTranspose at 1 thread, steady peaks 560148, 560160 and 580700 KiB (about
+    one 16 MiB feature map more; one process in four smoke runs); between runs too (at 4 threads:
+    561 or 593 MiB). The memory rule needs the sides not to overlap, so one such process is no
+    `larger` (see benchmarks/aa_false_alarms.py)."""
     import pandas as pd
 
     _, first, second = smoke_twice
     df = pd.DataFrame(first.rows + second.rows)
     keys = ["run_id", "model", "engine", "threads"]
+
+    def closest_pair(s: pd.Series) -> float:
+        v = sorted(s)
+        return min(b - a for a, b in zip(v, v[1:]))
+
     for ph in ("load", "first", "steady"):
         col = f"rss_{ph}_peak_kb"
-        spread = df.groupby(keys)[col].agg(lambda s: s.max() - s.min())
+        spread = df.groupby(keys)[col].agg(closest_pair)
         assert (spread < 4 * 1024).all(), spread.sort_values().tail().to_string()
