@@ -10,10 +10,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..engines import adapter_class, known_engines
 from .toml import Table, read_toml, type_name
+
+if TYPE_CHECKING:
+    from ..models.calibration_images import Preprocess
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,8 @@ class ModelSpec:
     # each; without one, this many seeded random inputs
     calibration: Path | None = None
     calibration_samples: int | None = None
+    # how an image of an image calibration folder becomes an input (None: the defaults)
+    preprocess: Preprocess | None = None
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,7 @@ def _model(v: Table, base: Path, engines: list[str]) -> ModelSpec:
     groups = native_suite_keys()
     v.keys(("name", "builtin", "onnx", *(k for g in groups for k in g), "inputs", "shape",
             "engines", "backends", "precisions", "threads", "calibration",
-            "calibration_samples"))
+            "calibration_samples", "preprocess"))
     name = v.get("name", str, required=True)
     builtin = v.get("builtin", str)
     if builtin is not None and builtin not in builtin_names():
@@ -207,12 +212,19 @@ def _model(v: Table, base: Path, engines: list[str]) -> ModelSpec:
         if inputs is None:
             v.fail("inputs", "input shapes (shape = [...] or [[models.inputs]])", "nothing")
     calibration, samples = _calibration(v, base)
+    preprocess = None
+    if "preprocess" in v:
+        from ..models.calibration_images import parse_preprocess
+        if calibration is None:
+            v.fail("preprocess", "preprocess only with calibration (a folder of images)",
+                   "no calibration folder")
+        preprocess = parse_preprocess(v.sub("preprocess"))
     return ModelSpec(
         name=name, builtin=builtin, onnx=onnx, native=native,
         inputs=inputs, engines=v.str_list("engines", engines),
         backends=v.str_list("backends"), precisions=v.str_list("precisions"),
         threads=v.int_list("threads"), calibration=calibration,
-        calibration_samples=samples)
+        calibration_samples=samples, preprocess=preprocess)
 
 
 def _calibration(v: Table, base: Path) -> tuple[Path | None, int | None]:
@@ -223,7 +235,8 @@ def _calibration(v: Table, base: Path) -> tuple[Path | None, int | None]:
         p = Path(raw).expanduser()
         folder = (p if p.is_absolute() else base / p).resolve()
         if not folder.is_dir():
-            v.fail("calibration", "an existing folder of .npy/.npz calibration samples",
+            v.fail("calibration", "an existing folder of .npy/.npz calibration samples or "
+                   "images",
                    f"{raw!r} (looked at {folder})")
     samples = v.get("calibration_samples", int)
     if samples is not None and samples < 1:

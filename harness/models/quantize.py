@@ -11,8 +11,9 @@ float artifact of a format (``.mnn``) or from the ONNX source, with the engine's
 It is cached under the float source's sha256 + quantizer + settings + the calibration data's
 digest. A model that arrives quantized (an ONNX graph with QuantizeLinear/DequantizeLinear)
 runs as given. Calibration data: a folder of ``.npy``/``.npz`` files, one sample each
-(``calibration = DIR`` in a suite), else N seeded random inputs (``calibration_samples``,
-default 16), which the row's notes call not representative.
+(``calibration = DIR`` in a suite), or of images, preprocessed as the model's
+``[models.preprocess]`` says (harness.models.calibration_images), else N seeded random
+inputs (``calibration_samples``, default 16), which the row's notes call not representative.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np
 from harness_agent.engines.base import QUANTIZED
 from ..cache import cache_root, sha256_file, sha256_text
 from ..store.atomic import atomic_write_bytes
+from .calibration_images import ImageError, Preprocess, image_files, image_sample
 from .converters import (Artifact, ConvertError, _cached, _run, _tail, _version, onnx_io_names)
 from .inputs import _load_array, _npy_bytes, bind_inputs, make_input, onnx_inputs
 
@@ -94,10 +96,34 @@ def prepare_calibration(spec, onnx: Path | None, inputs) -> Calibration:
     fit the model (it becomes the int8 rows' convert_error)."""
     names, shapes, dtypes = list(inputs.names), list(inputs.shapes), list(inputs.dtypes)
     folder = spec.calibration
-    if folder is not None:
+    images = image_files(folder) if folder is not None else []
+    if folder is not None and images:
+        files = images
+        if calibration_files(folder):
+            raise ConvertError(f"calibration folder {folder} holds both .npy/.npz files and "
+                               "images: keep one kind")
+        if len(names) != 1:
+            raise ConvertError(f"calibration folder {folder}: images calibrate one-input "
+                               f"models, this one has {len(names)} ({', '.join(names)}): use "
+                               ".npz files with one array per input name")
+        pre = spec.preprocess or Preprocess()
+        digest = sha256_text(*(sha256_file(p) for p in files))
+        describe = (f"images {folder} {len(files)} files {pre.describe()} "
+                    f"sha256:{digest[:12]}")
+        key = sha256_text("calib-img", digest, pre.describe(), *names, *map(str, shapes),
+                          *dtypes)[:24]
+
+        def samples():
+            for p in files:
+                try:
+                    yield [image_sample(p, tuple(shapes[0]), pre, dtypes[0])]
+                except ImageError as e:
+                    raise ConvertError(f"calibration image {p.name}: {e}") from None
+        n = len(files)
+    elif folder is not None:
         files = calibration_files(folder)
         if not files:
-            raise ConvertError(f"calibration folder {folder} has no .npy/.npz files")
+            raise ConvertError(f"calibration folder {folder} has no .npy/.npz files or images")
         digest = sha256_text(*(sha256_file(p) for p in files))
         describe = f"npy {folder} {len(files)} files sha256:{digest[:12]}"
         key = sha256_text("calib-npy", digest, *names, *map(str, shapes), *dtypes)[:24]
