@@ -438,6 +438,35 @@ def test_html_report_is_self_contained(mixed_result):
         assert words in html
 
 
+def test_precision_report_plots_speed_up_against_accuracy_cost():
+    """fp32 -> int8 on two engines: int8 twice as fast at 1 - cos 1e-3 on one, 1.25x at 1e-5
+    on the other; each pair is one point at (speed-up, 1 - cosine), coloured by engine."""
+    rng = np.random.default_rng(21)
+    rows = []
+    for engine, speed, cos in (("mnn", 2.0, 0.999), ("onnxruntime", 1.25, 0.99999)):
+        common = dict(model="cls", engine=engine, precision_requested="fp32", threads=1,
+                      has_reference=True, out_cosine=1.0, out_rel_err=1e-7)
+        rows += rows_for(rng=rng, precision="fp32", median_ms=10.0, **common)
+        rows += rows_for(rng=rng, precision="int8", median_ms=10.0 / speed,
+                         **{**common, "precision_requested": "int8", "out_cosine": cos,
+                            "out_rel_err": 1e-2, "out_sha256": "q-" + engine})
+    res = compare(frame(rows), "precision", "fp32", "int8")
+    html = res.to_html()
+    assert "<h2>Speed-up vs accuracy cost</h2>" in html
+    chart = html.split("<h2>Speed-up vs accuracy cost</h2>")[1].split("</svg>")[0]
+    pts = re.findall(r'data-series="([^"]+)" data-y="([^"]+)"[^>]*><title>([^<]+)</title>', chart)
+    got = {series: (float(y), tip) for series, y, tip in pts}
+    assert set(got) == {"mnn", "onnxruntime"}
+    assert got["mnn"][0] == pytest.approx(1e-3, rel=1e-6)
+    assert got["onnxruntime"][0] == pytest.approx(1e-5, rel=1e-4)
+    for engine, speed in (("mnn", 2.0), ("onnxruntime", 1.25)):
+        shown = float(re.search(r"×([0-9.]+)", got[engine][1]).group(1))
+        assert shown == pytest.approx(speed, rel=0.05), got[engine][1]
+    assert "1-cos tol" in chart
+    # another dimension: no such chart
+    assert "Speed-up vs accuracy cost" not in run(both("v", rng)).to_html()
+
+
 def test_write_report(tmp_path, mixed_result):
     paths = write_report(mixed_result, tmp_path / "_reports" / "cmp")
     assert {p.name for p in paths.values()} == {"cmp.html", "cmp.md", "cmp.json"}

@@ -3,8 +3,9 @@ no network references, readable offline.
 
 Contents: summary and thresholds, the pairs table (worst first), missing pairs, then per host:
 latency vs threads (median with p10–p90 whiskers, base and head) and peak RSS per phase vs
-threads; finally output error (rel_err and 1 - cosine, log scale) per backend/precision with
-the tolerance lines from harness.verdict.
+threads; for a precision comparison, speed-up against accuracy cost (1 - cosine) per pair;
+finally output error (rel_err and 1 - cosine, log scale) per backend/precision with the
+tolerance lines from harness.verdict.
 """
 
 from __future__ import annotations
@@ -254,6 +255,43 @@ def error_chart(res, g: pd.DataFrame, title: str, precision, host_varies: bool,
     return ch
 
 
+def speed_accuracy_chart(res, pairs: pd.DataFrame, max_points: int = 400) -> Chart | None:
+    """Speed-up against accuracy cost, one point per pair (a precision comparison: what int8
+    or fp16 buys and what it costs): x = base median / head median (2 = twice as fast),
+    y = the head's 1 - cosine against the fp32 reference (log). Colour by engine, a dashed
+    line at the head precision's cosine tolerance (harness.verdict). None without a pair that
+    has both figures."""
+    g = pairs.iloc[:max_points]
+    speed = 1.0 / g["ratio"].to_numpy(float)
+    cost = 1.0 - g["cosine_head"].to_numpy(float)
+    ok = np.isfinite(speed) & np.isfinite(cost) & (speed > 0)
+    if not ok.any():
+        return None
+    floor = 1e-9
+    tol = tolerance_for(res.head if res.dimension == "precision" else None)
+    ys = np.r_[np.maximum(cost[ok], floor), 1.0 - tol.cosine]
+    xs = speed[ok]
+    pad = (xs.max() - xs.min()) * 0.1 or 0.1
+    ch = Chart(f"speed-up vs accuracy cost: {res.base} → {res.head}",
+               f"speed-up (×, {res.base} median / {res.head} median)",
+               "1 - cosine vs reference (log)", xlim=(max(0.0, xs.min() - pad), xs.max() + pad),
+               ylim=(ys.min() / 3, ys.max() * 30), ylog=True, width=520, height=320)
+    engines = list(pd.unique(g["engine"].astype(object))) if "engine" in g.columns else [""]
+    colors = {e: PALETTE[i % len(PALETTE)] for i, e in enumerate(engines)}
+    for i in np.flatnonzero(ok):
+        r = g.iloc[i]
+        e = r["engine"] if "engine" in g.columns else ""
+        top1 = r.get("top1_head")
+        top1 = f", top-1 agreement {top1:.3f}" if top1 is not None and np.isfinite(top1) else ""
+        tip = (f"{r.get('model', '')} {e} {r['threads']} threads: ×{speed[i]:.2f} "
+               f"({r['latency']}), 1-cos {cost[i]:.3g}{top1} ({r['correctness']})")
+        ch.point(speed[i], max(cost[i], floor), colors[e], tip, series=str(e))
+    ch.hline(1.0 - tol.cosine, "#9467bd", f"1-cos tol {1.0 - tol.cosine:.0e}", dash="1 3")
+    for e in engines:
+        ch.legend(str(e), colors[e])
+    return ch
+
+
 def to_html(res, title: str | None = None, max_panels: int = 36,
             max_table_rows: int = 1000) -> str:
     title = title or f"harness compare — {res.dimension}: {res.base} → {res.head}"
@@ -326,6 +364,11 @@ def to_html(res, title: str | None = None, max_panels: int = 36,
                 out.append(f"<p class=\"note\">{len(panels) - max_panels} more panel(s) "
                            f"not drawn (best verdicts); see the table.</p>")
 
+        if res.dimension == "precision":
+            ch = speed_accuracy_chart(res, pairs)
+            if ch is not None:
+                out.append("<h2>Speed-up vs accuracy cost</h2>")
+                out.append(ch.svg())
         out.append("<h2>Output error per backend / precision</h2><div class=\"grid\">")
         ecols = [c for c in ("backend", "precision") if c in res.key]
         host_varies = "host" in vary
