@@ -19,10 +19,12 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .outputs import compare, describe
-from .tolerance import TOLERANCES, within
+from .tolerance import TOLERANCES, Tolerance, within
 
 # "Close enough to be the same tensor" when matching names by value (fp32 against fp32).
-MATCH = TOLERANCES["fp32"]
+# fp32's relative bounds without its absolute floor: two different tensors of tiny values
+# would both be within the floor of either, and name matching must tell them apart
+MATCH = Tolerance(TOLERANCES["fp32"].rel_err, TOLERANCES["fp32"].cosine)
 
 
 # -- tensor files -------------------------------------------------------------------------------

@@ -132,6 +132,21 @@ def test_environment_changes_are_unstable(field, base_val, head_val, note):
     assert verdict(res, "env") == "unstable" and note in res.pairs["latency_note"].iloc[0]
 
 
+def test_float_rounding_on_tiny_outputs_is_neither_wrong_nor_drift():
+    """The head's outputs all tiny (a saturated sigmoid map): rel_err 2e-3 and cosine 0.99985
+    from a max abs error of 1.3e-7, within fp32's absolute floor; the base matched exactly."""
+    rng = np.random.default_rng(16)
+    rows = both("tiny", rng, base_kw={"out_rel_err": 0.0, "out_cosine": 1.0},
+                head_kw={"out_sha256": "e" * 64, "out_rel_err": 2.15e-3,
+                         "out_cosine": 0.99985, "out_max_abs_err": 1.3e-7})
+    rows += both("big", rng, base_kw={"out_rel_err": 0.0, "out_cosine": 1.0},
+                 head_kw={"out_sha256": "f" * 64, "out_rel_err": 2.15e-3,
+                          "out_cosine": 0.99985, "out_max_abs_err": 2.15e-3})
+    res = run(rows)
+    assert verdict(res, "tiny", "correctness") == "ok"
+    assert verdict(res, "big", "correctness") == "wrong"
+
+
 def test_background_load_below_the_threshold_leaves_a_real_change_standing():
     rng = np.random.default_rng(15)
     rows = both("busy", rng, head_factor=1.10, base_kw={"cpu_contention": 0.01},
@@ -249,7 +264,8 @@ def test_correctness_verdicts():
     rows = both("identical", rng)
     rows += both("ok", rng, head_kw={"out_sha256": "b" * 64, "out_rel_err": 2e-5})
     rows += both("wrong", rng, head_kw={"out_sha256": "c" * 64, "out_rel_err": 5e-3})
-    rows += both("wrongcos", rng, head_kw={"out_sha256": "c" * 64, "out_cosine": 0.99})
+    rows += both("wrongcos", rng, head_kw={"out_sha256": "c" * 64, "out_cosine": 0.99,
+                                             "out_max_abs_err": 0.05})
     rows += both("newnan", rng, head_kw={"out_sha256": "d" * 64, "out_nan": 3})
     rows += both("oldnan", rng, base_kw={"out_nan": 1}, head_kw={"out_sha256": "d" * 64,
                                                                 "out_nan": 1})

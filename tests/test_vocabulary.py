@@ -77,6 +77,45 @@ def test_one_tolerance_check():
     assert output_verdict(_row()) == "ok"
 
 
+def test_outputs_that_are_all_tiny_are_judged_on_the_absolute_floor():
+    """PP-OCR det at 320x320 on a seeded random input: a sigmoid map ~0 everywhere (max 5.9e-5);
+    MNN 3.6.1 fp32 differed from onnxruntime by 1.27e-7 at most, which read as rel_err 0.00215
+    and cosine 0.99985 and made a correct engine `wrong`."""
+    fp32, int8 = tolerance_for("fp32"), tolerance_for("int8")
+    det = {"rel_err": 0.0021531915567951317, "cosine": 0.9998542628453421,
+           "max_abs_err": 1.2654345482587814e-07}
+    assert not within({k: v for k, v in det.items() if k != "max_abs_err"}, fp32)[0]
+    ok, why = within(det, fp32)
+    assert ok and "max abs err 1.27e-07 <= 1e-05" in why
+    # above the floor the relative bounds judge; int8 has no floor (cosine only)
+    assert not within({**det, "max_abs_err": 2e-5}, fp32)[0]
+    assert not within({**det, "cosine": 0.5}, int8)[0]
+    for bad in (math.nan, math.inf, None):  # no figure is no pass
+        assert not within({**det, "max_abs_err": bad}, fp32)[0]
+    assert output_verdict(_row(out_rel_err=det["rel_err"], out_cosine=det["cosine"],
+                               out_max_abs_err=det["max_abs_err"])) == "ok"
+
+
+def test_each_output_is_judged_on_its_own():
+    """A tiny output that passes by the floor beside a large one that passes relatively: the
+    row's worst figures (cosine of one, max abs error of the other) would fail both tests."""
+    import json
+    tiny = {"name": "prob", "max_abs_err": 1e-7, "rel_err": 2e-3, "cosine": 0.9998}
+    big = {"name": "boxes", "max_abs_err": 1e-3, "rel_err": 1e-5, "cosine": 0.9999999}
+    worst = dict(out_rel_err=2e-3, out_cosine=0.9998, out_max_abs_err=1e-3)
+    assert output_verdict(_row(**worst)) == "wrong"  # no per-output figures: worst only
+    assert output_verdict(_row(**worst, outputs_json=json.dumps([tiny, big]))) == "ok"
+    bad = dict(big, rel_err=5e-3, cosine=0.999)
+    assert output_verdict(_row(**worst, outputs_json=json.dumps([tiny, bad]))) == "wrong"
+
+
+def test_layer_name_matching_has_no_floor():
+    # two different tensors of tiny values would both sit within any absolute floor
+    from harness_agent.layers import MATCH
+    assert MATCH.abs_err is None and MATCH.cosine == tolerance_for("fp32").cosine
+    assert not within({"rel_err": 0.5, "cosine": 0.2, "max_abs_err": 1e-9}, MATCH)[0]
+
+
 def test_the_curated_library_api():
     import harness
     for name in harness.__all__:

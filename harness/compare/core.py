@@ -344,7 +344,7 @@ def compare(df: pd.DataFrame, dimension: str = "engine_version", base=None, head
     corr, cnotes = correctness_verdict(
         precision, identical, np.nan_to_num(agg["naninf"][0]), np.nan_to_num(agg["naninf"][1]),
         ref[0], ref[1], agg["rel"][0], agg["rel"][1], agg["cos"][0], agg["cos"][1], th,
-        drift=pr.column != "precision")
+        drift=pr.column != "precision", mabs_base=agg["mabs"][0], mabs_head=agg["mabs"][1])
     for sd, name in ((0, "base"), (1, "head")):
         # inf stays inf (an output that is all wrong, or NaN against the reference): the
         # report labels it; NaN means no reference to compare with

@@ -23,6 +23,9 @@ from ..verdict import output_verdict
 from ..status import MEASURED
 
 T0 = 1_780_000_000.0  # 2026-05-28, a fixed epoch for reproducible rows
+# max |reference| of the synthetic outputs: a row given only out_rel_err gets the max abs
+# error it implies (rel_err x REF_SCALE), so the two never contradict each other
+REF_SCALE = 1.0
 
 DEFAULTS = {
     "run_id": "20260528T000000Z-000001", "sweep_kind": "suite", "sweep_tag": None,
@@ -36,7 +39,7 @@ DEFAULTS = {
     "phase": "done",
     "warmup_iterations": 2, "min_iterations": 30, "min_seconds": 1.0,
     "out_nan": 0, "out_inf": 0, "out_rel_err": 1e-5, "out_cosine": 0.9999999,
-    "out_max_abs_err": 1e-6, "has_reference": True, "out_deterministic": True,
+    "out_max_abs_err": 1e-5, "has_reference": True, "out_deterministic": True,
     "out_sha256": "a" * 64,
 }
 
@@ -58,6 +61,8 @@ def rows_for(*, processes: int = 5, samples: int = 40, median_ms: float = 10.0,
             lat[rng.random(samples) < frac] *= factor
         row = dict(DEFAULTS)
         row.update({k: (v[p] if isinstance(v, list) else v) for k, v in fields.items()})
+        if "out_max_abs_err" not in fields and row.get("out_rel_err") is not None:
+            row["out_max_abs_err"] = float(row["out_rel_err"]) * REF_SCALE
         started = t0 + 10.0 * p
         row.update(process=p, started_at=started, ended_at=started + 5.0,
                    date=datetime.fromtimestamp(started, timezone.utc).strftime("%Y-%m-%d"))

@@ -26,7 +26,8 @@ Correctness (tolerances from harness.verdict by the head's precision):
   wrong         NaN/Inf in the head output (new or not), or the head's worst metric outside the
                 tolerance or its outputs not matching the reference (count, shape, dtype class:
                 no metrics), identical to the base or not;
-  drift         inside the tolerance but clearly worse than base: 1 - cosine grew by more than
+  drift         inside the tolerance but clearly worse than base (and the head's max abs error
+                above the tolerance's absolute floor): 1 - cosine grew by more than
                 drift_factor x and by more than drift_cos_abs, or rel_err grew by more than
                 drift_factor x and by more than drift_rel_abs;
   no-ref        no reference output to judge against (and no NaN/Inf);
@@ -185,9 +186,10 @@ def memory_verdict(n_base, n_head, min_base, max_base, min_head, max_head, med_b
 
 def correctness_verdict(precision, identical, nan_inf_base, nan_inf_head, ref_base, ref_head,
                         rel_base, rel_head, cos_base, cos_head, th: Thresholds,
-                        drift: bool = True):
+                        drift: bool = True, mabs_base=None, mabs_head=None):
     """Arrays per pair: precision (head's), identical (bool), nan_inf_* (max NaN+Inf count),
-    ref_* (rows with a reference), rel_* (worst rel_err), cos_* (worst cosine). ``drift``
+    ref_* (rows with a reference), rel_* (worst rel_err), cos_* (worst cosine), mabs_* (worst
+    max abs error: the tolerance's absolute floor; None: not known). ``drift``
     False: no `drift` verdict (a precision comparison, where the head loses accuracy on
     purpose and its own tolerance is the judge). Returns (verdicts, notes)."""
     n = len(identical)
@@ -195,16 +197,21 @@ def correctness_verdict(precision, identical, nan_inf_base, nan_inf_head, ref_ba
     notes = np.full(n, "", dtype=object)
     tols = [tolerance_for(p if isinstance(p, str) else None) for p in precision]
 
-    def outside(rel, cos):
-        return np.array([not within({"rel_err": r, "cosine": c}, t)[0]
-                         for r, c, t in zip(rel, cos, tols)], dtype=bool)
+    def outside(rel, cos, mabs):
+        mabs = np.full(n, np.nan) if mabs is None else mabs
+        return np.array([not within({"rel_err": r, "cosine": c, "max_abs_err": m}, t)[0]
+                         for r, c, m, t in zip(rel, cos, mabs, tols)], dtype=bool)
 
     has_ref = ref_head > 0
-    out_of_tol = has_ref & outside(rel_head, cos_head)
-    base_out = (ref_base > 0) & outside(rel_base, cos_base)
+    out_of_tol = has_ref & outside(rel_head, cos_head, mabs_head)
+    base_out = (ref_base > 0) & outside(rel_base, cos_base, mabs_base)
+    # errors at float-rounding level on the head (within the absolute floor) are no drift
+    floor = np.array([t.abs_err if t.abs_err is not None else -np.inf for t in tols])
     with np.errstate(invalid="ignore"):
+        at_floor = (np.zeros(n, dtype=bool) if mabs_head is None
+                    else np.asarray(mabs_head, dtype=float) <= floor)
         err_b, err_h = 1.0 - cos_base, 1.0 - cos_head
-        both_ref = has_ref & (ref_base > 0) & drift
+        both_ref = has_ref & (ref_base > 0) & drift & ~at_floor
         drift_cos = both_ref & (err_h > th.drift_factor * np.maximum(err_b, 0.0)) & (
             err_h - err_b > th.drift_cos_abs)
         drift_rel = both_ref & (rel_head > th.drift_factor * rel_base) & (

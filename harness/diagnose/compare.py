@@ -121,7 +121,7 @@ def check_tensor(entry: dict, tol: Tolerance) -> tuple[bool | None, str]:
     ref_scale = max(abs(_f(ref.get("min")) or 0.0), abs(_f(ref.get("max")) or 0.0))
     if ref_scale == 0.0 and mx is not None and mx <= ABS_FLOOR:
         return False, "within tolerance (zero reference)"
-    ok, why = within({"rel_err": rel, "cosine": cos}, tol)
+    ok, why = within({"rel_err": rel, "cosine": cos, "max_abs_err": mx}, tol)
     return not ok, why
 
 
