@@ -65,9 +65,12 @@ class Artifact:
 
 @dataclass(frozen=True)
 class ConversionFailed:
-    """Why a model has no artifact in a format; becomes a ``convert_error`` row."""
+    """Why a model has no artifact in a format; becomes a ``convert_error`` row (``status``
+    "unsupported" where the tool cannot be had here, e.g. ncnn's int8 tools without a
+    source to build them from)."""
     format: str
     reason: str  # one line
+    status: str = "convert_error"
 
 
 ArtifactOrFailure = Union[Artifact, ConversionFailed]
