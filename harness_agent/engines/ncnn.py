@@ -166,8 +166,8 @@ class Adapter(_Base):
         if backend not in ("cpu", "vulkan"):
             raise Unsupported("ncnn has no backend %r in this harness" % backend)
         if precision == "int8-weight":
-            raise Unsupported("ncnn has no weight-only int8 (ncnn2int8 quantizes weights and "
-                              "activations: precision int8)")
+            raise Unsupported("ncnn has no weight-only int8: its int8 tools (ncnn2table/"
+                              "ncnn2int8) quantize weights and activations (precision int8)")
         if precision not in self.PRECISIONS:
             raise Unsupported("no ncnn path for precision %r in this harness" % precision)
         self._powersave(options)
