@@ -230,3 +230,22 @@ shape = [1, 3, 224, 224]
     assert "arrived quantized" in _row(df, "s_int8", "fp32").notes
 
 
+
+
+@COLD_BUILDS
+def test_the_suites_ncnn_source_builds_the_tools_and_runs_int8(tmp_path, suite_dir):
+    """No [quantize] key: the ncnn source entry builds the tools (the same build the host
+    runs: one cache entry), and its own ncnn runs the int8 model."""
+    shutil.copy(suite_dir / "squeezenet.onnx", tmp_path)
+    text = _suite(None, """
+[[models]]
+name = "squeezenet"
+onnx = "squeezenet.onnx"
+calibration_samples = 4
+""").replace('{ ncnn = "installed" }', f'{{ ncnn = [{{ source = "{engine_src(TARBALL)}" }}] }}')
+    df = _run(tmp_path, text)
+    r = _row(df, "squeezenet", "int8")
+    assert r.status == "ok" and r.precision == "int8", (r.status, r.error, r.notes)
+    assert r.quantizer.startswith(QUANTIZER) and r.engine_build == "src:ncnn-20260526"
+    assert r.engine_version == "1.0.20260526" and r.int8_ops > 0 and r.out_cosine >= 0.99
+    assert _row(df, "squeezenet", "fp32").status == "ok"
