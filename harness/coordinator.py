@@ -269,7 +269,7 @@ def _measure_all(suite: Suite, out_dir: Path, workers, factories: dict, ctx: Run
             early = {"status": Status.UNREACHABLE.value, "error": workers.no_route[cfg.host]}
         elif isinstance(art, ConversionFailed):
             early = {**_host_fields(host_info.get(cfg.host)),
-                     "status": Status.CONVERT_ERROR.value, "error": art.reason}
+                     "status": Status(art.status).value, "error": art.reason}
         if early is not None:
             writer.add(make_row(ctx, cfg, {**early, "started_at": time.time()},
                                 measure=suite.measure, **static))

@@ -67,7 +67,8 @@ class Build:
 class BuildContext:
     """What a recipe works with. ``src``: the unpacked source; ``build``: the CMake build
     directory; ``stage``: lay out the wheel's site-packages files here; ``tools``: copy
-    benchmark programs here."""
+    benchmark programs here; ``notes``: what the recipe did to the source or build that its
+    options do not say (kept in build.json as ``notes``)."""
 
     source: EngineSource
     target: BuildTarget
@@ -77,6 +78,7 @@ class BuildContext:
     tools: Path
     log_path: Path
     env: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
 
     def run(self, argv: list[str], what: str, cwd: Path | None = None,
             progress: Progress | None = None) -> None:
@@ -307,6 +309,7 @@ def _build(source: EngineSource, target: BuildTarget, key: str, out: Path, recip
             "engine_version": version, "wheel": wheel.name, "tools": tools,
             "seconds": round(time.monotonic() - t0, 1), "recipe": RECIPE_VERSION,
             "ccache": ccache,  # compiler calls answered from ccache during this build
+            "notes": list(ctx.notes),
             "built_at": time.time()}
     (tmp / "build.json").write_text(json.dumps(info, indent=1, sort_keys=True))
     shutil.rmtree(tmp / "stage")

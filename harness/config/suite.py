@@ -117,6 +117,14 @@ class Suite:
     # (engine, version label) -> harness.builds.source.EngineSource for versions built from
     # source; other versions are wheel versions (or "installed")
     sources: dict = field(default_factory=dict)
+    # int8 for ncnn: the source (EngineSource) its quantization tools are built from for the
+    # coordinator's machine (``[quantize] ncnn_tools``, else the suite's first ncnn source;
+    # None: ncnn int8 rows are unsupported), and ncnn2table's method (kl, aciq, eq)
+    ncnn_tools: Any = None
+    ncnn_method: str = "kl"
+
+
+NCNN_METHODS = ("kl", "aciq", "eq")  # ncnn2table's method= values
 
 
 def _path(v: Table, key: str, base: Path, must_exist: bool = True) -> Path | None:
@@ -377,7 +385,7 @@ def parse_suite(data: dict, where: str, base: Path, path: Path | None = None) ->
     directory relative model paths resolve against. Raises InputError on invalid data."""
     v = Table(where, data)
     v.keys(("name", "description", "engines", "backends", "precisions", "threads", "cores",
-            "measure", "models", "engine_options"))
+            "measure", "models", "engine_options", "quantize"))
     engines, sources = _engines(v, base)
     backends = v.str_list("backends", default=("cpu",))
     precisions = v.str_list("precisions", default=("fp32",))
@@ -428,9 +436,34 @@ def parse_suite(data: dict, where: str, base: Path, path: Path | None = None) ->
         ov = v.sub("engine_options")
         ov.keys(tuple(engines))
         opts = {e: dict(ov.sub(e).t) for e in ov.t}
+    tools, method = _quantize(v, base, sources)
     return Suite(name=v.get("name", str, Path(where).stem), path=path, models=models,
                  engines=engines, backends=backends, precisions=precisions, threads=threads,
-                 cores=cores, measure=measure, engine_options=opts, sources=sources)
+                 cores=cores, measure=measure, engine_options=opts, sources=sources,
+                 ncnn_tools=tools, ncnn_method=method)
+
+
+def _quantize(v: Table, base: Path, sources: dict) -> tuple[Any, str]:
+    """``[quantize]``: ``ncnn_tools`` (a tarball or git checkout path, or a table like an
+    engine source entry: ``{ source, ref, cmake }``) and ``ncnn_method``. Without
+    ``ncnn_tools``, the suite's first ncnn source entry builds the tools, if it has one."""
+    tools = next((s for (e, _), s in sources.items() if e == "ncnn"), None)
+    if "quantize" not in v.t:
+        return tools, "kl"
+    q = v.sub("quantize")
+    q.keys(("ncnn_tools", "ncnn_method"))
+    raw = q.t.get("ncnn_tools")
+    if isinstance(raw, str):
+        raw = {"source": raw}
+    if raw is not None:
+        if not isinstance(raw, dict):
+            q.fail("ncnn_tools", "an ncnn source tarball or git checkout path, or "
+                   "{ source = PATH, ref = REF }", type_name(raw))
+        tools = _source(Table(q.where, raw, "quantize.ncnn_tools"), "ncnn", base)
+    method = q.get("ncnn_method", str, "kl")
+    if method not in NCNN_METHODS:
+        q.fail("ncnn_method", "one of " + ", ".join(NCNN_METHODS), repr(method))
+    return tools, method
 
 
 def _cores(v: Table) -> tuple[str, ...]:

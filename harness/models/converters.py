@@ -65,9 +65,12 @@ class Artifact:
 
 @dataclass(frozen=True)
 class ConversionFailed:
-    """Why a model has no artifact in a format; becomes a ``convert_error`` row."""
+    """Why a model has no artifact in a format; becomes a ``convert_error`` row (``status``
+    "unsupported" where the tool cannot be had here, e.g. ncnn's int8 tools without a
+    source to build them from)."""
     format: str
     reason: str  # one line
+    status: str = "convert_error"
 
 
 ArtifactOrFailure = Union[Artifact, ConversionFailed]
@@ -88,8 +91,19 @@ def _run(cmd: list[str], cwd: Path, timeout: float = 900) -> str:
         raise ConvertError(f"{Path(cmd[0]).name} timed out after {timeout:.0f} s") from None
     out = (p.stdout or "") + (p.stderr or "")
     if p.returncode != 0:
-        raise ConvertError(f"{Path(cmd[0]).name} exited {p.returncode}: {_tail(out)}")
+        raise ConvertError(f"{Path(cmd[0]).name} {_exit_text(p.returncode)}: {_tail(out)}")
     return out
+
+
+def _exit_text(rc: int) -> str:
+    """"exited 2", or "was killed by SIGSEGV" for a negative return code (a signal)."""
+    if rc >= 0:
+        return f"exited {rc}"
+    import signal
+    try:
+        return f"was killed by {signal.Signals(-rc).name}"
+    except ValueError:
+        return f"was killed by signal {-rc}"
 
 
 def _tail(text: str, n: int = 600) -> str:

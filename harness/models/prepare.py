@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..cache import sha256_file, sha256_text
 from ..engines import adapter_class
@@ -11,7 +12,8 @@ from ..config.suite import ModelSpec, Suite
 from .converters import (Artifact, ArtifactOrFailure, ConversionFailed, ConvertError,
                          artifact_for, native_files, native_inputs)
 from .inputs import InputSet, prepare_inputs
-from .quantize import QUANTIZED, artifact_key, prepare_calibration, quantized_artifact
+from .quantize import (QUANTIZED, NcnnTools, QuantizerUnavailable, artifact_key, ncnn_tools,
+                       prepare_calibration, quantized_artifact)
 from .registry import builtin_onnx
 
 
@@ -54,11 +56,31 @@ def _static_stats(onnx: Path, inputs: InputSet) -> dict:
         return {"error": str(e)[:300]}
 
 
+def once(make: Callable[[], object]) -> Callable[[], object]:
+    """``make()`` called on the first call only; its value, or its ConvertError, kept for
+    every later call (a tool build that failed is not tried again for each model)."""
+    memo: dict = {}
+
+    def get():
+        if "v" not in memo:
+            try:
+                memo["v"] = make()
+            except ConvertError as e:
+                memo["v"] = e
+        if isinstance(memo["v"], ConvertError):
+            raise memo["v"]
+        return memo["v"]
+    return get
+
+
 def prepare_model(spec: ModelSpec, engines: list[str],
-                  precisions: tuple[str, ...] = ("fp32",)) -> PreparedModel:
+                  precisions: tuple[str, ...] = ("fp32",),
+                  ncnn_tools_fn: Callable[[], NcnnTools] | None = None,
+                  ncnn_method: str = "kl") -> PreparedModel:
     """Inputs, references and an artifact for the model format of each engine, and for each
     quantized precision asked for, the quantized artifact of each format that has a quantizer
-    (harness.models.quantize).
+    (harness.models.quantize). ``ncnn_tools_fn()``: ncnn's int8 tools (called only when an
+    ncnn model is quantized; None: there are none, ncnn int8 is unsupported).
 
     Raises InputError when the inputs do not fit the model; a failed conversion or
     quantization is recorded as a ConversionFailed value in ``artifacts`` instead."""
@@ -72,19 +94,9 @@ def prepare_model(spec: ModelSpec, engines: list[str],
     pm = PreparedModel(spec, source_sha, onnx, inputs)
     if onnx is not None:
         pm.stats = _static_stats(onnx, inputs)
-    cal: dict = {}
-
-    def calibration():
-        # made once per model, on the first quantizer that reads it; a failure is every
-        # calibrated artifact's ConversionFailed
-        if "set" not in cal:
-            try:
-                cal["set"] = prepare_calibration(spec, onnx, inputs)
-            except ConvertError as e:
-                cal["set"] = e
-        if isinstance(cal["set"], ConvertError):
-            raise cal["set"]
-        return cal["set"]
+    # made once per model, on the first quantizer that reads it; a failure is every
+    # calibrated artifact's ConversionFailed
+    calibration = once(lambda: prepare_calibration(spec, onnx, inputs))
 
     for fmt in sorted({adapter_class(e).MODEL_FORMAT for e in engines}):
         pm.artifacts[fmt] = artifact_for(spec, onnx, fmt, list(inputs.shapes),
@@ -94,7 +106,9 @@ def prepare_model(spec: ModelSpec, engines: list[str],
                 continue
             try:
                 art = quantized_artifact(fmt, precision, onnx, pm.artifacts[fmt], calibration,
-                                         list(inputs.shapes))
+                                         list(inputs.shapes), ncnn_tools_fn, ncnn_method)
+            except QuantizerUnavailable as e:
+                art = ConversionFailed(fmt, str(e), status="unsupported")
             except ConvertError as e:
                 art = ConversionFailed(fmt, str(e))
             except Exception as e:  # noqa: BLE001 - a quantizer's own failure is one row
@@ -105,8 +119,12 @@ def prepare_model(spec: ModelSpec, engines: list[str],
 
 
 def prepare_suite(suite: Suite) -> dict[str, PreparedModel]:
+    """Every model of ``suite`` prepared; ncnn's int8 tools are built (or found in the build
+    cache) once, from ``suite.ncnn_tools``, when the first ncnn model is quantized."""
+    tools = once(lambda: ncnn_tools(suite.ncnn_tools))
     out = {}
     for spec in suite.models:
         engines = list(spec.engines or suite.engines)
-        out[spec.name] = prepare_model(spec, engines, tuple(spec.precisions or suite.precisions))
+        out[spec.name] = prepare_model(spec, engines, tuple(spec.precisions or suite.precisions),
+                                       tools, suite.ncnn_method)
     return out

@@ -7,6 +7,8 @@ float artifact of a format (``.mnn``) or from the ONNX source, with the engine's
                     extension called directly), calibrated: weights and activations in int8
   mnn  int8-weight  MNN's converter with ``--weightQuantBits 8``: int8 weights only
   onnx int8         ``onnxruntime.quantization.quantize_static``: static QDQ, calibrated
+  ncnn int8         ``ncnn2table`` (calibration table over the samples) + ``ncnn2int8``, built
+                    from an ncnn source for the coordinator's own machine (NcnnTools)
 
 It is cached under the float source's sha256 + quantizer + settings + the calibration data's
 digest. A model that arrives quantized (an ONNX graph with QuantizeLinear/DequantizeLinear)
@@ -23,13 +25,18 @@ import dataclasses
 import importlib.metadata
 import json
 import logging
+import os
+import re
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from harness_agent.engines.base import QUANTIZED
+from harness_agent.engines.ncnn import INT8_TERM, param_int8_layers, param_layers
 from ..cache import cache_root, sha256_file, sha256_text
 from ..store.atomic import atomic_write_bytes
 from .calibration_images import ImageError, Preprocess, image_files, image_sample
@@ -318,17 +325,241 @@ def ort_int8(src: Path, cal: Calibration) -> Artifact:
                     quant={"int8_ops": meta["int8_ops"], "ops_total": meta["ops_total"]})
 
 
+# -- ncnn: ncnn2table + ncnn2int8 from a source build -------------------------------------------
+class QuantizerUnavailable(ConvertError):
+    """The quantizer cannot be had here (no source to build ncnn's tools from, or a source
+    without them): the int8 rows are ``unsupported``, not ``convert_error``."""
+
+
+@dataclass(frozen=True)
+class NcnnTools:
+    """ncnn's int8 tools of one source build for the coordinator's machine. ``source``: the
+    build's label and source identity ("src:ncnn-20260526 sha256:1e6a1d3c6285"), as the
+    ``quantizer`` column says it; ``build_key``: the build's cache key (part of the quantized
+    model's key: another build of the tools is another quantizer)."""
+    ncnn2table: Path
+    ncnn2int8: Path
+    source: str
+    build_key: str
+
+
+NO_NCNN_TOOLS = ("ncnn int8 needs ncnn2table/ncnn2int8, which are not in the ncnn wheel: "
+                 "give an ncnn source to build them from, as an ncnn engine entry "
+                 "{ source = \"ncnn-YYYYMMDD.tar.xz\" } or [quantize] ncnn_tools = \"PATH\" "
+                 "(a source tarball or git checkout)")
+
+
+def ncnn_tools(source) -> NcnnTools:
+    """ncnn2table and ncnn2int8 built from ``source`` (an EngineSource, or None) for this
+    machine (harness.builds: cached by source, options and recipe). Raises
+    QuantizerUnavailable without a source or when the source has no int8 tools, and
+    ConvertError (with the compiler's words) when it does not build."""
+    from ..builds.build import BuildFailed, build
+    from ..builds.source import SourceError, short_identity
+    from ..builds.target import this_python_target
+    if source is None:
+        raise QuantizerUnavailable(NO_NCNN_TOOLS)
+    target = this_python_target()
+    try:
+        b = build(source, target.key(), lambda: target)
+    except (BuildFailed, SourceError) as e:
+        raise ConvertError(f"building ncnn's int8 tools from {source.name} failed: {e}") \
+            from None
+    missing = [t for t in ("ncnn2table", "ncnn2int8") if t not in b.tools]
+    if missing:
+        raise QuantizerUnavailable(f"the ncnn source {source.name} built no {', '.join(missing)}"
+                                   " (its tree has no tools/quantize)")
+    ident = source.identity()
+    return NcnnTools(b.tools["ncnn2table"], b.tools["ncnn2int8"],
+                     f"{source.name} {ident.split(':')[0]}:{short_identity(ident)}", b.key)
+
+
+def ncnn_quantizer(tools: NcnnTools, method: str) -> str:
+    """The ``quantizer`` column of an ncnn int8 model."""
+    return f"ncnn2table method={method} + ncnn2int8 ({tools.source})"
+
+
+def ncnn_input_blobs(param_text: str) -> list[str]:
+    """The input blobs of an ncnn .param in ncnn2table's order (its Input layers' tops, in
+    file order: one list file per blob, in this order). Raises ValueError."""
+    return [tops[0] for typ, tops, _ in param_layers(param_text) if typ == "Input" and tops]
+
+
+def ncnn_sample(arr: np.ndarray, batch_index) -> np.ndarray:
+    """One calibration array as ncnn2table reads it: float32 in C order, the batch axis
+    dropped as the agent feeds the blob (``batch_index`` 0: pnnx took axis 0 as batch; None:
+    kept; unknown: dropped from a 4-D array, as the agent does). ConvertError for a batch
+    above 1 or a non-float input (ncnn2table reads float .npy files only)."""
+    if arr.dtype.kind != "f":
+        raise ConvertError(f"ncnn2table reads float32 .npy files only: an input is "
+                           f"{arr.dtype} (int8 for ncnn needs float inputs)")
+    drop = batch_index == 0 if batch_index != "unknown" else arr.ndim == 4
+    if drop and arr.ndim >= 1:
+        if arr.shape[0] != 1:
+            raise ConvertError(f"ncnn runs batch 1 only: a calibration sample has shape "
+                               f"{'x'.join(map(str, arr.shape))}")
+        arr = arr[0]
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def ncnn2table_argv(tools: NcnnTools, param: Path, binf: Path, lists: list[str],
+                    shapes: list[tuple[int, ...]], table: str, method: str,
+                    threads: int) -> list[str]:
+    """ncnn2table's command line: ``PARAM BIN LIST[,LIST..] TABLE shape=[w,h,c],.. method=M
+    type=1 thread=N`` (type=1: the lists name .npy files). ``shapes``: each blob's array shape
+    as fed (numpy order, batch dropped); ncnn2table wants it reversed ([w,h,c])."""
+    shape = ",".join("[" + ",".join(str(d) for d in reversed(s)) + "]" for s in shapes)
+    return [str(tools.ncnn2table), str(param), str(binf), ",".join(lists), table,
+            f"shape={shape}", f"method={method}", "type=1", f"thread={threads}"]
+
+
+def _ncnn_lists(d: Path, float_art: Artifact, cal: Calibration,
+                blobs: list[str]) -> tuple[list[str], list[tuple[int, ...]]]:
+    """Each calibration sample written as ncnn2table reads it, and one list file per input
+    blob (in ``blobs`` order) naming them: relative paths under ``d``, since ncnn2table reads
+    at most 255 characters of a list line. Returns (list files, each blob's fed shape)."""
+    names = list(float_art.blobs_for(cal.names))
+    missing = [b for b in blobs if b not in names]
+    if missing or len(blobs) != len(names):
+        raise ConvertError(f"the ncnn model's inputs ({', '.join(blobs)}) are not the "
+                           f"calibration's ({', '.join(names)})")
+    batch = dict((float_art.feed or {}).get("batch_index") or {})
+    (d / "calib").mkdir()
+    rows: dict[str, list[str]] = {b: [] for b in blobs}
+    shapes: dict[str, tuple[int, ...]] = {}
+    for i, sample in enumerate(cal.files):
+        for name, path in zip(names, sample):
+            arr = ncnn_sample(np.load(path), batch.get(name, "unknown"))
+            rel = f"calib/s{i}_{name}.npy"
+            np.save(d / rel, arr)
+            rows[name].append(rel)
+            shapes[name] = arr.shape
+    lists = []
+    for j, b in enumerate(blobs):
+        (d / f"calib/list{j}.txt").write_text("\n".join(rows[b]) + "\n")
+        lists.append(f"calib/list{j}.txt")
+    return lists, [shapes[b] for b in blobs]
+
+
+# a blob's batch count in a shape expression ("0n"), which pnnx writes (``6="1,1,//(96,0n),0n"``
+# on Reshape) and ncnn before it knew the token reads as the literal 0 (divide by zero)
+_BATCH_TOKEN = re.compile(r"(?<![0-9A-Za-z])[0-9]n(?![0-9A-Za-z])")
+_EXPR = re.compile(r'(?<=\s)6="([^"]*)"')
+
+
+def tool_param(text: str) -> tuple[str, dict[str, str]]:
+    """The .param the tools read: each shape expression's batch token (``0n``) as 1, its
+    value in every run here (ncnn runs batch 1); ({layer name: original expression}) of the
+    lines changed (merge_params puts the float model's lines back)."""
+    changed: dict[str, str] = {}
+    out = []
+    for line in text.splitlines():
+        m = _EXPR.search(line)
+        if m and _BATCH_TOKEN.search(m.group(1)):
+            changed[line.split()[1]] = m.group(0)
+            line = line[:m.start()] + '6="' + _BATCH_TOKEN.sub("1", m.group(1)) + '"' \
+                + line[m.end():]
+        out.append(line)
+    return "\n".join(out) + "\n", changed
+
+
+def merge_params(original: str, tools: str) -> str:
+    """The int8 .param: ``tools`` (what ncnn2int8 wrote) with every layer that it did not
+    quantize written as in ``original``, and the quantized layers' params that the tools left
+    out added back. ncnn2int8 rewrites the whole file with its own ncnn's writer, which omits
+    params it does not know (pnnx's Reshape batch axes 12=/13=, for ncnn 20260526) and writes
+    the shape expressions tool_param changed: left as written, the int8 model would not be
+    the float model quantized. Raises ValueError when the two files' layers differ."""
+    orig = {parts[1]: parts for parts in (ln.split() for ln in original.splitlines()[2:])
+            if len(parts) >= 4}
+    lines = tools.splitlines()
+    out = lines[:2]
+    for line in lines[2:]:
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        o = orig.get(parts[1])
+        if o is None or o[0] != parts[0]:
+            raise ValueError(f"ncnn2int8 wrote a layer {parts[1]} ({parts[0]}) that the float "
+                             f"model does not have")
+        term = INT8_TERM.get(parts[0])
+        nio = 4 + int(parts[2]) + int(parts[3])
+        kv = dict(t.partition("=")[::2] for t in parts[nio:])
+        if term is None or kv.get(str(term), "0") in ("0", ""):
+            out.append(" ".join(o))  # not quantized: exactly the float model's layer
+            continue
+        ono = 4 + int(o[2]) + int(o[3])
+        extra = [t for t in o[ono:] if t.partition("=")[0] not in kv]
+        out.append(" ".join(parts + extra))
+    return "\n".join(out) + "\n"
+
+
+def ncnn_int8(float_art: Artifact, cal: Calibration, tools: NcnnTools,
+              method: str = "kl") -> Artifact:
+    """int8 .param/.bin from the fp32 ones (pnnx's) with ncnn2table over ``cal`` (the
+    calibration table) and ncnn2int8. Cached by the float model's sha256, the tools' build,
+    the method and the calibration. Raises ConvertError with the tool's own last lines."""
+    quantizer = ncnn_quantizer(tools, method)
+    # "merged-1": the int8 .param keeps the float model's lines where the tools did not
+    # quantize (merge_params)
+    key = sha256_text(float_art.sha256, "ncnn-int8", "merged-1", quantizer, tools.build_key,
+                      cal.key)[:24]
+    param, binf = float_art.files["param"], float_art.files["bin"]
+
+    def build(d: Path) -> None:
+        text = Path(param).read_text()
+        blobs = ncnn_input_blobs(text)
+        lists, shapes = _ncnn_lists(d, float_art, cal, blobs)
+        # the tools may be an older ncnn than pnnx writes for (ncnn 20260526 reads "0n" as 0)
+        fixed, changed = tool_param(text)
+        (d / "tool.param").write_text(fixed)
+        threads = min(os.cpu_count() or 1, 4)
+        out = _run(ncnn2table_argv(tools, Path("tool.param"), binf, lists, shapes,
+                                   "model.table", method, threads), d)
+        if not (d / "model.table").is_file() or "table create success" not in out:
+            raise ConvertError(f"ncnn2table wrote no table: {_tail(out)}")
+        out2 = _run([str(tools.ncnn2int8), "tool.param", str(binf), "model.int8.param",
+                     "model.int8.bin", "model.table"], d)
+        if not (d / "model.int8.param").is_file() or not (d / "model.int8.bin").is_file():
+            raise ConvertError(f"ncnn2int8 wrote no model: {_tail(out2)}")
+        q = d / "model.int8.param"
+        try:
+            q.write_text(merge_params(text, q.read_text()))
+        except ValueError as e:
+            raise ConvertError(str(e)) from None
+        shutil.rmtree(d / "calib")  # copies of the cached samples
+        (d / "tool.param").unlink()
+        n, total = param_int8_layers(q.read_text())
+        (d / "quantize.log").write_text(out + "\n" + out2)
+        (d / "meta.json").write_text(json.dumps({
+            "quantizer": quantizer, "calibration": cal.describe, "int8_ops": n,
+            "ops_total": total,
+            # layers whose shape expressions the tools read with the batch token as 1
+            "batch_token_as_1": sorted(changed)}))
+
+    d = _cached(key, build)
+    q_param, q_bin = d / "model.int8.param", d / "model.int8.bin"
+    meta = json.loads((d / "meta.json").read_text())
+    return dataclasses.replace(
+        float_art, files={"param": q_param, "bin": q_bin},
+        sha256=sha256_text(sha256_file(q_param), sha256_file(q_bin)), quantizer=quantizer,
+        calibration=cal.describe, notes=(RANDOM_NOTE,) if cal.random else (),
+        quant={"int8_ops": meta["int8_ops"], "ops_total": meta["ops_total"]})
+
+
 def needs_calibration(fmt: str, precision: str) -> bool:
     """Whether quantizing ``fmt`` for ``precision`` reads calibration data."""
-    return precision == "int8" and fmt in ("mnn", "onnx")
+    return precision == "int8" and fmt in ("mnn", "onnx", "ncnn")
 
 
 def quantized_artifact(fmt: str, precision: str, onnx: Path | None, float_art,
-                       cal_fn, shapes) -> object:
+                       cal_fn, shapes, ncnn_tools_fn: Callable[[], NcnnTools] | None = None,
+                       ncnn_method: str = "kl") -> object:
     """The artifact of ``fmt`` for a quantized ``precision``: ``float_art`` as given when the
     model arrived quantized or the format has no quantizer here (the adapter says what ran or
     why it cannot), else the quantized model. ``cal_fn()``: the Calibration (made only when
-    needed). Raises ConvertError."""
+    needed); ``ncnn_tools_fn()``: ncnn's tools (built only when needed). Raises ConvertError
+    (QuantizerUnavailable where the quantizer cannot be had)."""
     if precision not in QUANTIZED or not isinstance(float_art, Artifact):
         return float_art
     if onnx is None or is_quantized_onnx(onnx):
@@ -341,6 +572,9 @@ def quantized_artifact(fmt: str, precision: str, onnx: Path | None, float_art,
         return mnn_int8_weight(onnx)
     if fmt == "onnx" and precision == "int8":
         return ort_int8(onnx, cal_fn())
+    if fmt == "ncnn" and precision == "int8":
+        tools = ncnn_tools_fn() if ncnn_tools_fn else ncnn_tools(None)
+        return ncnn_int8(float_art, cal_fn(), tools, ncnn_method)
     return float_art
 
 

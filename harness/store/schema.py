@@ -26,7 +26,8 @@ Version history:
      int8: `quantizer` (the tool and settings that quantized the model, empty for a model
      used as given), `calibration` (what calibrated it: `random N seed+1.. sha256:…`,
      `npy DIR N files sha256:…`, `none (weights only)`), `int8_ops`/`ops_total` (ops MNN ran
-     in int8 by its own op types, or the ONNX graph's ops between Q/DQ nodes, and all ops),
+     in int8 by its own op types, the ONNX graph's ops between Q/DQ nodes, or the ncnn
+     .param's layers with an int8_scale_term; and all ops),
      `out_top1_agree` (top-1 agreement with the reference for classifier-like outputs);
      older rows have them null.
      Background load during the timed loop: `cpu_other_load` (cores of CPU time others took

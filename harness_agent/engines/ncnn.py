@@ -9,20 +9,66 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from ..fdcapture import capture_native_output, relevant_lines
 from ..sysinfo import cpu_flags
 from .base import Adapter as _Base
-from .base import QUANTIZED, Unsupported, match_names
+from .base import Unsupported, match_names
+
+
+# The layers ncnn2int8 quantizes and the param id of their int8_scale_term (src/layer/*.cpp:
+# ``int8_scale_term = pd.get(8, 0)`` or ``pd.get(18, 0)``); a non-zero term means int8 weights,
+# which ncnn runs in int8 with opt.use_int8_inference (its default)
+INT8_TERM = {"Convolution": 8, "ConvolutionDepthWise": 8, "InnerProduct": 8, "RNN": 8,
+             "LSTM": 8, "GRU": 8, "Embed": 18, "Gemm": 18, "MultiHeadAttention": 18,
+             "SDPA": 18}
+# layers that only route blobs: not counted among the ops
+_NOT_OPS = ("Input", "Split")
+
+
+def param_layers(text: str) -> List[Tuple[str, List[str], Dict[str, str]]]:
+    """The layers of an ncnn text .param as (type, top blob names, {param key: raw value}).
+    Raises ValueError for text that is not a .param (its first line is not 7767517)."""
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "7767517":
+        raise ValueError("not an ncnn text .param (the first line is not 7767517)")
+    out = []
+    for line in lines[2:]:
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        nb, nt = int(parts[2]), int(parts[3])
+        tops = parts[4 + nb:4 + nb + nt]
+        kv = dict(t.partition("=")[::2] for t in parts[4 + nb + nt:])
+        out.append((parts[0], tops, kv))
+    return out
+
+
+def param_int8_layers(text: str) -> Tuple[int, int]:
+    """(int8 layers, ops) of an ncnn text .param: a layer is int8 when its type has an
+    int8_scale_term (INT8_TERM) and the term is not 0 (ncnn2int8 writes 1, 2, or 101/102 when
+    it fused a requantize); ops are all layers but Input and Split. Raises ValueError for
+    text that is not a .param."""
+    n = total = 0
+    for typ, _, kv in param_layers(text):
+        if typ in _NOT_OPS:
+            continue
+        total += 1
+        key = INT8_TERM.get(typ)
+        if key is not None and kv.get(str(key), "0").strip() not in ("0", ""):
+            n += 1
+    return n, total
 
 
 class Adapter(_Base):
     name = "ncnn"
     BACKENDS = ("cpu", "vulkan")
-    PRECISIONS = ("fp32", "fp16")
+    # int8: a model quantized by ncnn2table + ncnn2int8 (harness.models.quantize), or an
+    # int8 .param as given; ncnn has no weight-only int8 path
+    PRECISIONS = ("fp32", "fp16", "int8")
     MODEL_FORMAT = "ncnn"
     MODULE = "ncnn"
     PIP_PACKAGE = "ncnn"
@@ -119,12 +165,10 @@ class Adapter(_Base):
         ncnn = self.ncnn
         if backend not in ("cpu", "vulkan"):
             raise Unsupported("ncnn has no backend %r in this harness" % backend)
-        if precision in QUANTIZED:
-            # ncnn's int8 models come from ncnn2table + ncnn2int8 (not in the wheel; a source
-            # build of a full ncnn tree has them), which the harness does not drive yet
-            raise Unsupported("ncnn %s: the harness does not quantize for ncnn yet "
-                              "(ncnn2table/ncnn2int8)" % precision)
-        if precision not in ("fp32", "fp16"):
+        if precision == "int8-weight":
+            raise Unsupported("ncnn has no weight-only int8: its int8 tools (ncnn2table/"
+                              "ncnn2int8) quantize weights and activations (precision int8)")
+        if precision not in self.PRECISIONS:
             raise Unsupported("no ncnn path for precision %r in this harness" % precision)
         self._powersave(options)
         net = ncnn.Net()
@@ -141,6 +185,8 @@ class Adapter(_Base):
         opt.use_fp16_storage = half
         opt.use_fp16_arithmetic = half
         opt.use_bf16_storage = False
+        # ncnn's default, said here because it decides whether int8 layers run in int8
+        opt.use_int8_inference = True
         with capture_native_output() as cap:
             rc_param = net.load_param(files["param"])
             rc_model = net.load_model(files["bin"]) if rc_param == 0 else 0
@@ -183,12 +229,14 @@ class Adapter(_Base):
                 self.notes.append(note)
         else:
             self.effective_precision = precision
+        self._int8_layers(files["param"], precision, bool(net.opt.use_int8_inference))
         self.details["engine_options"] = {
             "num_threads": int(threads), "use_vulkan_compute": on_vk,
             # what ncnn kept after checking the device, not what was asked
             "use_fp16_storage": bool(net.opt.use_fp16_storage),
             "use_fp16_packed": bool(net.opt.use_fp16_packed),
             "use_fp16_arithmetic": bool(net.opt.use_fp16_arithmetic),
+            "use_int8_inference": bool(net.opt.use_int8_inference),
             "powersave": ncnn.get_cpu_powersave(),
             # whether this process created ncnn's Vulkan instance (vulkan backend only)
             "gpu_instance": self.gpu_count is not None,
@@ -206,6 +254,34 @@ class Adapter(_Base):
             if want and want != "float32":
                 self.notes.append("ncnn: output %s is float32 (model: %s), compared by value"
                                   % (name, want))
+
+    def _int8_layers(self, param: str, precision: str, int8_on: bool) -> None:
+        """int8_ops/ops_total from the .param (ncnn's Python binding does not expose a
+        layer's int8_scale_term), and the precision that ran: int8 when a layer is int8 and
+        use_int8_inference is on (ncnn then runs it in int8, whatever else was asked: a
+        model that arrives quantized runs as given); an int8 request with no int8 layer ran
+        in fp32."""
+        try:
+            with open(param) as f:
+                n, total = param_int8_layers(f.read())
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            if precision == "int8":
+                self.notes.append("ncnn: int8 layers not readable (%s): precision as "
+                                  "requested" % e)
+            return
+        if precision != "int8" and n == 0:
+            return  # a float model at a float precision: nothing to say
+        self.details.update(int8_ops=n, ops_total=total)
+        if n and int8_on:
+            if precision != "int8":
+                self.notes.append("ncnn: the model arrived quantized (%d of %d layers int8): "
+                                  "it runs as given" % (n, total))
+            self.effective_precision = "int8"
+        elif precision == "int8":
+            self.effective_precision = "fp32"
+            self.notes.append("ncnn: no layer runs in int8 (%d of %d layers int8, "
+                              "use_int8_inference=%s): the model ran in fp32"
+                              % (n, total, int8_on))
 
     def _feed_dtypes(self) -> List[str]:
         """The dtype each input blob is fed in: the one pnnx laid it out for (pnnx makes an
