@@ -34,15 +34,23 @@ _BUSY_COLUMNS = (0, 1, 2, 5, 6, 7)
 MIN_TICKS_PER_CPU = 20
 
 
+def _text(path: str, given: Optional[str]) -> Optional[str]:
+    """``given``, else the file's text; None when it cannot be read."""
+    if given is not None:
+        return given
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def busy_ticks(cpus: Iterable[int], stat_text: Optional[str] = None) -> Optional[int]:
     """Busy clock ticks since boot summed over ``cpus`` (indices), from /proc/stat text; None
     when it cannot be read or names none of them."""
+    stat_text = _text("/proc/stat", stat_text)
     if stat_text is None:
-        try:
-            with open("/proc/stat") as f:
-                stat_text = f.read()
-        except OSError:
-            return None
+        return None
     want = {"cpu%d" % c for c in cpus}
     total, seen = 0, 0
     for line in stat_text.splitlines():
@@ -56,12 +64,9 @@ def busy_ticks(cpus: Iterable[int], stat_text: Optional[str] = None) -> Optional
 
 def own_ticks(self_stat: Optional[str] = None) -> Optional[int]:
     """This process's user + system clock ticks (all threads), from /proc/self/stat text."""
+    self_stat = _text("/proc/self/stat", self_stat)
     if self_stat is None:
-        try:
-            with open("/proc/self/stat") as f:
-                self_stat = f.read()
-        except OSError:
-            return None
+        return None
     # the command name may hold spaces and parentheses: fields count from the last ')'
     rest = self_stat[self_stat.rfind(")") + 2:].split()
     try:

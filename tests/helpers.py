@@ -17,6 +17,24 @@ def tiny_suite(name: str, *, secs: float = 1.0, procs: int = 1, timeout_s: float
             '[[models]]\nname = "m"\nbuiltin = "reduction_sum_block"\n')
 
 
+def measure_block(iters: int = 3, procs: int = 1, warmup: int = 1, timeout_s: int = 300) -> str:
+    """A suite's [measure] table for the quick end-to-end runs of the int8 tests: a fixed
+    iteration count (min_seconds 0)."""
+    return (f"\n[measure]\nwarmup = {warmup}\nmin_iterations = {iters}\nmin_seconds = 0.0\n"
+            f"processes = {procs}\ntimeout_s = {timeout_s}\n")
+
+
+def run_suite_text(d: Path, text: str):
+    """Write ``text`` as d/suite.toml, run it on this machine (threads placement, no progress)
+    into d/results and return the dataset as a DataFrame."""
+    from harness.config.suite import load_suite
+    from harness.coordinator import run_suite
+    from harness.results import load
+    (d / "suite.toml").write_text(text)
+    run_suite(load_suite(d / "suite.toml"), d / "results", progress=False, placement="threads")
+    return load(d / "results")
+
+
 # Chromium as root in a sandbox with no network: no sandbox, no GPU, no background traffic
 # (whose refused connections slow every start), a fresh profile per test.
 HEADLESS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -4,17 +4,13 @@ std 0.5), run and checked against the fp32 reference."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from harness.config.suite import load_suite
-from harness.coordinator import run_suite
 from harness.models.calibration_images import Preprocess, image_sample
 from harness.models.quantize import RANDOM_NOTE
-from harness.results import load
+from tests.helpers import measure_block, run_suite_text
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow]
 
@@ -33,17 +29,11 @@ def test_image_calibration_quantizes_and_the_rows_say_so(tmp_path, monkeypatch):
     pre = Preprocess(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), channels="BGR")
     np.save(tmp_path / "line6.npy", image_sample(imgs / "line6.png", (1, 3, 48, 192), pre))
     (imgs / "line6.png").unlink()
-    (tmp_path / "suite.toml").write_text("""
+    df = run_suite_text(tmp_path, """
 name = "imgcal"
 engines = { mnn = "installed", onnxruntime = "installed" }
 precisions = ["fp32", "int8"]
-[measure]
-warmup = 1
-min_iterations = 3
-min_seconds = 0.0
-processes = 1
-timeout_s = 300
-[[models]]
+""" + measure_block(iters=3, procs=1, timeout_s=300) + """[[models]]
 name = "cls"
 builtin = "ppocr_cls"
 calibration = "text-lines"
@@ -53,9 +43,6 @@ mean = [0.5, 0.5, 0.5]
 std = [0.5, 0.5, 0.5]
 channels = "BGR"
 """)
-    rep = run_suite(load_suite(tmp_path / "suite.toml"), tmp_path / "results", progress=False,
-                    placement="threads")
-    df = load(tmp_path / "results")
     assert len(df) == 4 and set(df["status"].astype(str)) == {"ok"}, \
         df[["engine", "precision_requested", "status", "error"]].to_string()
     int8 = df[df.precision_requested == "int8"]
@@ -66,4 +53,4 @@ channels = "BGR"
         assert r["quantizer"] and 0 < r["out_cosine"] <= 1 + 1e-6, (r["engine"], r["out_cosine"])
         assert r["out_top1_agree"] in (0.0, 1.0), (r["engine"], r["out_top1_agree"])
         assert RANDOM_NOTE not in (r["notes"] if isinstance(r["notes"], str) else "")
-    assert rep.rows and set(int8["engine"]) == {"mnn", "onnxruntime"}
+    assert set(int8["engine"]) == {"mnn", "onnxruntime"}

@@ -14,30 +14,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.config.suite import load_suite
-from harness.coordinator import run_suite
 from harness.models.inputs import prepare_inputs
 from harness.models.quantize import RANDOM_NOTE, ort_int8, prepare_calibration
-from harness.results import load
 from tests.classic_cnn import LIGHT, materialize
+from tests.helpers import measure_block, run_suite_text
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
-MEASURE = """
-[measure]
-warmup = 1
-min_iterations = {iters}
-min_seconds = 0.0
-processes = {procs}
-timeout_s = 300
-"""
 
-
-def _run(d: Path, text: str) -> pd.DataFrame:
-    (d / "suite.toml").write_text(text)
-    run_suite(load_suite(d / "suite.toml"), d / "results", progress=False, placement="threads")
-    return load(d / "results")
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +48,7 @@ def int8_rows(tmp_path_factory, cache):
 name = "int8"
 engines = { mnn = "installed", onnxruntime = "installed", ncnn = "installed" }
 precisions = ["fp32", "int8", "int8-weight"]
-""" + MEASURE.format(iters=5, procs=1) + """
+""" + measure_block(iters=5, procs=1) + """
 [[models]]
 name = "cls"
 builtin = "ppocr_cls"
@@ -75,7 +60,7 @@ onnx = "squeezenet.onnx"
 engines = ["mnn", "onnxruntime"]
 calibration_samples = 8
 """
-    return _run(d, suite)
+    return run_suite_text(d, suite)
 
 
 def _row(df, model, engine, precision):
@@ -132,11 +117,11 @@ def test_quantized_onnx_model_runs_as_given(tmp_path, cache):
     inputs = prepare_inputs("cls", src, spec.inputs, "sha-cls")
     qdq = ort_int8(src, prepare_calibration(spec, src, inputs)).files["onnx"]
     shutil.copy(qdq, tmp_path / "cls_qdq.onnx")
-    df = _run(tmp_path, """
+    df = run_suite_text(tmp_path, """
 name = "qdq"
 engines = { onnxruntime = "installed" }
 precisions = ["fp32", "int8"]
-""" + MEASURE.format(iters=3, procs=1) + """
+""" + measure_block(iters=3, procs=1) + """
 [[models]]
 name = "cls_qdq"
 onnx = "cls_qdq.onnx"
@@ -165,11 +150,11 @@ def test_quantized_mnn_file_runs_as_given(tmp_path, cache):
     inputs = prepare_inputs("cls", src, spec.inputs, "sha-cls")
     art = mnn_int8(to_mnn(src), prepare_calibration(spec, src, inputs), inputs.shapes)
     shutil.copy(art.files["mnn"], tmp_path / "cls_int8.mnn")
-    df = _run(tmp_path, """
+    df = run_suite_text(tmp_path, """
 name = "mnn-int8-file"
 engines = { mnn = "installed" }
 precisions = ["fp32", "int8"]
-""" + MEASURE.format(iters=3, procs=1) + """
+""" + measure_block(iters=3, procs=1) + """
 [[models]]
 name = "cls_int8"
 mnn = "cls_int8.mnn"
@@ -183,12 +168,12 @@ shape = [1, 3, 48, 192]
 
 
 def test_compare_precision_prints_speed_and_accuracy(tmp_path, cache):
-    df = _run(tmp_path, """
+    df = run_suite_text(tmp_path, """
 name = "cmp"
 engines = { mnn = "installed", onnxruntime = "installed" }
 precisions = ["fp32", "int8"]
 threads = [1]
-""" + MEASURE.format(iters=30, procs=3) + """
+""" + measure_block(iters=30, procs=3) + """
 [[models]]
 name = "cls"
 builtin = "ppocr_cls"
@@ -228,11 +213,11 @@ def test_calibration_failure_is_a_convert_error_row_and_the_rest_runs(tmp_path, 
         arr = (np.full((1, 3, 48, 192), np.nan, np.float32) if kind == "nan"
                else np.zeros((1, 3, 32, 32), np.float32))
         np.save(cal / f"s{i}.npy", arr)
-    df = _run(tmp_path, """
+    df = run_suite_text(tmp_path, """
 name = "badcal"
 engines = { mnn = "installed", onnxruntime = "installed" }
 precisions = ["fp32", "int8"]
-""" + MEASURE.format(iters=3, procs=1) + """
+""" + measure_block(iters=3, procs=1) + """
 [[models]]
 name = "cls"
 builtin = "ppocr_cls"
@@ -253,7 +238,7 @@ def test_older_mnn_that_cannot_say_its_op_types_is_not_called_float(tmp_path, ca
     """MNN before 3.3 names op types without a data type: its int8 run cannot be verified,
     which is not evidence that it ran in float (the trial saw 3.0.0 and 3.1.0 give the same
     output bytes as 3.4.0's verified int8 run, yet get called fp32 and `wrong`)."""
-    df = _run(tmp_path, """
+    df = run_suite_text(tmp_path, """
 name = "old-mnn-int8"
 engines = { mnn = ["3.1.0"] }
 precisions = ["int8"]

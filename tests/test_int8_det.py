@@ -11,35 +11,24 @@ import math
 import pandas as pd
 import pytest
 
-from harness.config.suite import load_suite
-from harness.coordinator import run_suite
 from harness.models.quantize import RANDOM_NOTE
-from harness.results import load
+from tests.helpers import measure_block, run_suite_text
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow]
 
 
 def test_ppocr_det_int8_rows_name_their_quantizer_and_accuracy(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
-    (tmp_path / "suite.toml").write_text("""
+    df = run_suite_text(tmp_path, """
 name = "det-int8"
 engines = { mnn = "installed", onnxruntime = "installed" }
 precisions = ["fp32", "int8"]
-[measure]
-warmup = 1
-min_iterations = 3
-min_seconds = 0.0
-processes = 1
-timeout_s = 600
-[[models]]
+""" + measure_block(iters=3, procs=1, timeout_s=600) + """[[models]]
 name = "det"
 builtin = "ppocr_det"
 shape = [1, 3, 320, 320]
 calibration_samples = 4
 """)
-    run_suite(load_suite(tmp_path / "suite.toml"), tmp_path / "results", progress=False,
-              placement="threads")
-    df = load(tmp_path / "results")
     assert len(df) == 4 and set(df["status"].astype(str)) == {"ok"}, \
         df[["engine", "precision_requested", "status", "error"]].to_string()
     for engine, tool in (("mnn", "mnnquant "), ("onnxruntime", "onnxruntime.quantization ")):

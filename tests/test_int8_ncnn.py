@@ -19,12 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.config.suite import load_suite
-from harness.coordinator import run_suite
 from harness.models.quantize import NO_NCNN_TOOLS, RANDOM_NOTE
-from harness.results import load
 from tests.classic_cnn import LIGHT, materialize
-from tests.helpers import engine_src
+from tests.helpers import engine_src, measure_block, run_suite_text
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow]
 # the first test to need the tools may compile ncnn cold (about 8 min on 2 cores)
@@ -43,20 +40,7 @@ name = "ncnn-int8"
 engines = {{ ncnn = "installed" }}
 precisions = ["fp32", "int8"]
 threads = {threads}
-{quantize}
-[measure]
-warmup = 1
-min_iterations = {iters}
-min_seconds = 0.0
-processes = {procs}
-timeout_s = 300
-""" + models
-
-
-def _run(d: Path, text: str) -> pd.DataFrame:
-    (d / "suite.toml").write_text(text)
-    run_suite(load_suite(d / "suite.toml"), d / "results", progress=False, placement="threads")
-    return load(d / "results")
+{quantize}""" + measure_block(iters=iters, procs=procs) + models
 
 
 def _tools_source():
@@ -95,7 +79,7 @@ name = "det"
 builtin = "ppocr_det"
 calibration_samples = 4
 """
-    return _run(suite_dir, _suite(engine_src(TARBALL), models, iters=30, procs=3,
+    return run_suite_text(suite_dir, _suite(engine_src(TARBALL), models, iters=30, procs=3,
                                   threads="[1, 2]"))
 
 
@@ -168,7 +152,7 @@ def test_bad_calibration_is_a_convert_error_with_the_tools_words(tmp_path, suite
     cal.mkdir()
     for i in range(3):
         np.save(cal / f"s{i}.npy", np.full((1, 3, 224, 224), np.nan, np.float32))
-    df = _run(tmp_path, _suite(engine_src(TARBALL), """
+    df = run_suite_text(tmp_path, _suite(engine_src(TARBALL), """
 [[models]]
 name = "nan"
 onnx = "squeezenet.onnx"
@@ -190,7 +174,7 @@ calibration_samples = 4
 @COLD_BUILDS
 def test_without_a_tools_source_int8_is_unsupported_saying_how(tmp_path, suite_dir):
     shutil.copy(suite_dir / "squeezenet.onnx", tmp_path)
-    df = _run(tmp_path, _suite(None, """
+    df = run_suite_text(tmp_path, _suite(None, """
 [[models]]
 name = "squeezenet"
 onnx = "squeezenet.onnx"
@@ -216,7 +200,7 @@ def test_int8_param_runs_as_given_and_is_recorded_as_int8(tmp_path, suite_dir, r
                     ncnn_tools(_tools_source()))
     shutil.copy(art.files["param"], tmp_path / "s_int8.param")
     shutil.copy(art.files["bin"], tmp_path / "s_int8.bin")
-    df = _run(tmp_path, _suite(None, """
+    df = run_suite_text(tmp_path, _suite(None, """
 [[models]]
 name = "s_int8"
 ncnn_param = "s_int8.param"
@@ -243,7 +227,7 @@ name = "squeezenet"
 onnx = "squeezenet.onnx"
 calibration_samples = 4
 """).replace('{ ncnn = "installed" }', f'{{ ncnn = [{{ source = "{engine_src(TARBALL)}" }}] }}')
-    df = _run(tmp_path, text)
+    df = run_suite_text(tmp_path, text)
     r = _row(df, "squeezenet", "int8")
     assert r.status == "ok" and r.precision == "int8", (r.status, r.error, r.notes)
     assert r.quantizer.startswith(QUANTIZER) and r.engine_build == "src:ncnn-20260526"
