@@ -65,8 +65,10 @@ def test_aa_gives_verdicts_and_no_false_alarm(smoke_twice, aa_result):
     table = aa_result.to_table()
     # the smoke settings must allow verdicts: enough samples and processes per side
     assert not (pairs["latency"] == "insufficient").any(), table
+    # (a change seen under CPU contention is not judged: insufficient, and said so)
+    judged = ~pairs["latency_note"].str.contains("changed under cpu contention", regex=False)
     for ph in ("load", "first", "steady"):
-        assert not (pairs[f"rss_{ph}"] == "insufficient").any(), table
+        assert not (pairs.loc[judged, f"rss_{ph}"] == "insufficient").any(), table
     assert not pairs["latency"].isin(["slower"]).any(), table
     assert not pairs["memory"].isin(["larger"]).any(), table
     assert not pairs["correctness"].isin(["wrong", "drift"]).any(), table

@@ -147,6 +147,25 @@ def test_float_rounding_on_tiny_outputs_is_neither_wrong_nor_drift():
     assert verdict(res, "big", "correctness") == "wrong"
 
 
+def test_a_memory_change_under_cpu_contention_is_not_judged():
+    """ncnn ConvTranspose at 1 thread levelled its heap off 147 MB higher in every process run
+    beside a busy process (417 -> 564 MB steady peak): a change seen under load is no
+    evidence, in memory as in latency."""
+    rng = np.random.default_rng(17)
+    base = (50_000, 90_000, 100_000)
+    rows = both("loaded", rng, base_kw={"rss_kb": base},
+                head_kw={"rss_kb": (50_000, 90_000, 250_000), "cpu_contention": 0.3})
+    rows += both("quiet", rng, base_kw={"rss_kb": base},
+                 head_kw={"rss_kb": (50_000, 90_000, 250_000), "cpu_contention": 0.01})
+    res = run(rows)
+    assert verdict(res, "loaded", "rss_steady") == "insufficient"
+    assert verdict(res, "loaded", "memory") == "insufficient"
+    assert verdict(res, "loaded", "rss_load") == "same"  # no change: nothing to doubt
+    note = res.pairs.loc[res.pairs["model"] == "loaded", "latency_note"].iloc[0]
+    assert "rss steady: changed under cpu contention, not judged" in note
+    assert verdict(res, "quiet", "memory") == "larger"
+
+
 def test_background_load_below_the_threshold_leaves_a_real_change_standing():
     rng = np.random.default_rng(15)
     rows = both("busy", rng, head_factor=1.10, base_kw={"cpu_contention": 0.01},
@@ -452,6 +471,31 @@ def test_html_report_is_self_contained(mixed_result):
     for words in ("latency (ms)", "threads", "peak RSS (MiB)", "error (log)", "Host pi5",
                   "Host rk3588", "3.4.0 (base)"):
         assert words in html
+
+
+def test_precision_pairs_each_quantization_of_the_head_apart():
+    """int8 rows of one configuration from two calibrations (other model files): two pairs,
+    each against the same fp32 rows, each with its own latency and accuracy; pooled, the
+    worse one's cosine and both latencies would have been one pair's."""
+    rng = np.random.default_rng(22)
+    common = dict(model="cls", engine="onnxruntime", threads=1, has_reference=True)
+    rows = rows_for(rng=rng, precision="fp32", precision_requested="fp32", median_ms=10.0,
+                    out_cosine=1.0, out_rel_err=1e-7, **common)
+    for cal, ms, cos in (("random 8 seed+1.. sha256:aaaa", 5.0, 0.993),
+                         ("images imgs 6 files size=input sha256:bbbb", 8.0, 0.617)):
+        rows += rows_for(rng=rng, precision="int8", precision_requested="int8", median_ms=ms,
+                         out_cosine=cos, out_rel_err=0.3, out_sha256="q" + cal[:6],
+                         calibration=cal, **common)
+    res = compare(frame(rows), "precision", "fp32", "int8")
+    p = res.pairs.set_index("calibration")
+    assert len(p) == 2 and res.info["rows_base"] == 5 and res.info["rows_head"] == 10
+    rnd, img = p.loc["random 8 seed+1.. sha256:aaaa"], p.loc[
+        "images imgs 6 files size=input sha256:bbbb"]
+    assert rnd["cosine_head"] == pytest.approx(0.993) and rnd["correctness"] == "ok"
+    assert img["cosine_head"] == pytest.approx(0.617) and img["correctness"] == "wrong"
+    assert rnd["ratio"] == pytest.approx(0.5, rel=0.05)
+    assert img["ratio"] == pytest.approx(0.8, rel=0.05)
+    assert rnd["median_base"] == img["median_base"]
 
 
 def test_precision_report_plots_speed_up_against_accuracy_cost():

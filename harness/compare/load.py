@@ -18,7 +18,7 @@ def compare_columns(dimension: str) -> list[str]:
     col = dimension_column(dimension)
     cols = set(key_columns(dimension)) | {col, "engine", "status", "latency_ms",
                                           "engine_version", "engine_version_requested",
-                                          "engine_build", "engine_source",
+                                          "engine_build", "engine_source", "calibration",
                                           "backend_requested", "precision_requested",
                                           "governor_start", "governor_end", "temp_max_c_start",
                                           "temp_max_c_end", "cpu_contention", "notes", "extra_json",

@@ -6,7 +6,9 @@ The key is SERIES_KEY minus the dimension under test, adjusted per dimension:
                         cores_requested, cores, host
   cores                 ... cores_requested (all, big, little, "0-3") is under test
   host                  ... with engine_version added, and cores dropped (a host property)
-  precision / backend   ... with engine_version added
+  precision / backend   ... with engine_version added; precision also by the head's
+                        ``calibration`` (each quantization of the head apart, the base's
+                        rows paired with each: _per_quantization)
   run_id / sweep_tag    ... with engine_version_requested added: two nightly runs of
                         "installed" pair up even if the installed version changed (noted)
 Key values come from the effective columns (backend, precision, engine_version), filled from
@@ -149,6 +151,33 @@ class Pairing:
     missing: pd.DataFrame     # keys without measured rows on a side, with per-side statuses
 
 
+def _per_quantization(rows: pd.DataFrame, pos: np.ndarray, side: np.ndarray, key: list[str]):
+    """A precision comparison pairs the base (float) rows with each quantization of the head
+    apart: head rows of one configuration quantized with other calibration data (or by
+    another tool) are other model files, and pooled they would mix their latencies and
+    report the worst one's accuracy. Each base row is repeated once per distinct
+    ``calibration`` of the head rows of its configuration (none: once, as it is), and takes
+    that value as its own for the key. Returns (rows, pos, side)."""
+    if "calibration" not in rows.columns:
+        rows = rows.assign(calibration=None)
+    cal = rows["calibration"].astype(object).where(rows["calibration"].notna(), None)
+    gid, _ = factorize_rows({c: effective(rows, c) for c in key})
+    variants: dict[int, list] = {}
+    for g, c, sd in zip(gid, cal, side):
+        if sd == 1 and c not in variants.setdefault(int(g), []):
+            variants[int(g)].append(c)
+    take, values = [], []
+    for i, (g, c, sd) in enumerate(zip(gid, cal, side)):
+        for v in (variants.get(int(g)) or [c]) if sd == 0 else [c]:
+            take.append(i)
+            values.append(v)
+    if len(take) == len(rows):  # nothing repeated: only the base's own values replaced
+        return rows.assign(calibration=values), pos, side
+    take_ = np.asarray(take, dtype=np.int64)
+    out = rows.iloc[take_].assign(calibration=values).reset_index(drop=True)
+    return out, pos[take_], side[take_]
+
+
 def pair_rows(df: pd.DataFrame, dimension: str, base, head, engine: str | None = None) -> Pairing:
     col = dimension_column(dimension)
     base, head = str(base), str(head)
@@ -178,6 +207,9 @@ def pair_rows(df: pd.DataFrame, dimension: str, base, head, engine: str | None =
     pos = pos[keep]
     side = is_head[keep].astype(np.int8)
     key = key_columns(dimension)
+    if col == "precision":
+        rows, pos, side = _per_quantization(rows, pos, side, key)
+        key = key + ["calibration"]
     gid, uniq = factorize_rows({c: effective(rows, c) for c in key})
     n_groups = len(uniq)
     measured = rows["status"].isin(MEASURED).to_numpy(dtype=bool, na_value=False)

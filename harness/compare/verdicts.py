@@ -20,7 +20,9 @@ Peak RSS, per phase (load, first, steady), one value per process (row):
                 margin = max(rss_abs_kb, rss_rel x median(base), the larger within-side range
                 (max - min of base, of head)): a difference must exceed what identical
                 processes already differ by;
-  smaller       the mirror image; same otherwise.
+  smaller       the mirror image; same otherwise;
+  insufficient  also where larger/smaller would be said but a row of the pair recorded CPU
+                contention > `max_contention` (peak RSS moved with machine load alone).
 Correctness (tolerances from harness.verdict by the head's precision):
   identical     the same single out_sha256 on both sides, the head's outputs not wrong;
   wrong         NaN/Inf in the head output (new or not), or the head's worst metric outside the
