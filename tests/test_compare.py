@@ -496,6 +496,11 @@ def test_precision_pairs_each_quantization_of_the_head_apart():
     assert rnd["ratio"] == pytest.approx(0.5, rel=0.05)
     assert img["ratio"] == pytest.approx(0.8, rel=0.05)
     assert rnd["median_base"] == img["median_base"]
+    # the int8 cosine is a threshold of compare (its default is the row verdict's)
+    from harness_agent.tolerance import TOLERANCES
+    assert Thresholds().int8_cosine == TOLERANCES["int8"].cosine
+    loose = compare(frame(rows), "precision", "fp32", "int8", int8_cosine=0.6).pairs
+    assert set(loose["correctness"]) == {"ok"}
 
 
 def test_precision_report_plots_speed_up_against_accuracy_cost():

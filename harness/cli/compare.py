@@ -9,22 +9,40 @@ from ._common import (add_ci_flags, add_data_flag, add_json_flag, emit, row_filt
                       write_ci_files)
 
 FORMATS = ("table", "markdown", "html")
-_THRESHOLD_FLAGS = (  # flag, Thresholds field, type, help
-    ("--alpha", "alpha", float, "one-sided Mann–Whitney significance level (0.01)"),
-    ("--min-ratio", "min_ratio", float, "smallest ratio of medians called slower (1.05)"),
-    ("--ci-margin", "ci_margin", float, "CI bound must clear 1+margin (0.02)"),
-    ("--max-cv", "max_cv", float, "CV above which a side is unstable (0.10)"),
-    ("--cv-kind", "cv_kind", str, "robust (p10-p90 spread, default) or classic (sd/mean)"),
-    ("--min-samples", "min_samples", int, "fewer samples per side: insufficient (30)"),
-    ("--min-processes", "min_processes", int,
-     "latency: fewer processes per side: insufficient (3)"),
-    ("--rss-min-processes", "rss_min_processes", int,
-     "memory: fewer processes per side: insufficient (3)"),
-    ("--resamples", "resamples", int, "bootstrap resamples (2000)"),
-    ("--seed", "seed", int, "bootstrap seed (0)"),
-    ("--rss-abs-kb", "rss_abs_kb", float, "memory: smallest delta in kB (1024)"),
-    ("--rss-rel", "rss_rel", float, "memory: smallest relative delta (0.02)"),
-)
+# what each compare threshold means; every Thresholds field is a flag (--min-ratio, ...),
+# so the README's "all thresholds are options" stays true as fields are added
+_THRESHOLD_HELP = {
+    "alpha": "one-sided Mann–Whitney significance level",
+    "min_ratio": "smallest ratio of medians called slower",
+    "ci_margin": "CI bound must clear 1+margin",
+    "ci_level": "confidence level of the latency CI",
+    "max_cv": "CV above which a side is unstable",
+    "cv_kind": "robust (p10-p90 spread) or classic (sd/mean)",
+    "min_samples": "fewer samples per side: insufficient",
+    "min_processes": "latency: fewer processes per side: insufficient",
+    "rss_min_processes": "memory: fewer processes per side: insufficient",
+    "resamples": "bootstrap resamples",
+    "seed": "bootstrap seed",
+    "rss_abs_kb": "memory: smallest delta in kB",
+    "rss_rel": "memory: smallest relative delta",
+    "temp_rise_c": "a row's temperature rise (°C) above which latency is unstable",
+    "max_contention": "a row's CPU contention (0..1) above which latency is unstable and a "
+                      "memory change is not judged",
+    "drift_factor": "correctness: how many times worse than base is drift",
+    "int8_cosine": "correctness: the cosine an int8/int8-weight head must reach",
+}
+
+
+def _threshold_flags():
+    """(flag, field, type, help) for every Thresholds field."""
+    from dataclasses import fields
+
+    from ..compare.verdicts import _FIELD_KINDS, Thresholds
+    default = Thresholds()
+    return [("--" + f.name.replace("_", "-"), f.name, _FIELD_KINDS[f.type],
+             f"{_THRESHOLD_HELP.get(f.name, 'compare threshold')} "
+             f"(default {getattr(default, f.name)})")
+            for f in fields(Thresholds)]
 
 
 def add_arguments(subparsers) -> None:
@@ -54,8 +72,9 @@ def add_arguments(subparsers) -> None:
                    help="comma list of verdicts that make the exit code 1: "
                         "slower,larger,wrong (also drift, unstable, insufficient, missing)")
     add_ci_flags(c)
-    for flag, field, typ, hlp in _THRESHOLD_FLAGS:
-        c.add_argument(flag, dest=f"th_{field}", type=typ, default=None, help=hlp)
+    for flag, field, typ, hlp in _threshold_flags():
+        c.add_argument(flag, dest=f"th_{field}", type=typ, default=None, help=hlp,
+                       metavar=field.upper())
     c.set_defaults(func=run)
 
 
@@ -67,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from ..compare.result import parse_fail_on
     from ..compare.verdicts import Thresholds
     fail_on = parse_fail_on(args.fail_on)
-    opts = {f: getattr(args, f"th_{f}") for _, f, _, _ in _THRESHOLD_FLAGS
+    opts = {f: getattr(args, f"th_{f}") for _, f, _, _ in _threshold_flags()
             if getattr(args, f"th_{f}", None) is not None}
     th = Thresholds().with_options(**opts)
     filters = row_filters(args.where, args.engine, args.model)

@@ -44,7 +44,7 @@ import numpy as np
 
 from ..config.toml import Table
 from ..errors import InputError
-from ..verdict import tolerance_for, within
+from ..verdict import Tolerance, tolerance_for, within
 
 LATENCY_VERDICTS = ("slower", "unstable", "insufficient", "faster", "same")
 MEMORY_VERDICTS = ("larger", "insufficient", "smaller", "same")
@@ -95,6 +95,9 @@ class Thresholds:
     # range as well brings n = 3 to about 1/45 (Gaussian noise), and the absolute/relative
     # floors make noise below 1 MiB / 2 % never count.
     rss_min_processes: int = 3
+    # the cosine an int8 / int8-weight head must reach (the row verdict's, harness_agent.
+    # tolerance): a user who accepts more quantization loss says so here
+    int8_cosine: float = 0.99
     drift_factor: float = 10.0
     drift_cos_abs: float = 1e-6
     drift_rel_abs: float = 1e-6
@@ -186,6 +189,14 @@ def memory_verdict(n_base, n_head, min_base, max_base, min_head, max_head, med_b
     return out
 
 
+def _tolerance(precision, th: Thresholds):
+    """The row tolerance of ``precision``, with th.int8_cosine for the quantized ones."""
+    tol = tolerance_for(precision)
+    if precision in ("int8", "int8-weight") and th.int8_cosine != tol.cosine:
+        return Tolerance(tol.rel_err, th.int8_cosine, tol.abs_err)
+    return tol
+
+
 def correctness_verdict(precision, identical, nan_inf_base, nan_inf_head, ref_base, ref_head,
                         rel_base, rel_head, cos_base, cos_head, th: Thresholds,
                         drift: bool = True, mabs_base=None, mabs_head=None):
@@ -197,7 +208,7 @@ def correctness_verdict(precision, identical, nan_inf_base, nan_inf_head, ref_ba
     n = len(identical)
     out = np.full(n, "ok", dtype=object)
     notes = np.full(n, "", dtype=object)
-    tols = [tolerance_for(p if isinstance(p, str) else None) for p in precision]
+    tols = [_tolerance(p if isinstance(p, str) else None, th) for p in precision]
 
     def outside(rel, cos, mabs):
         mabs = np.full(n, np.nan) if mabs is None else mabs
