@@ -23,6 +23,7 @@ from .jobs import build_job
 from .plan import Config, expand
 from .models.converters import Artifact, ConversionFailed
 from .models.prepare import PreparedModel, prepare_suite
+from .models.quantize import measured_input_notes
 from .placement import PLACEMENTS, RayPlacement, ThreadPlacement
 from .raysession import ray_session
 from .rows import RunContext, make_row
@@ -70,7 +71,8 @@ def _static_row_fields(pm: PreparedModel, art) -> dict:
     return dict(model_sha256=pm.source_sha, input_shape=pm.inputs.shape_text,
                 quantizer=quant.quantizer if quant else "",
                 calibration=quant.calibration if quant else "",
-                artifact_notes=list(quant.notes) if quant else [],
+                artifact_notes=(list(quant.notes) + list(measured_input_notes(pm.spec, quant))
+                                if quant else []),
                 model_weight_bytes=st.get("weight_bytes"),
                 model_activation_lower_bound_bytes=st.get("activation_lower_bound_bytes"),
                 input_key=pm.inputs.key,

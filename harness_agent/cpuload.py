@@ -16,9 +16,10 @@ Row fields (None where /proc is not readable or the window is too short to count
   cpu_other_load   others' CPU time on the measuring CPUs per second of the window, in
                    cores (0.25: a quarter of one core busy with something else on average);
   cpu_contention   the part of the measuring threads' demand that this load could not have
-                   left alone: (cpu_other_load - idle CPUs the threads did not need) / threads,
-                   at least 0. 1 thread on 2 CPUs beside a 1-core load: 0; 2 threads on 2 CPUs
-                   beside a 0.2-core load: 0.1.
+                   left alone: (cpu_other_load - idle CPUs the threads did not need) / the
+                   cores the threads can use (threads, at most the CPUs), at least 0. 1 thread
+                   on 2 CPUs beside a 1-core load: 0; 2 threads on 2 CPUs beside a 0.2-core
+                   load: 0.1; 4 threads on 2 CPUs beside 1.58 cores: 0.79.
 """
 
 from __future__ import annotations
@@ -76,10 +77,11 @@ def own_ticks(self_stat: Optional[str] = None) -> Optional[int]:
 
 
 def contention(other_load: float, cpus: int, threads: int) -> float:
-    """The part (0..) of ``threads`` threads' CPU demand that ``other_load`` cores of other work
-    on ``cpus`` CPUs took: the load beyond the CPUs the threads leave idle, per thread."""
+    """The part (0..1) of ``threads`` threads' CPU demand that ``other_load`` cores of other
+    work on ``cpus`` CPUs took: the load beyond the CPUs the threads leave idle, over the
+    cores the threads can use (no more than the CPUs: 4 threads on 2 CPUs want 2 cores)."""
     spare = max(0, cpus - threads)
-    return max(0.0, other_load - spare) / max(1, threads)
+    return max(0.0, other_load - spare) / max(1, min(threads, cpus))
 
 
 def _affinity() -> Tuple[int, ...]:

@@ -75,7 +75,8 @@ def test_an_image_that_cannot_fit_says_why(tmp_path, shape, pre, message):
 
 def _conv_model(path: Path, inputs=(("x", [1, 3, 8, 8]),)) -> Path:
     rng = np.random.default_rng(0)
-    w = numpy_helper.from_array(rng.standard_normal((2, 3, 1, 1)).astype(np.float32), "w")
+    w = numpy_helper.from_array(
+        rng.standard_normal((2, inputs[0][1][1], 1, 1)).astype(np.float32), "w")
     nodes = [helper.make_node("Conv", ["x", "w"], ["y"])]
     outs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 8, 8])]
     for name, shape in inputs[1:]:
@@ -130,6 +131,22 @@ def test_an_image_folder_that_cannot_calibrate_is_a_convert_error(tmp_path, setu
         _prepare(tmp_path, model, calibration="imgs")
 
 
+def test_images_for_an_input_that_is_no_image_blame_the_model(tmp_path):
+    _png(tmp_path / "imgs" / "a.png")
+    model = _conv_model(tmp_path / "m64.onnx", (("x", [1, 64, 8, 8]),))
+    with pytest.raises(ConvertError, match=r"holds images, but model input x: an image "
+                                           r"sample needs a 3-channel input"):
+        _prepare(tmp_path, model, calibration="imgs")
+
+
+def test_preprocess_with_a_folder_without_images_is_refused_at_load(tmp_path):
+    (tmp_path / "npy").mkdir()
+    np.save(tmp_path / "npy" / "a.npy", np.zeros((1, 3, 8, 8), np.float32))
+    with pytest.raises(InputError, match="preprocess.*which holds no images"):
+        _prepare(tmp_path, _conv_model(tmp_path / "m.onnx"), calibration="npy",
+                 preprocess={"channels": "BGR"})
+
+
 def test_images_calibrate_one_input_models_only(tmp_path):
     _png(tmp_path / "imgs" / "a.png")
     model = _conv_model(tmp_path / "m.onnx", (("x", [1, 3, 8, 8]), ("z", [1, 4])))
@@ -149,3 +166,29 @@ def test_bad_preprocess_settings_are_one_line_at_load(tmp_path, model, message):
     (tmp_path / "imgs").mkdir()
     with pytest.raises(InputError, match=message):
         _prepare(tmp_path, _conv_model(tmp_path / "m.onnx"), **model)
+
+
+def test_data_calibrated_int8_measured_on_random_input_says_so(tmp_path):
+    """Calibrated on images, measured on the built-in seeded random input: the accuracy
+    figures are of inputs it was not calibrated for; with an npy input, no such note."""
+    from types import SimpleNamespace
+
+    from harness.models.quantize import RANDOM_INPUT_NOTE, measured_input_notes
+    (tmp_path / "imgs").mkdir()
+    _png(tmp_path / "imgs" / "a.png")
+    model = _conv_model(tmp_path / "m.onnx")
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 8, 8), np.float32))
+    suite = parse_suite({"engines": {"onnxruntime": "installed"}, "precisions": ["int8"],
+                         "models": [{"name": "a", "onnx": str(model), "calibration": "imgs"},
+                                    {"name": "b", "onnx": str(model), "calibration": "imgs",
+                                     "inputs": [{"name": "x", "shape": [1, 3, 8, 8],
+                                                 "npy": "x.npy"}]},
+                                    {"name": "c", "onnx": str(model)}]},
+                        "t.toml", tmp_path)
+    a, b, c = suite.models
+    imgs = SimpleNamespace(calibration="images imgs 1 files size=input ...")
+    assert measured_input_notes(a, imgs) == (RANDOM_INPUT_NOTE,)
+    assert measured_input_notes(b, imgs) == ()
+    # random calibration has its own note; a float model has none
+    assert measured_input_notes(c, SimpleNamespace(calibration="random 16 seed+1..")) == ()
+    assert measured_input_notes(a, SimpleNamespace(calibration="")) == ()

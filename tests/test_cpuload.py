@@ -43,7 +43,7 @@ def test_own_ticks_count_from_the_last_parenthesis():
     (1.0, 2, 1, 0.0),     # one thread, one CPU left for the other load: no contention
     (0.2, 2, 2, 0.1),     # two threads on two CPUs: all of it comes out of their share
     (1.5, 2, 1, 0.5),     # more than the spare CPU: the rest is the thread's
-    (0.4, 2, 4, 0.1),     # oversubscribed: the load is shared by all four
+    (1.58, 2, 4, 0.79),   # oversubscribed: four threads can use two cores, others held 79 %
     (0.0, 4, 2, 0.0),
 ])
 def test_contention_is_the_load_beyond_the_spare_cpus_per_thread(other, cpus, threads,
@@ -81,3 +81,23 @@ def test_a_competing_process_on_the_measuring_cpu_is_seen():
     assert load.cpus == (cpu,)
     assert got["cpu_other_load"] > 0.6, got
     assert got["cpu_contention"] == pytest.approx(got["cpu_other_load"]), got
+
+
+def test_the_run_footer_says_which_rows_shared_their_cpus_and_which_were_not_looked_at(
+        capsys, tmp_path):
+    from types import SimpleNamespace
+
+    from harness.cli.run import run_footer
+
+    def row(model, contention, status="ok"):
+        return {"model": model, "engine": "ncnn", "threads": 2, "host": "local",
+                "status": status, "cpu_contention": contention, "verdict": "ok"}
+    rows = [row("busy", 0.12), row("quiet", 0.01), row("short", None),
+            row("failed", None, status="timeout")]
+    rep = SimpleNamespace(rows=rows, run_id="R", wall_s=1.0, files=[])
+    run_footer(rep, tmp_path)
+    out = capsys.readouterr().out
+    assert ("1 of 4 rows shared their CPUs with other work (CPU contention > 5%, worst 12%: "
+            "busy ncnn 2 threads on local)") in out
+    # only the measured row without a figure; a failed row measured nothing
+    assert "1 of 4 rows had timed loops too short (< 0.2 s) to measure CPU contention" in out

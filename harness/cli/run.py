@@ -59,8 +59,10 @@ def add_arguments(subparsers) -> None:
     a.add_argument("--timeout", type=float,
                    help=f"per-measurement timeout (s, default {d.timeout_s:g})")
     a.add_argument("--calibration", metavar="DIR|N",
-                   help="int8 calibration: a folder of .npy/.npz samples (one per file), or "
-                        "a number of seeded random samples (default 16)")
+                   help="int8 calibration: a folder of .npy/.npz samples (one per file) or of "
+                        "images (RGB, the input's size, values pixel/255: a suite's "
+                        "[models.preprocess] sets others), or a number of seeded random "
+                        "samples (default 16)")
     a.add_argument("--save-suite", metavar="FILE", help="also write these flags as a suite file")
     add_target_flags(r)
     r.set_defaults(func=run)
@@ -154,6 +156,12 @@ def run_footer(report, data) -> int:
               f"{100 * worst['cpu_contention']:.0f}%: {worst['model']} {worst['engine']} "
               f"{worst['threads']} threads on {worst['host']}); compare calls their latency "
               "unstable")
+    from ..status import MEASURED
+    unknown = [r for r in report.rows
+               if r["status"] in MEASURED and r.get("cpu_contention") is None]
+    if unknown:  # a short loop is not a quiet one: say that it was not looked at
+        print(f"{len(unknown)} of {len(report.rows)} rows had timed loops too short (< 0.2 s) "
+              "to measure CPU contention; a longer loop (min_seconds) measures it")
     print(f"\nrun {report.run_id}: {len(report.rows)} rows in {report.wall_s:.1f} s -> "
           f"{data} ({len(report.files)} file(s)); {len(bad)} failed")
     if any(r["status"] in RETRY for r in report.rows):

@@ -225,6 +225,8 @@ def error_chart(res, g: pd.DataFrame, title: str, precision, host_varies: bool,
     cats = []
     for _, r in g.iterrows():
         lab = f"{r['model']}@{r['threads']}t" if "model" in g.columns else f"{r['threads']}t"
+        if "engine" in g.columns and g["engine"].nunique() > 1:
+            lab += f" {r['engine']}"
         if host_varies and "host" in g.columns:
             lab += f" {r['host']}"
         cats.append(lab)
@@ -271,10 +273,11 @@ def speed_accuracy_chart(res, pairs: pd.DataFrame, max_points: int = 400) -> Cha
     tol = tolerance_for(res.head if res.dimension == "precision" else None)
     ys = np.r_[np.maximum(cost[ok], floor), 1.0 - tol.cosine]
     xs = speed[ok]
-    pad = (xs.max() - xs.min()) * 0.1 or 0.1
+    lo, hi = min(xs.min(), 1.0), max(xs.max(), 1.0)  # 1x (no change) always in view
+    pad = (hi - lo) * 0.1 or 0.1
     ch = Chart(f"speed-up vs accuracy cost: {res.base} → {res.head}",
                f"speed-up (×, {res.base} median / {res.head} median)",
-               "1 - cosine vs reference (log)", xlim=(max(0.0, xs.min() - pad), xs.max() + pad),
+               "1 - cosine vs reference (log)", xlim=(max(0.0, lo - pad), hi + pad),
                ylim=(ys.min() / 3, ys.max() * 30), ylog=True, width=520, height=320)
     engines = list(pd.unique(g["engine"].astype(object))) if "engine" in g.columns else [""]
     colors = {e: PALETTE[i % len(PALETTE)] for i, e in enumerate(engines)}
@@ -287,6 +290,7 @@ def speed_accuracy_chart(res, pairs: pd.DataFrame, max_points: int = 400) -> Cha
                f"({r['latency']}), 1-cos {cost[i]:.3g}{top1} ({r['correctness']})")
         ch.point(speed[i], max(cost[i], floor), colors[e], tip, series=str(e))
     ch.hline(1.0 - tol.cosine, "#9467bd", f"1-cos tol {1.0 - tol.cosine:.0e}", dash="1 3")
+    ch.vline(1.0, "#555", "×1: as fast")
     for e in engines:
         ch.legend(str(e), colors[e])
     return ch

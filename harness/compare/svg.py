@@ -141,6 +141,17 @@ class Chart:
                               f'text-anchor="end" class="lab" fill="{color}">'
                               f'{escape(label)}</text>')
 
+    def vline(self, x: float, color: str, label: str = "", dash: str = "4 3"):
+        """A vertical reference line at data x (numeric axes), with a label at its top."""
+        if x is None or not math.isfinite(x) or not (self.xlo <= x <= self.xhi):
+            return
+        xx = self.px(x)
+        self.items.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{self.mt}" '
+                          f'y2="{self.h - self.mb}" stroke="{color}" stroke-dasharray="{dash}"/>')
+        if label:
+            self.items.append(f'<text x="{xx + 3:.1f}" y="{self.mt + 10}" class="lab" '
+                              f'fill="{color}">{escape(label)}</text>')
+
     def text(self, x, y, s: str, color: str = "#333", *, dx: float = 0.0, dy: float = -8.0):
         if y is None or not math.isfinite(y):
             return

@@ -20,8 +20,8 @@ class SuiteFlags:
     'NAME:1x3x224x224,...'; engine: 'mnn,ncnn' or 'mnn==3.6.1'; threads, precision, backend:
     comma-separated lists; cores: a list of cores values (all, big, little, "0-3"; the flag
     repeats, since a CPU list has commas); iterations, seconds (s), processes, warmup,
-    timeout (s): numbers; calibration: int8 calibration, a folder of .npy/.npz samples or a
-    count of seeded random samples."""
+    timeout (s): numbers; calibration: int8 calibration, a folder of .npy/.npz samples or
+    images, or a count of seeded random samples."""
 
     model: str
     shape: str | None = None

@@ -227,6 +227,10 @@ def _model(v: Table, base: Path, engines: list[str]) -> ModelSpec:
             v.fail("preprocess", "preprocess only with calibration (a folder of images)",
                    "no calibration folder")
         preprocess = parse_preprocess(v.sub("preprocess"))
+        from ..models.calibration_images import image_files
+        if not image_files(calibration):  # it would be ignored: say so now
+            v.fail("preprocess", "preprocess only with a calibration folder of images",
+                   f"{calibration}, which holds no images")
     return ModelSpec(
         name=name, builtin=builtin, onnx=onnx, native=native,
         inputs=inputs, engines=v.str_list("engines", engines),

@@ -77,7 +77,7 @@ def image_files(folder: Path) -> list[Path]:
                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _layout(shape: tuple[int, ...]) -> str:
+def image_layout(shape: tuple[int, ...]) -> str:
     """"NCHW" or "NHWC" for a 4-d image input with 3 channels; ImageError otherwise."""
     if len(shape) == 4 and shape[1] == 3:
         return "NCHW"
@@ -93,7 +93,7 @@ def image_sample(path: Path, shape: tuple[int, ...], pre: Preprocess,
     ImageError when it cannot be decoded, or the size does not give the input's H and W."""
     from PIL import Image, UnidentifiedImageError
 
-    layout = _layout(tuple(shape))
+    layout = image_layout(tuple(shape))
     if shape[0] != 1:
         raise ImageError(f"an image is one sample: the input's batch must be 1, not {shape[0]}")
     h, w = (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])

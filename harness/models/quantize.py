@@ -39,13 +39,31 @@ from harness_agent.engines.base import QUANTIZED
 from harness_agent.engines.ncnn import INT8_TERM, param_int8_layers, param_layers
 from ..cache import cache_root, sha256_file, sha256_text
 from ..store.atomic import atomic_write_bytes
-from .calibration_images import ImageError, Preprocess, image_files, image_sample
+from .calibration_images import (ImageError, Preprocess, image_files, image_layout,
+                                 image_sample)
 from .converters import (Artifact, ConvertError, _cached, _run, _tail, _version, onnx_io_names)
 from .inputs import _load_array, _npy_bytes, bind_inputs, make_input, onnx_inputs
 
 DEFAULT_SAMPLES = 16
 RANDOM_NOTE = "calibrated on random inputs, which are not representative: int8 accuracy " \
               "here says little of accuracy on real data"
+RANDOM_INPUT_NOTE = ("measured on a seeded random input, unlike its calibration data: int8 "
+                     "accuracy on data like the calibration's is not measured here (give the "
+                     "model an input of that kind: npy)")
+
+
+def measured_input_notes(spec, art) -> tuple[str, ...]:
+    """A note for a model quantized on given data (a folder) but measured on a seeded random
+    input: its accuracy figures describe inputs it was not calibrated for. ``spec``: the
+    ModelSpec; ``art``: the artifact (an Artifact or anything else)."""
+    cal = getattr(art, "calibration", "") or ""
+    if not cal or cal.startswith("random ") or getattr(spec, "calibration", None) is None:
+        return ()
+    if any(i.npy is None and i.value is None for i in spec.inputs):
+        return (RANDOM_INPUT_NOTE,)
+    return ()
+
+
 # ONNX ops of a quantized graph: the Q/DQ pair, and the integer ops of the operator-oriented
 # format (QOperator) and of dynamic quantization
 _QDQ = ("QuantizeLinear", "DequantizeLinear")
@@ -114,6 +132,11 @@ def prepare_calibration(spec, onnx: Path | None, inputs) -> Calibration:
                                f"models, this one has {len(names)} ({', '.join(names)}): use "
                                ".npz files with one array per input name")
         pre = spec.preprocess or Preprocess()
+        try:  # the model, not an image, when the input is no image input
+            image_layout(tuple(shapes[0]))
+        except ImageError as e:
+            raise ConvertError(f"calibration folder {folder} holds images, but model input "
+                               f"{names[0]}: {e}") from None
         digest = sha256_text(*(sha256_file(p) for p in files))
         describe = (f"images {folder} {len(files)} files {pre.describe()} "
                     f"sha256:{digest[:12]}")
