@@ -44,8 +44,8 @@ class Tolerance(object):
 # unit tests compare fp16 paths at about 1e-2 relative); int8 is judged by cosine only because
 # quantization error is not bounded element-wise. The float floor is torch.testing.
 # assert_close's default absolute tolerance for float32, float16 and bfloat16 (atol 1e-5); ncnn's
-# own layer tests likewise pass any difference below their epsilon (tests/testutil.h,
-# NearlyEqual).
+# pnnx compares floats alike, an absolute difference within epsilon before the relative test
+# (tools/pnnx/src/pass_level2/F_hardsigmoid.cpp, NearlyEqual).
 FLOAT_ABS_FLOOR = 1e-5
 TOLERANCES = {
     "fp32": Tolerance(1e-3, 0.9999, FLOAT_ABS_FLOOR),
