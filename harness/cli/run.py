@@ -132,7 +132,8 @@ _SAID_ONCE = ("build_error", "convert_error", "unsupported")
 def run_footer(report, data) -> int:
     """Print per-host counts and where the rows went; the exit code: 1 when any configuration
     failed (a failed status, or outputs judged wrong or NaN/Inf), else 0."""
-    from ..status import RETRY, failed
+    from ..compare.verdicts import Thresholds
+    from ..status import MEASURED, RETRY, failed
     bad = [r for r in report.rows if failed(r)]
     by_host: dict[str, Counter] = {}
     for r in report.rows:
@@ -146,7 +147,6 @@ def run_footer(report, data) -> int:
             reasons.setdefault((r["status"], r["host"], str(r["error"])), None)
     for status, h, error in sorted(reasons):
         print(f"{status} on {h}: {error}")
-    from ..compare.verdicts import Thresholds
     said = Thresholds().max_contention  # above it, compare calls the latency unstable
     busy = [r for r in report.rows if (r.get("cpu_contention") or 0.0) > said]
     if busy:  # said here, not only in a later compare: the user can rerun on a quiet machine
@@ -156,7 +156,6 @@ def run_footer(report, data) -> int:
               f"{100 * worst['cpu_contention']:.0f}%: {worst['model']} {worst['engine']} "
               f"{worst['threads']} threads on {worst['host']}); compare calls their latency "
               "unstable")
-    from ..status import MEASURED
     unknown = [r for r in report.rows
                if r["status"] in MEASURED and r.get("cpu_contention") is None]
     if unknown:  # a short loop is not a quiet one: say that it was not looked at

@@ -42,9 +42,11 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
+from harness_agent.engines.base import QUANTIZED
+
 from ..config.toml import Table
 from ..errors import InputError
-from ..verdict import Tolerance, tolerance_for, within
+from ..verdict import TOLERANCES, Tolerance, tolerance_for, within
 
 LATENCY_VERDICTS = ("slower", "unstable", "insufficient", "faster", "same")
 MEMORY_VERDICTS = ("larger", "insufficient", "smaller", "same")
@@ -97,7 +99,7 @@ class Thresholds:
     rss_min_processes: int = 3
     # the cosine an int8 / int8-weight head must reach (the row verdict's, harness_agent.
     # tolerance): a user who accepts more quantization loss says so here
-    int8_cosine: float = 0.99
+    int8_cosine: float = TOLERANCES["int8"].cosine
     drift_factor: float = 10.0
     drift_cos_abs: float = 1e-6
     drift_rel_abs: float = 1e-6
@@ -192,7 +194,7 @@ def memory_verdict(n_base, n_head, min_base, max_base, min_head, max_head, med_b
 def _tolerance(precision, th: Thresholds):
     """The row tolerance of ``precision``, with th.int8_cosine for the quantized ones."""
     tol = tolerance_for(precision)
-    if precision in ("int8", "int8-weight") and th.int8_cosine != tol.cosine:
+    if precision in QUANTIZED and th.int8_cosine != tol.cosine:
         return Tolerance(tol.rel_err, th.int8_cosine, tol.abs_err)
     return tol
 
