@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Dict, List
 
-from . import cores, sustained
+from . import cores, corelatency, sustained
 from .cooldown import cool_down
 from .cpuload import CpuLoad
 from .memory import PhaseMeter
@@ -154,6 +154,8 @@ def measure(job: Dict[str, object], out: Channel, res: Dict[str, object]) -> Non
         pinned = cores.pin(str(job.get("cores") or "all"), int(job["threads"]))
         notes += pinned.pop("notes")
         res.update(pinned)
+        # the machine's own state, on the pinned CPUs, before any engine thread exists
+        res["core_to_core_ns_start"] = corelatency.probe()
         import numpy as np
 
         from . import outputs as outm
@@ -220,6 +222,7 @@ def measure(job: Dict[str, object], out: Channel, res: Dict[str, object]) -> Non
             outm.describe(a)["sha256"] == d["sha256"] for a, d in zip(last, descs))
         fell_back = (adapter.effective_backend != job["backend"]
                      or adapter.effective_precision != job["precision"])
+        res["core_to_core_ns_end"] = corelatency.probe()
         res["status"] = Status.FALLBACK if fell_back else Status.OK
         res["phase"] = "done"
     except MemoryError:

@@ -28,6 +28,8 @@ _THRESHOLD_HELP = {
     "temp_rise_c": "a row's temperature rise (°C) above which latency is unstable",
     "max_contention": "a row's CPU contention (0..1) above which latency is unstable and a "
                       "memory change is not judged",
+    "max_core_latency_change": "the ratio of the two sides' core-to-core latency above which "
+                               "a multi-thread latency is unstable",
     "drift_factor": "correctness: how many times worse than base is drift",
     "int8_cosine": "correctness: the cosine an int8/int8-weight head must reach",
 }

@@ -129,6 +129,24 @@ def run(args: argparse.Namespace) -> int:
 _SAID_ONCE = ("build_error", "convert_error", "unsupported")
 
 
+def _core_latency_line(rows: list[dict], factor: float) -> None:
+    """One line when the machine's core-to-core latency (harness_agent.corelatency) varied by
+    more than ``factor`` over the run's multi-thread rows: a hypervisor moved its vCPUs, and
+    those rows' latencies depend on which state each ran in."""
+    by_host: dict[str, list[float]] = {}
+    for r in rows:
+        if (r.get("threads") or 1) > 1:
+            for k in ("core_to_core_ns_start", "core_to_core_ns_end"):
+                if r.get(k):
+                    by_host.setdefault(r["host"], []).append(float(r[k]))
+    for host, ns in sorted(by_host.items()):
+        if max(ns) > factor * min(ns):
+            print(f"core-to-core latency on {host} varied {min(ns):.0f}-{max(ns):.0f} ns during "
+                  "this run (on a virtual machine: the host moved its CPUs); multi-thread "
+                  "latencies measured in different states differ, and compare calls such "
+                  "pairs unstable")
+
+
 def run_footer(report, data) -> int:
     """Print per-host counts and where the rows went; the exit code: 1 when any configuration
     failed (a failed status, or outputs judged wrong or NaN/Inf), else 0."""
@@ -156,6 +174,7 @@ def run_footer(report, data) -> int:
               f"{100 * worst['cpu_contention']:.0f}%: {worst['model']} {worst['engine']} "
               f"{worst['threads']} threads on {worst['host']}); compare calls their latency "
               "unstable")
+    _core_latency_line(report.rows, Thresholds().max_core_latency_change)
     unknown = [r for r in report.rows
                if r["status"] in MEASURED and r.get("cpu_contention") is None]
     if unknown:  # a short loop is not a quiet one: say that it was not looked at

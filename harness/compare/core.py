@@ -97,6 +97,40 @@ def _env_flags(rows: pd.DataFrame, th: Thresholds) -> tuple[np.ndarray, ...]:
     return gov, hot, thr, busy
 
 
+def _core_latency_changed(rows: pd.DataFrame, pair_r: np.ndarray, side_r: np.ndarray,
+                          n_pairs: int, th: Thresholds) -> list[tuple[int, str]]:
+    """(pair, note) for the pairs whose multi-thread rows saw the machine's core-to-core
+    latency (harness_agent.corelatency, each row's figure before and after it) change by more
+    than a factor th.max_core_latency_change: within a row (its two figures), or between the
+    sides (the median of each side's figures). Rows without figures count for nothing."""
+    if "core_to_core_ns_start" not in rows.columns and "core_to_core_ns_end" not in rows.columns:
+        return []
+    start = _num(rows, "core_to_core_ns_start").to_numpy()
+    end = _num(rows, "core_to_core_ns_end").to_numpy()
+    multi = _num(rows, "threads").to_numpy() > 1
+    limit = th.max_core_latency_change
+    out = []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        within = multi & (np.fmax(start, end) / np.fmin(start, end) > limit)
+    cnt = [np.bincount(pair_r[within & (side_r == sd)], minlength=n_pairs) for sd in (0, 1)]
+    for p in np.flatnonzero(cnt[0] + cnt[1]):
+        sides = ", ".join(f"{name}×{cnt[sd][p]}" for sd, name in ((0, "base"), (1, "head"))
+                          if cnt[sd][p])
+        out.append((int(p), f"core-to-core latency changed during a measurement ({sides})"))
+    frame = pd.DataFrame({"pair": np.tile(pair_r, 2), "side": np.tile(side_r, 2),
+                          "ns": np.concatenate([start, end]), "multi": np.tile(multi, 2)})
+    frame = frame[frame["multi"] & np.isfinite(frame["ns"]) & (frame["ns"] > 0)]
+    if frame.empty:
+        return out
+    med = frame.groupby(["pair", "side"])["ns"].median().unstack("side")
+    if 0 not in med.columns or 1 not in med.columns:
+        return out
+    ratio = np.fmax(med[0], med[1]) / np.fmin(med[0], med[1])
+    for p in med.index[(ratio > limit).to_numpy()]:
+        out.append((int(p), f"core-to-core latency {med.at[p, 0]:.0f} → {med.at[p, 1]:.0f} ns"))
+    return out
+
+
 def _groups_by_pair_side(pair: np.ndarray, side: np.ndarray, values: np.ndarray,
                          lengths: np.ndarray):
     """Accessor: (pair, side) -> (flat samples, samples per row), the rows of that side of
@@ -200,6 +234,10 @@ def compare(df: pd.DataFrame, dimension: str = "engine_version", base=None, head
                 for p in np.flatnonzero(cnt):
                     notes[p].append(f"{what} ({name}×{cnt[p]})")
             env |= np.bincount(pair_r[flag], minlength=n_pairs) > 0
+
+    for p, what in _core_latency_changed(rows, pair_r, side_r, n_pairs, th):
+        notes[p].append(what)
+        env[p] = True
 
     prelim = latency_prelim(lat.n[0], lat.n[1], cv[0], cv[1], env, lat.p_slower, lat.p_faster,
                             ratio, th, rows_n[0], rows_n[1])

@@ -325,7 +325,8 @@ def to_html(res, title: str | None = None, max_panels: int = 36,
         f"hierarchical bootstrap CI beyond {1 + th.ci_margin:g} (1/{1 + th.ci_margin:g}); "
         f"unstable: {th.cv_kind} CV &gt; {100 * th.max_cv:g}% or a governor change, a "
         f"temperature rise &gt; {th.temp_rise_c:g} °C, throttling, or CPU contention &gt; "
-        f"{100 * th.max_contention:g}%; insufficient: fewer than "
+        f"{100 * th.max_contention:g}%, or (threads &gt; 1) the core-to-core latency "
+        f"changed by more than ×{th.max_core_latency_change:g}; insufficient: fewer than "
         f"{th.min_samples} samples. Memory: larger/smaller when the sides do not overlap and "
         f"the median moved by more than max({th.rss_abs_kb / 1024:g} MiB, "
         f"{100 * th.rss_rel:g}%).</p>")

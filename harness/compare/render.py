@@ -225,7 +225,8 @@ def to_markdown(res, max_rows: int | None = None) -> str:
                 f"{th.min_ratio:g} (≤ 1/{th.min_ratio:g}), {100 * th.ci_level:g}% hierarchical "
                 f"bootstrap CI beyond {1 + th.ci_margin:g}; unstable: {th.cv_kind} CV > "
                 f"{100 * th.max_cv:g}% or governor/temperature/throttling or CPU contention > "
-                f"{100 * th.max_contention:g}%; insufficient: < "
+                f"{100 * th.max_contention:g}% or (threads > 1) core-to-core latency "
+                f"changed > ×{th.max_core_latency_change:g}; insufficient: < "
                 f"{th.min_samples} samples. CI marked ~: normal approximation from the "
                 f"process-level spread (pairs with > 50 processes per side)._"]
     return "\n".join(out) + "\n"

@@ -32,7 +32,10 @@ Version history:
      older rows have them null.
      Background load during the timed loop: `cpu_other_load` (cores of CPU time others took
      on the measuring CPUs) and `cpu_contention` (the part of the threads' demand it took;
-     harness_agent.cpuload); older rows have them null
+     harness_agent.cpuload); older rows have them null.
+     The machine's core-to-core latency before and after the measurement:
+     `core_to_core_ns_start`, `core_to_core_ns_end` (harness_agent.corelatency); older rows
+     have them null
 """
 
 from __future__ import annotations
@@ -102,7 +105,8 @@ ROW_COLUMNS: tuple[Column, ...] = tuple(
     + _dims("cooldown")
     + _cols(F, "cooldown_wait_s", "cooldown_temp_before_c", "cooldown_temp_after_c",
             "cooldown_target_c", "sustained_s", "throttle_ratio", "throttle_window_s")
-    + _cols(F, "cpu_other_load", "cpu_contention")
+    + _cols(F, "cpu_other_load", "cpu_contention", "core_to_core_ns_start",
+            "core_to_core_ns_end")
     + _cols(S, "extra_json") + _cols(I, "schema_version")
 )
 COLUMNS: list[tuple[str, pa.DataType]] = [(c.name, c.type) for c in ROW_COLUMNS]
