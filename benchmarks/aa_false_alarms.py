@@ -12,8 +12,12 @@ changed between the runs. Also prints the wall time per run and the gate's exit 
 
 --background-load DUTY (0..1) runs a busy process beside every second run (runs 1, 3, ...),
 busy DUTY of each 20 ms, as another job on a shared machine would: the latency verdicts are
-then counted twice, with compare's CPU-contention rule (Thresholds.max_contention) and without
-it (max_contention = inf), to show what the rule turns from a false `slower` into `unstable`.
+then counted with compare's CPU-contention rule (Thresholds.max_contention) and without it
+(max_contention = inf), to show what the rule turns from a false `slower` into `unstable`.
+The latency verdicts are also counted without the core-to-core latency rule
+(max_core_latency_change = inf), and each run prints the range of the machine's core-to-core
+latency over its multi-thread rows: on a virtual machine whose host moves the vCPUs, that rule
+is what stands between a changed machine and a false `slower`.
 """
 
 from __future__ import annotations
@@ -66,20 +70,26 @@ def main(argv=None) -> int:
         run_ids.append(rep.run_id)
         walls.append(rep.wall_s)
         busy = [r["cpu_contention"] for r in rep.rows if r.get("cpu_contention") is not None]
+        c2c = [r[k] for r in rep.rows if r["threads"] > 1
+               for k in ("core_to_core_ns_start", "core_to_core_ns_end") if r.get(k)]
         print(f"run {i}: {rep.run_id} {len(rep.rows)} rows in {rep.wall_s:.1f} s"
               f"{' beside a busy process' if hog is not None else ''}; CPU contention "
-              f"max {100 * max(busy, default=0):.1f} %", flush=True)
+              f"max {100 * max(busy, default=0):.1f} %; core-to-core latency "
+              f"{min(c2c, default=0):.0f}-{max(c2c, default=0):.0f} ns", flush=True)
 
     counts = {a: Counter() for a in FALSE_ALARMS}
     phase_counts = Counter()
     pairs_total = 0
     gates = []
     blind = Counter()  # latency verdicts without the contention rule
+    unmoved = Counter()  # ... without the core-to-core latency rule
     for base, head in zip(run_ids, run_ids[1:]):
         df = load(out, run_id=[base, head])
         res = compare(df, "run_id", base, head)
         blind.update(compare(df, "run_id", base, head, max_contention=float("inf"))
                      .pairs["latency"].astype(str))
+        unmoved.update(compare(df, "run_id", base, head, max_core_latency_change=float("inf"))
+                       .pairs["latency"].astype(str))
         pairs_total += len(res.pairs)
         gates.append(res.exit_code(GATE))
         for a in FALSE_ALARMS:
@@ -103,6 +113,8 @@ def main(argv=None) -> int:
                   f"{100 * counts[a][v] / max(pairs_total, 1):5.1f} %")
     print("latency without the CPU-contention rule: "
           + ", ".join(f"{v} {n}" for v, n in blind.most_common()))
+    print("latency without the core-to-core latency rule: "
+          + ", ".join(f"{v} {n}" for v, n in unmoved.most_common()))
     print("memory per phase: " + ", ".join(f"{k} {n}" for k, n in sorted(phase_counts.items())))
     print(f"gate --fail-on {GATE}: exit codes {gates}")
     return 0
