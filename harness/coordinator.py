@@ -97,6 +97,13 @@ def executor_factories(hosts, owner: str, trust_new_host_key: bool = False,
 # How long a coordinator on its way out (Ctrl-C, SIGTERM, an error) spends stopping what it
 # still measures on its hosts, all hosts together (s).
 RELEASE_DEADLINE_S = 20.0
+# The coordinator's own deadline on each call to a host worker, beyond the measurement's (the
+# agent's timeout, which the executor enforces on the host): the executors bound every wait on
+# a host, and this bounds the executor, so that a wait some library leaves unbounded cannot
+# hold a run for ever. Generous: a call may also push files, reconnect, check liveness.
+CALL_GRACE_S = 600.0
+# ... and on a host's setup (a new host may build a virtual environment: up to 900 s).
+SETUP_LIMIT_S = 3600.0
 
 
 def release_devices(hosts, owner: str, trust_new_host_key: bool = False,
@@ -252,7 +259,14 @@ def _measure_all(suite: Suite, out_dir: Path, workers, factories: dict, ctx: Run
     t = time.perf_counter()
     prepared = prepare_suite(suite)
     timings["prepare_s"] = time.perf_counter() - t
-    host_info = {h: _outcome(workers, f, setup=True) for h, f in setups.items()}
+    cf.wait(list(setups.values()), timeout=SETUP_LIMIT_S)
+    stuck: dict[str, str] = {}  # hosts whose worker never answered: nothing more is sent
+    for h, f in setups.items():
+        if not f.done():
+            stuck[h] = (f"{h}: the host worker gave no answer to its setup within "
+                        f"{SETUP_LIMIT_S:.0f} s; nothing more was sent to it")
+    host_info = {h: ({"error": stuck[h]} if h in stuck else _outcome(workers, f, setup=True))
+                 for h, f in setups.items()}
     host_info.update({h: {"error": msg} for h, msg in workers.no_route.items()})
     _write_models_table(prepared, out_dir)
     configs = expand(suite, list(factories))
@@ -267,8 +281,9 @@ def _measure_all(suite: Suite, out_dir: Path, workers, factories: dict, ctx: Run
         art = pm.artifact_or_failure(cfg.engine, cfg.precision)
         static = _static_row_fields(pm, art)
         early = None
-        if cfg.host in workers.no_route:
-            early = {"status": Status.UNREACHABLE.value, "error": workers.no_route[cfg.host]}
+        if cfg.host in workers.no_route or cfg.host in stuck:
+            early = {"status": Status.UNREACHABLE.value,
+                     "error": workers.no_route.get(cfg.host) or stuck[cfg.host]}
         elif isinstance(art, ConversionFailed):
             early = {**_host_fields(host_info.get(cfg.host)),
                      "status": Status(art.status).value, "error": art.reason}
@@ -290,18 +305,43 @@ def _measure_all(suite: Suite, out_dir: Path, workers, factories: dict, ctx: Run
     ready = deque(h for h in queues if queues[h])
     limit = max_parallel_hosts or len(queues) or 1
 
+    call_limit_s = suite.measure.agent_timeout_s() + CALL_GRACE_S
+    started: dict[cf.Future, float] = {}
+
     def start_ready() -> None:
         while ready and len(in_flight) < limit:
             host = ready.popleft()
             cfg, static, job = queues[host].popleft()
-            in_flight[workers.call(host, "measure", job,
-                                   suite.measure.agent_timeout_s())] = (cfg, static)
+            f = workers.call(host, "measure", job, suite.measure.agent_timeout_s())
+            in_flight[f], started[f] = (cfg, static), time.monotonic()
+
+    def add_row(cfg, static, result) -> None:
+        row = make_row(ctx, cfg, result, measure=suite.measure, **static)
+        writer.add(row)
+        bars.update(cfg, row["status"])
 
     start_ready()
     while in_flight:
-        done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
-        for f in done:
+        done, overdue = wait_calls(started, call_limit_s)
+        for f in done + overdue:
             cfg, static = in_flight.pop(f)
+            t0 = started.pop(f)
+            if f in overdue:  # the worker still holds the host: nothing more goes there
+                stuck[cfg.host] = (f"{cfg.host}: the host worker gave no answer within "
+                                   f"{call_limit_s:.0f} s (the measurement's "
+                                   f"{suite.measure.agent_timeout_s():.0f} s + "
+                                   f"{CALL_GRACE_S:.0f} s)")
+                add_row(cfg, static, {**_host_fields(host_info.get(cfg.host)),
+                                      "status": Status.UNREACHABLE.value,
+                                      "error": stuck[cfg.host],
+                                      "started_at": time.time() - (time.monotonic() - t0)})
+                for cfg2, static2, _ in queues[cfg.host]:
+                    add_row(cfg2, static2, {**_host_fields(host_info.get(cfg.host)),
+                                            "status": Status.UNREACHABLE.value,
+                                            "error": f"not measured: {stuck[cfg.host]}",
+                                            "started_at": time.time()})
+                queues[cfg.host].clear()
+                continue
             result = {**_host_fields(host_info.get(cfg.host)), **_outcome(workers, f)}
             row = make_row(ctx, cfg, result, measure=suite.measure, **static)
             if result.get("sustained"):
@@ -312,8 +352,9 @@ def _measure_all(suite: Suite, out_dir: Path, workers, factories: dict, ctx: Run
             if queues[cfg.host]:
                 ready.append(cfg.host)  # behind the hosts that waited for a slot
         start_ready()
-    transfers, unreleased = [], []
-    finishing = {h: workers.call(h, "finish") for h in factories if h not in workers.no_route}
+    transfers, unreleased = [], sorted(stuck)  # a stuck worker cannot release its lease
+    finishing = {h: workers.call(h, "finish") for h in factories
+                 if h not in workers.no_route and h not in stuck}
     for h, f in finishing.items():
         try:
             transfers += f.result(timeout=60)
@@ -324,6 +365,19 @@ def _measure_all(suite: Suite, out_dir: Path, workers, factories: dict, ctx: Run
         writer.update(row)
     writer.close()
     return transfers, host_info, writer, unreleased
+
+
+def wait_calls(started: dict[cf.Future, float], limit_s: float
+               ) -> tuple[list[cf.Future], list[cf.Future]]:
+    """Wait until a call of ``started`` (future -> its time.monotonic() start) finishes or
+    the oldest reaches ``limit_s`` s; (the finished ones, those past the limit and still
+    running)."""
+    first_due = min(started.values()) + limit_s
+    done, _ = cf.wait(list(started), timeout=max(0.0, first_due - time.monotonic()),
+                      return_when=cf.FIRST_COMPLETED)
+    now = time.monotonic()
+    overdue = [f for f, t0 in started.items() if f not in done and now - t0 >= limit_s]
+    return list(done), overdue
 
 
 def _outcome(workers, future: cf.Future, setup: bool = False) -> dict:

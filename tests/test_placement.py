@@ -162,3 +162,42 @@ def test_an_unreachable_ray_address_is_one_line_not_minutes_of_retries():
         s.listen()
         check_reachable(f"127.0.0.1:{s.getsockname()[1]}", timeout_s=2)
     check_reachable("auto")  # left to Ray
+
+
+@pytest.mark.engines
+def test_a_host_worker_that_never_answers_costs_the_run_its_call_limit_only(tmp_path,
+                                                                            monkeypatch):
+    """The executors bound every wait on a host; the coordinator bounds the executor too. A
+    worker call that never returns (here: made to hang) becomes an `unreachable` row after
+    the measurement's timeout + CALL_GRACE_S, the host's other jobs `unreachable` rows that
+    say they were not measured, and the run returns with every row written."""
+    pytest.importorskip("onnxruntime")
+    from harness import coordinator
+    from harness.placement import HostGroup
+    from tests.helpers import run_suite_text
+
+    gate, calls = threading.Event(), []
+    real = HostGroup.measure
+
+    def measure(self, host, job, timeout_s):
+        calls.append(host)
+        if len(calls) == 2:  # the second call hangs until the test ends
+            gate.wait(300)
+        return real(self, host, job, timeout_s)
+
+    monkeypatch.setattr(HostGroup, "measure", measure)
+    monkeypatch.setattr(coordinator, "CALL_GRACE_S", 2.0)
+    t0 = time.monotonic()
+    try:
+        df = run_suite_text(tmp_path, 'name = "stuck"\nengines = { onnxruntime = "installed" }\n'
+                            "threads = [1]\n[measure]\nwarmup = 0\nmin_iterations = 3\n"
+                            "min_seconds = 0.0\nprocesses = 3\ntimeout_s = 5\n"
+                            '[[models]]\nname = "m"\nbuiltin = "reduction_sum_block"\n')
+    finally:
+        gate.set()
+    took = time.monotonic() - t0
+    rows = df.sort_values("process")
+    assert list(rows["status"]) == ["ok", "unreachable", "unreachable"], rows[["process", "error"]]
+    assert "gave no answer within 7 s (the measurement's 5 s + 2 s)" in rows["error"].iloc[1]
+    assert rows["error"].iloc[2].startswith("not measured: local: the host worker gave no answer")
+    assert took < 60, took
