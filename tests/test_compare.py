@@ -114,6 +114,23 @@ def test_few_processes_are_insufficient():
         Thresholds(min_processes=0)
 
 
+@pytest.mark.parametrize("field,value", [
+    ("ci_margin", -1.0),                  # was a ZeroDivisionError deep in the verdicts
+    ("ci_margin", -0.5), ("max_core_latency_change", 0.5), ("max_core_latency_change", -1.0),
+    ("max_core_latency_change", float("nan")),  # NaN compares false: it turned the rule off
+    ("max_contention", -1.0), ("max_cv", -0.1), ("alpha", 2.0), ("alpha", 0.0),
+    ("resamples", 0), ("min_samples", -1), ("rss_rel", -1.0), ("temp_rise_c", -5.0),
+    ("int8_cosine", 2.0), ("drift_factor", 0.5), ("min_resamples", 0), ("bootstrap_budget", -1),
+])
+def test_a_threshold_outside_its_range_is_refused_by_name(field, value):
+    with pytest.raises(InputError, match=f"compare thresholds: {field}: got"):
+        Thresholds(**{field: value})
+
+
+def test_inf_switches_a_rule_off():
+    assert Thresholds(max_core_latency_change=float("inf"), max_contention=float("inf"))
+
+
 @pytest.mark.parametrize("field,base_val,head_val,note", [
     ("governor_end", "performance", "powersave", "governor changed"),
     ("temp_max_c_end", 50.0, 75.0, "temp rose"),
@@ -612,6 +629,17 @@ def test_cli_gate(cli_data, capsys):
     assert _run(base + ["--model", "steady", "--fail-on", "slower,larger,wrong"]) == 0
     assert _run(base + ["--fail-on", "slower", "--min-ratio", "1.2"]) == 0
     capsys.readouterr()
+
+
+def test_cli_a_bad_threshold_is_one_line_and_exit_2(cli_data):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "harness", "compare", "--data", str(cli_data),
+                        "--engine", "mnn", "--base", V0, "--head", V1, "--ci-margin", "-1"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "harness: error: compare thresholds: ci_margin: got -1.0 (expected a margin >= 0)"]
 
 
 def test_cli_formats_and_output(cli_data, tmp_path, capsys):

@@ -28,8 +28,13 @@ _THRESHOLD_HELP = {
     "temp_rise_c": "a row's temperature rise (°C) above which latency is unstable",
     "max_contention": "a row's CPU contention (0..1) above which latency is unstable and a "
                       "memory change is not judged",
-    "max_core_latency_change": "the ratio of the two sides' core-to-core latency above which "
-                               "a multi-thread latency is unstable",
+    "max_core_latency_change": "the change of the machine's core-to-core latency (between the "
+                               "sides' medians, or within one measurement) above which a "
+                               "multi-thread latency is unstable",
+    "bootstrap_budget": "bootstrap work cap in drawn samples, summed over pairs",
+    "min_resamples": "fewest bootstrap resamples for a pair that may be slower/faster",
+    "drift_cos_abs": "correctness: smallest growth of 1 - cosine that can be drift",
+    "drift_rel_abs": "correctness: smallest growth of rel_err that can be drift",
     "drift_factor": "correctness: how many times worse than base is drift",
     "int8_cosine": "correctness: the cosine an int8/int8-weight head must reach",
 }

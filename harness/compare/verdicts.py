@@ -40,6 +40,7 @@ Correctness (tolerances from harness.verdict by the head's precision):
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
@@ -58,6 +59,31 @@ PHASES = ("load", "first", "steady")
 CV_KINDS = ("robust", "classic")
 THRESHOLDS_WHERE = "compare thresholds"  # the source named in messages about a bad threshold
 _FIELD_KINDS = {"float": float, "int": int, "str": str}
+
+
+# What each numeric threshold may be (inf is allowed where it switches a rule off).
+_RANGES = {
+    "alpha": (lambda v: 0 < v < 1, "a significance level, 0 < alpha < 1"),
+    "min_ratio": (lambda v: v >= 1, "a ratio >= 1"),
+    "ci_margin": (lambda v: v >= 0, "a margin >= 0"),
+    "ci_level": (lambda v: 0 < v < 1, "0 < level < 1"),
+    "resamples": (lambda v: v >= 1, "a count >= 1"),
+    "bootstrap_budget": (lambda v: v >= 1, "a count >= 1"),
+    "min_resamples": (lambda v: v >= 1, "a count >= 1"),
+    "max_cv": (lambda v: v >= 0, "a coefficient of variation >= 0"),
+    "min_samples": (lambda v: v >= 1, "a sample count >= 1"),
+    "min_processes": (lambda v: v >= 1, "a process count >= 1"),
+    "temp_rise_c": (lambda v: v >= 0, "a rise in °C >= 0"),
+    "max_contention": (lambda v: v >= 0, "a share >= 0"),
+    "max_core_latency_change": (lambda v: v >= 1, "a ratio >= 1"),
+    "rss_abs_kb": (lambda v: v >= 0, "a size in kB >= 0"),
+    "rss_rel": (lambda v: v >= 0, "a relative change >= 0"),
+    "rss_min_processes": (lambda v: v >= 1, "a process count >= 1"),
+    "int8_cosine": (lambda v: -1 <= v <= 1, "a cosine, -1 to 1"),
+    "drift_factor": (lambda v: v >= 1, "a factor >= 1"),
+    "drift_cos_abs": (lambda v: v >= 0, "a difference >= 0"),
+    "drift_rel_abs": (lambda v: v >= 0, "a difference >= 0"),
+}
 
 
 @dataclass(frozen=True)
@@ -120,13 +146,10 @@ class Thresholds:
             t.get(f.name, _FIELD_KINDS[f.type])
         if self.cv_kind not in CV_KINDS:
             t.fail("cv_kind", " or ".join(CV_KINDS), repr(self.cv_kind))
-        if not 0 < self.ci_level < 1:
-            t.fail("ci_level", "0 < level < 1", repr(self.ci_level))
-        if self.min_ratio < 1:
-            t.fail("min_ratio", "a ratio >= 1", repr(self.min_ratio))
-        for name in ("min_processes", "rss_min_processes"):
-            if getattr(self, name) < 1:
-                t.fail(name, "a process count >= 1", repr(getattr(self, name)))
+        for name, (ok, expected) in _RANGES.items():
+            value = getattr(self, name)
+            if math.isnan(value) or not ok(value):  # NaN compares false: no rule at all
+                t.fail(name, expected, repr(value))
 
     def with_options(self, **opts) -> "Thresholds":
         """A copy with the given fields replaced (None values ignored); InputError names an
