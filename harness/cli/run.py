@@ -179,7 +179,8 @@ def run_footer(report, data) -> int:
                if r["status"] in MEASURED and r.get("cpu_contention") is None]
     if unknown:  # a short loop is not a quiet one: say that it was not looked at
         print(f"{len(unknown)} of {len(report.rows)} rows had timed loops too short (< 0.2 s) "
-              "to measure CPU contention; a longer loop (min_seconds) measures it")
+              "to measure CPU contention; a longer loop (more iterations, or min_seconds) "
+              "measures it")
     print(f"\nrun {report.run_id}: {len(report.rows)} rows in {report.wall_s:.1f} s -> "
           f"{data} ({len(report.files)} file(s)); {len(bad)} failed")
     if any(r["status"] in RETRY for r in report.rows):

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..verdict import tolerance_for
 from ..status import severity_rank
-from .render import display_frame, split_key, summary_line
+from .render import display_frame, legend, split_key, summary_line
 from .svg import PALETTE, Chart
 from .verdicts import PHASES
 
@@ -318,18 +318,7 @@ def to_html(res, title: str | None = None, max_panels: int = 36,
         badges.append(f"<div><b>{aspect}</b>: " + "".join(_badge(v, n) for v, n in items)
                       + "</div>")
     out.append("".join(badges))
-    th = res.thresholds
-    out.append(
-        f"<p class=\"note\">slower/faster: one-sided Mann–Whitney p &lt; {th.alpha:g}, ratio of "
-        f"medians ≥ {th.min_ratio:g} (≤ 1/{th.min_ratio:g}) and the {100 * th.ci_level:g}% "
-        f"hierarchical bootstrap CI beyond {1 + th.ci_margin:g} (1/{1 + th.ci_margin:g}); "
-        f"unstable: {th.cv_kind} CV &gt; {100 * th.max_cv:g}% or a governor change, a "
-        f"temperature rise &gt; {th.temp_rise_c:g} °C, throttling, or CPU contention &gt; "
-        f"{100 * th.max_contention:g}%, or (threads &gt; 1) the core-to-core latency "
-        f"changed by more than ×{th.max_core_latency_change:g}; insufficient: fewer than "
-        f"{th.min_samples} samples. Memory: larger/smaller when the sides do not overlap and "
-        f"the median moved by more than max({th.rss_abs_kb / 1024:g} MiB, "
-        f"{100 * th.rss_rel:g}%).</p>")
+    out.append(f"<p class=\"note\">{escape(legend(res.thresholds))}</p>")
     out.append(f"<p class=\"note\">{escape(summary_line(res))}</p>")
 
     out.append("<h2>Pairs</h2>")

@@ -220,16 +220,26 @@ def to_markdown(res, max_rows: int | None = None) -> str:
     if len(res.missing):
         out += ["", f"### Missing on one side ({len(res.missing)})", "",
                 _md_table(missing_frame(res))]
-    th = res.thresholds
-    out += ["", f"_slower/faster: one-sided Mann–Whitney p < {th.alpha:g}, ratio ≥ "
-                f"{th.min_ratio:g} (≤ 1/{th.min_ratio:g}), {100 * th.ci_level:g}% hierarchical "
-                f"bootstrap CI beyond {1 + th.ci_margin:g}; unstable: {th.cv_kind} CV > "
-                f"{100 * th.max_cv:g}% or governor/temperature/throttling or CPU contention > "
-                f"{100 * th.max_contention:g}% or (threads > 1) core-to-core latency "
-                f"changed > ×{th.max_core_latency_change:g}; insufficient: < "
-                f"{th.min_samples} samples. CI marked ~: normal approximation from the "
-                f"process-level spread (pairs with > 50 processes per side)._"]
+    out += ["", f"_{legend(res.thresholds)}_"]
     return "\n".join(out) + "\n"
+
+
+def legend(th) -> str:
+    """The rules `th` (Thresholds) applied, in one paragraph of plain text: what every table
+    of a comparison (Markdown, HTML) prints under it."""
+    return (f"slower/faster: one-sided Mann–Whitney p < {th.alpha:g}, ratio of medians ≥ "
+            f"{th.min_ratio:g} (≤ 1/{th.min_ratio:g}) and the {100 * th.ci_level:g}% "
+            f"hierarchical bootstrap CI beyond {1 + th.ci_margin:g} (1/{1 + th.ci_margin:g}); "
+            f"CI marked ~: normal approximation from the process-level spread (pairs with > 50 "
+            f"processes per side). Unstable: {th.cv_kind} CV > {100 * th.max_cv:g}%, a governor "
+            f"change, a temperature rise > {th.temp_rise_c:g} °C, throttling, CPU contention > "
+            f"{100 * th.max_contention:g}%, or (threads > 1) the core-to-core latency changed by "
+            f"more than ×{th.max_core_latency_change:g}. Insufficient: fewer than "
+            f"{th.min_samples} samples or {th.min_processes} processes a side. Memory, per "
+            f"phase: larger/smaller when the sides do not overlap and the median moved by more "
+            f"than max({th.rss_abs_kb / 1024:g} MiB, {100 * th.rss_rel:g}%, the larger "
+            f"within-side range); insufficient under {th.rss_min_processes} processes a side "
+            f"or where such a change was seen under CPU contention.")
 
 
 def to_dict(res, gate=None) -> dict:
