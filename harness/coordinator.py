@@ -272,6 +272,19 @@ def _measure_all(suite: Suite, out_dir: Path, workers, factories: dict, ctx: Run
     configs = expand(suite, list(factories))
     writer = RunWriter(out_dir, run_id, initial_rows=kept)
     bars = _Progress(configs, progress)
+
+    series_writer = None  # the sustained side table, opened with the first series
+
+    def add_row(cfg, static, result) -> None:
+        """The row of ``result``: its sustained windows first, then the row itself."""
+        nonlocal series_writer
+        row = make_row(ctx, cfg, result, measure=suite.measure, **static)
+        if result.get("sustained"):
+            series_writer = series_writer or SustainedWriter(out_dir, run_id)
+            series_writer.add(row, result["sustained"])
+        writer.add(row)
+        bars.update(cfg, row["status"])
+
     queues: dict[str, deque] = {h: deque() for h in factories}
     for cfg in configs:
         if skip and (cfg.host, cfg.series, cfg.process) in skip:
@@ -288,9 +301,7 @@ def _measure_all(suite: Suite, out_dir: Path, workers, factories: dict, ctx: Run
             early = {**_host_fields(host_info.get(cfg.host)),
                      "status": Status(art.status).value, "error": art.reason}
         if early is not None:
-            writer.add(make_row(ctx, cfg, {**early, "started_at": time.time()},
-                                measure=suite.measure, **static))
-            bars.update(cfg, early["status"])
+            add_row(cfg, static, {**early, "started_at": time.time()})
             continue
         job = build_job(suite, cfg, pm, (host_info.get(cfg.host) or {}).get("temp_max_c"))
         if job_hook is not None:
@@ -298,7 +309,6 @@ def _measure_all(suite: Suite, out_dir: Path, workers, factories: dict, ctx: Run
         queues[cfg.host].append((cfg, static, job))
 
     in_flight: dict[cf.Future, tuple] = {}
-    series_writer = None  # the sustained side table, opened with the first series
 
     # Hosts with jobs left and none in flight, in plan order; at most `max_parallel_hosts`
     # of them measure at once (all of them when it is None).
@@ -314,11 +324,6 @@ def _measure_all(suite: Suite, out_dir: Path, workers, factories: dict, ctx: Run
             cfg, static, job = queues[host].popleft()
             f = workers.call(host, "measure", job, suite.measure.agent_timeout_s())
             in_flight[f], started[f] = (cfg, static), time.monotonic()
-
-    def add_row(cfg, static, result) -> None:
-        row = make_row(ctx, cfg, result, measure=suite.measure, **static)
-        writer.add(row)
-        bars.update(cfg, row["status"])
 
     start_ready()
     while in_flight:
@@ -343,12 +348,7 @@ def _measure_all(suite: Suite, out_dir: Path, workers, factories: dict, ctx: Run
                 queues[cfg.host].clear()
                 continue
             result = {**_host_fields(host_info.get(cfg.host)), **_outcome(workers, f)}
-            row = make_row(ctx, cfg, result, measure=suite.measure, **static)
-            if result.get("sustained"):
-                series_writer = series_writer or SustainedWriter(out_dir, run_id)
-                series_writer.add(row, result["sustained"])
-            writer.add(row)
-            bars.update(cfg, row["status"])
+            add_row(cfg, static, result)
             if queues[cfg.host]:
                 ready.append(cfg.host)  # behind the hosts that waited for a slot
         start_ready()
