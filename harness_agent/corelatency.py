@@ -4,9 +4,9 @@ Why the agent measures it: on a virtual machine the hypervisor may move a guest'
 physical cores that share a last-level cache or onto cores that do not, and the guest's own
 accounting shows nothing (no steal in /proc/stat, each CPU computes as fast as before). Work
 whose threads exchange data then slows down while single-thread work does not. Seen on this
-project's 2-vCPU CI machines (AMD EPYC under Firecracker), switching back and forth every few
-minutes: the round trip below went from ~290 ns to ~540 ns, and PP-OCRv4 det on MNN at 2
-threads from 34 ms to 49 ms while 1 thread stayed at 56 ms. Two identical runs were then
+project's 2-vCPU CI machines (AMD EPYC under Firecracker), switching back and forth after
+seconds to minutes: the round trip below went from 180-190 ns to 440-490 ns, and PP-OCRv4 det
+on MNN at 2 threads from 34 ms to 49 ms while 1 thread stayed at 56 ms. Two identical runs were then
 called `slower` with a tight CI. With the round trip recorded before and after every
 measurement, `compare` can see that the machine, not the engine, changed.
 
@@ -31,6 +31,8 @@ import signal
 import time
 import warnings
 from typing import Iterable, List, Optional, Sequence
+
+from .cores import current_mask
 
 ROUNDS = 2000       # round trips per trial: ~1 ms on x86, long enough for perf_counter
 TRIALS = 7          # the median of these (after one warm-up trial that includes the fork)
@@ -121,19 +123,12 @@ def pairs(cpus: Sequence[int], max_pairs: int = MAX_PAIRS) -> List[tuple]:
     return [(c[0], other) for other in c[1:1 + max_pairs]]
 
 
-def _mask() -> List[int]:
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return []
-
-
 def probe(cpus: Optional[Iterable[int]] = None) -> Optional[float]:
     """The slowest pair's median round trip (ns, 1 decimal) over ``pairs(cpus)``, ``cpus``
     being this process's affinity mask by default; None with fewer than 2 CPUs or when any
     pair could not be measured."""
     worst = None
-    for a, b in pairs(list(cpus) if cpus is not None else _mask()):
+    for a, b in pairs(list(cpus) if cpus is not None else current_mask()):
         try:
             ns = round_trip_ns(a, b)
         except Exception:  # noqa: BLE001 - a side figure must never fail the measurement

@@ -148,6 +148,14 @@ def thread_masks() -> Dict[str, int]:
     return out
 
 
+def current_mask() -> Tuple[int, ...]:
+    """The CPUs this process may run on, sorted; every CPU where the mask cannot be read."""
+    try:
+        return tuple(sorted(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return tuple(range(os.cpu_count() or 1))
+
+
 def pin(spec: str, threads: int) -> Dict[str, object]:
     """Pin this process to the CPUs of ``spec`` (before the engine loads: threads started
     later inherit the mask). Returns the row fields: cores_requested, cpu_mask (read back),

@@ -28,6 +28,8 @@ import os
 import time
 from typing import Dict, Iterable, Optional, Tuple
 
+from .cores import current_mask
+
 # /proc/stat cpuN columns (after the name): user nice system idle iowait irq softirq steal ...
 _BUSY_COLUMNS = (0, 1, 2, 5, 6, 7)
 # At 100 ticks a second, one tick is 1 % of a core over a second; below this many ticks per
@@ -84,13 +86,6 @@ def contention(other_load: float, cpus: int, threads: int) -> float:
     return max(0.0, other_load - spare) / max(1, min(threads, cpus))
 
 
-def _affinity() -> Tuple[int, ...]:
-    try:
-        return tuple(sorted(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return tuple(range(os.cpu_count() or 1))
-
-
 class CpuLoad:
     """Brackets a window: ``start()`` before it, ``end()`` after it gives the row fields above.
 
@@ -102,7 +97,7 @@ class CpuLoad:
         self.cpus: Tuple[int, ...] = ()
 
     def start(self) -> None:
-        self.cpus = _affinity()
+        self.cpus = current_mask()
         self._start = (time.monotonic(), busy_ticks(self.cpus), own_ticks())
 
     def end(self) -> Dict[str, Optional[float]]:

@@ -127,8 +127,9 @@ def display_frame(res, max_rows: int | None = None) -> tuple[pd.DataFrame, dict,
     show[f"{res.base} ms"] = [fmt_ms(v) for v in p["median_base"]]
     show[f"{res.head} ms"] = [fmt_ms(v) for v in p["median_head"]]
     show["ratio"] = [fmt_ratio(v) for v in p["ratio"]]
-    show[f"{100 * res.thresholds.ci_level:g}% CI"] = [("~" if m == "normal" else "") + fmt_ci(lo, hi) if np.isfinite(lo) else "-"
-                      for lo, hi, m in zip(p["ci_low"], p["ci_high"], p["ci_method"])]
+    show[f"{100 * res.thresholds.ci_level:g}% CI"] = [
+        ("~" if m == "normal" else "") + fmt_ci(lo, hi) if np.isfinite(lo) else "-"
+        for lo, hi, m in zip(p["ci_low"], p["ci_high"], p["ci_method"])]
     show["p"] = [fmt_p(ps if r >= 1 else pf) if np.isfinite(r) else "-"
                  for ps, pf, r in zip(p["p_slower"], p["p_faster"], p["ratio"])]
     show["latency"] = list(p["latency"])

@@ -119,7 +119,8 @@ class Thresholds:
     # side's rows: a hypervisor moving vCPUs between cores that share a cache and cores that
     # do not changes it without a trace in /proc/stat, and threads that exchange data slow
     # down with it. Measured on 2-vCPU CI machines: 180-190 ns and 440-490 ns, switching
-    # every few minutes; MNN on PP-OCRv4 det at 2 threads 34 ms and 49 ms, 1 thread unchanged.
+    # after seconds to minutes; MNN on PP-OCRv4 det at 2 threads 34 ms and 49 ms, 1 thread
+    # unchanged.
     # Within one state the figure varied by 10 %. Above this ratio between the two sides a
     # multi-thread latency difference is not the engine's.
     max_core_latency_change: float = 1.3
